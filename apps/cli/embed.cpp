@@ -1,0 +1,43 @@
+// sam embed: image -> image embedding (.npy), as SamPredictor.set_image computes it.
+#include <chrono>
+#include <iostream>
+
+#include "cli/model_loading.h"
+#include "sam/image.h"
+#include "sam/npy.h"
+
+namespace sam::cli {
+namespace {
+
+struct EmbedOptions {
+    ModelOptions model;
+    std::string image, output;
+};
+
+int run_embed(const EmbedOptions& o) {
+    using clock = std::chrono::steady_clock;
+    auto t0 = clock::now();
+    Sam sam = load_model(o.model);
+    auto t1 = clock::now();
+    Image img = read_image(o.image);
+    auto t2 = clock::now();
+    Tensor emb = sam.embed(img);
+    auto t3 = clock::now();
+    save_npy(o.output, emb);
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    std::cerr << "embedding " << shape_str(emb.shape()) << " -> " << o.output << " (load " << ms(t0, t1)
+              << " ms, decode " << ms(t1, t2) << " ms, encode " << ms(t2, t3) << " ms, " << num_threads()
+              << " threads)\n";
+    return 0;
+}
+
+Registration reg("embed", "Compute the image embedding of an image and write it as .npy", [](CLI::App& cmd) {
+    auto o = std::make_shared<EmbedOptions>();
+    add_model_options(cmd, o->model);
+    cmd.add_option("--image,-i", o->image, "Input image (JPEG, PNG)")->required()->check(CLI::ExistingFile);
+    cmd.add_option("--output,-o", o->output, "Output .npy (1 x C x 64 x 64 float32)")->required();
+    return [o] { return run_embed(*o); };
+});
+
+}  // namespace
+}  // namespace sam::cli

@@ -1,0 +1,69 @@
+// The model: load an official checkpoint and compute image embeddings.
+//
+//   sam::Sam model = sam::Sam::load("sam_vit_b_01ec64.pth");
+//   sam::Tensor emb = model.embed(sam::read_image("truck.jpg"));   // (1, 256, 64, 64)
+//
+// Prompting the embedding is done through sam::SamPredictor (predictor.h), segmenting
+// everything through sam::SamAutomaticMaskGenerator (automatic_mask_generator.h).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sam/config.h"
+#include "sam/error.h"
+#include "sam/image.h"
+#include "sam/tensor.h"
+
+namespace sam {
+
+struct SamModel;  // weights and config (src/modeling/sam.h)
+
+struct LoadOptions {
+    // "auto" reads embed dim and depth off the checkpoint's shapes; or vit_b | vit_l | vit_h.
+    std::string model_type = "auto";
+    // A JSON config (config.json format) for non-standard sizes; overrides model_type.
+    std::string config_path;
+};
+
+// Sizes of an image as the model sees it.
+struct ImageGeometry {
+    int orig_h = 0, orig_w = 0;    // original image
+    int input_h = 0, input_w = 0;  // after resizing the longest side to img_size
+};
+
+class Sam {
+  public:
+    // Loads and checks every expected key and shape; throws sam::CheckpointError naming the
+    // file and key for anything missing, unexpected or ill-shaped.
+    static Sam load(const std::string& checkpoint_path, const LoadOptions& options = {});
+
+    // A model of the given shape with random weights (benchmarks; speed does not depend on
+    // values). `tensors`, if given, receives every weight under its checkpoint key, in order.
+    static Sam random(const SamConfig& config, uint64_t seed = 0,
+                      std::vector<std::pair<std::string, Tensor>>* tensors = nullptr);
+
+    const SamConfig& config() const;
+    const std::string& checkpoint_path() const;
+    std::string checkpoint_dtype() const;  // "float32" | "float16" | "bfloat16"
+    int64_t parameter_count() const;
+
+    // Preprocess (resize, normalise, pad) and encode: (1, out_chans, 64, 64).
+    Tensor embed(const Image& image) const;
+    // Encode an already preprocessed (1, 3, img_size, img_size) input.
+    Tensor encode(const Tensor& input) const;
+    ImageGeometry geometry(int orig_h, int orig_w) const;
+
+    const SamModel& model() const { return *model_; }
+
+  private:
+    std::shared_ptr<const SamModel> model_;
+};
+
+// Sets the number of threads for every computation; n <= 0 means all cores (the default).
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace sam

@@ -1,0 +1,47 @@
+#include "modeling/common.h"
+
+#include <cmath>
+
+#include "ops/ops.h"
+
+namespace sam {
+
+Linear WeightLoader::linear(int64_t out, int64_t in, bool bias) const {
+    Linear l;
+    l.w = tensor("weight", {out, in});
+    if (bias) l.b = tensor("bias", {out});
+    return l;
+}
+
+LayerNorm WeightLoader::layer_norm(int64_t C) const { return {tensor("weight", {C}), tensor("bias", {C})}; }
+
+Tensor linear(const Tensor& x, const Linear& l) { return ops::linear(x, l.w, l.b); }
+
+void layer_norm_inplace(Tensor& x, const LayerNorm& n, float eps) {
+    const int64_t C = x.dim(-1);
+    ops::layer_norm(x.data(), x.numel() / C, C, n.w.data(), n.b.data(), eps);
+}
+
+}  // namespace sam
+
+namespace sam {
+
+Tensor RandomSource::tensor(const std::string& key, const Shape& shape) const {
+    Tensor t = Tensor::empty(shape);
+    const bool is_bias = key.size() >= 5 && key.compare(key.size() - 5, 5, ".bias") == 0;
+    if (shape.size() == 1) {
+        for (int64_t i = 0; i < t.numel(); ++i) t[i] = is_bias ? 0.0f : 1.0f;
+    } else {
+        const int64_t fan_in = t.numel() / shape[0];
+        const float a = 1.0f / std::sqrt(static_cast<float>(fan_in > 0 ? fan_in : 1));
+        for (int64_t i = 0; i < t.numel(); ++i) {
+            state_ = state_ * 6364136223846793005ull + 1442695040888963407ull;  // LCG, top 24 bits
+            const float u = static_cast<float>(state_ >> 40) / 16777216.0f;
+            t[i] = (2.0f * u - 1.0f) * a;
+        }
+    }
+    made_.emplace_back(key, t);
+    return t;
+}
+
+}  // namespace sam
