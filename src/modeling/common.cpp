@@ -3,19 +3,43 @@
 #include <cmath>
 
 #include "ops/ops.h"
+#include "sam/error.h"
 
 namespace sam {
 
-Linear WeightLoader::linear(int64_t out, int64_t in, bool bias) const {
+Linear make_linear(Tensor w, Tensor b) {
     Linear l;
-    l.w = tensor("weight", {out, in});
-    if (bias) l.b = tensor("bias", {out});
+    l.w = std::move(w);
+    l.b = std::move(b);
+    l.mm = ops::PackedLinear(l.w, l.b);
     return l;
+}
+
+Linear WeightLoader::linear(int64_t out, int64_t in, bool bias) const {
+    Tensor w = tensor("weight", {out, in});
+    return make_linear(w, bias ? tensor("bias", {out}) : Tensor());
 }
 
 LayerNorm WeightLoader::layer_norm(int64_t C) const { return {tensor("weight", {C}), tensor("bias", {C})}; }
 
-Tensor linear(const Tensor& x, const Linear& l) { return ops::linear(x, l.w, l.b); }
+Tensor linear(const Tensor& x, const Linear& l, ops::Epilogue e) {
+    const int64_t K = x.dim(-1), M = x.numel() / K;
+    if (K != l.w.dim(1))
+        throw Error("linear: input " + shape_str(x.shape()) + " vs weight " + shape_str(l.w.shape()));
+    Shape out_shape = x.shape();
+    out_shape.back() = l.out_features();
+    Tensor y = Tensor::empty(out_shape);
+    l.mm.forward(x.data(), M, y.data(), e);
+    return y;
+}
+
+void linear_add(const Tensor& x, const Linear& l, Tensor& y) {
+    const int64_t K = x.dim(-1), M = x.numel() / K;
+    if (K != l.w.dim(1) || y.numel() != M * l.out_features())
+        throw Error("linear_add: input " + shape_str(x.shape()) + ", weight " + shape_str(l.w.shape()) +
+                    ", output " + shape_str(y.shape()));
+    l.mm.forward(x.data(), M, y.data(), ops::Epilogue::Residual);
+}
 
 void layer_norm_inplace(Tensor& x, const LayerNorm& n, float eps) {
     const int64_t C = x.dim(-1);

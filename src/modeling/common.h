@@ -7,14 +7,17 @@
 #include <vector>
 
 #include "io/checkpoint.h"
+#include "ops/matmul.h"
 #include "sam/tensor.h"
 
 namespace sam {
 
 struct Linear {     // <prefix>.weight (out, in), <prefix>.bias (out)
     Tensor w, b;
+    ops::PackedLinear mm;  // the same weights, packed for the GEMM library on first use
     int64_t out_features() const { return w.dim(0); }
 };
+Linear make_linear(Tensor w, Tensor b);
 
 struct LayerNorm {  // <prefix>.weight (C), <prefix>.bias (C)
     Tensor w, b;
@@ -67,8 +70,10 @@ class WeightLoader {
     std::string prefix_;
 };
 
-// y = x W^T + b over the last dimension.
-Tensor linear(const Tensor& x, const Linear& l);
+// y = epilogue(x W^T + b) over the last dimension.
+Tensor linear(const Tensor& x, const Linear& l, ops::Epilogue e = ops::Epilogue::None);
+// y += x W^T + b (residual fused into the GEMM); y has x's rows and l's out features.
+void linear_add(const Tensor& x, const Linear& l, Tensor& y);
 // Layer norm over the last dimension, in place.
 void layer_norm_inplace(Tensor& x, const LayerNorm& n, float eps);
 

@@ -89,7 +89,7 @@ Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, i
                     for (int64_t kw = 0; kw < ww; ++kw) srow[kw] += bias_h + rw[-kw];
                 }
             }
-            ops::softmax_rows(S.data(), nq, T);
+            for (int64_t i = 0; i < nq; ++i) ops::softmax_row(S.data() + i * T, T);
             ops::gemm(nq, hd, T, S.data(), T, Vp, ldk, false, O.data(), hd);
             for (int64_t i = 0; i < nq; ++i) std::copy_n(O.data() + i * hd, hd, out.data() + q_row[i] * C + h * hd);
         }

@@ -13,8 +13,8 @@ ImageEncoderWeights load_image_encoder(const WeightLoader& w, const ImageEncoder
     const int64_t C = cfg.embed_dim, P = cfg.patch_size, G = cfg.img_size / cfg.patch_size;
     const int64_t hd = C / cfg.num_heads, out = cfg.out_chans;
     ImageEncoderWeights e;
-    e.patch_embed.w = w["patch_embed.proj"].tensor("weight", {C, 3, P, P}).reshape({C, 3 * P * P});
-    e.patch_embed.b = w["patch_embed.proj"].tensor("bias", {C});
+    e.patch_embed = make_linear(w["patch_embed.proj"].tensor("weight", {C, 3, P, P}).reshape({C, 3 * P * P}),
+                                w["patch_embed.proj"].tensor("bias", {C}));
     e.pos_embed = w.tensor("pos_embed", {1, G, G, C});
     for (int i = 0; i < cfg.depth; ++i) {
         WeightLoader b = w["blocks." + std::to_string(i)];
@@ -33,14 +33,15 @@ ImageEncoderWeights load_image_encoder(const WeightLoader& w, const ImageEncoder
         blk.lin2 = b["mlp.lin2"].linear(C, C * cfg.mlp_ratio);
         e.blocks.push_back(std::move(blk));
     }
-    e.neck_conv1 = w["neck.0"].tensor("weight", {out, C, 1, 1}).reshape({out, C});
+    e.neck_conv1 = make_linear(w["neck.0"].tensor("weight", {out, C, 1, 1}).reshape({out, C}), Tensor());
     e.neck_norm1 = w["neck.1"].layer_norm(out);
     // Reorder the 3x3 conv to (out, ky, kx, in) so that im2col rows are contiguous channel runs.
     Tensor k3 = w["neck.2"].tensor("weight", {out, out, 3, 3});
-    e.neck_conv2 = Tensor::empty({out, 3, 3, out});
+    Tensor k3r = Tensor::empty({out, 9 * out});
     for (int64_t o = 0; o < out; ++o)
         for (int64_t i = 0; i < out; ++i)
-            for (int64_t k = 0; k < 9; ++k) e.neck_conv2[(o * 9 + k) * out + i] = k3[(o * out + i) * 9 + k];
+            for (int64_t k = 0; k < 9; ++k) k3r[(o * 9 + k) * out + i] = k3[(o * out + i) * 9 + k];
+    e.neck_conv2 = make_linear(k3r, Tensor());
     e.neck_norm2 = w["neck.3"].layer_norm(out);
     return e;
 }
@@ -70,7 +71,7 @@ Tensor patch_embed(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, 
 Tensor neck(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, const Tensor& x) {
     const int64_t G = cfg.img_size / cfg.patch_size, out = cfg.out_chans;
     const float eps = cfg.layer_norm_eps;
-    Tensor y = ops::linear(x, w.neck_conv1, Tensor());
+    Tensor y = linear(x, w.neck_conv1);
     layer_norm_inplace(y, w.neck_norm1, eps);
     Tensor cols({G * G, 9 * out});  // zeros: the padding
 #pragma omp parallel for
@@ -83,7 +84,7 @@ Tensor neck(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, const T
                     std::memcpy(cols.data() + (py * G + px) * 9 * out + (ky * 3 + kx) * out,
                                 y.data() + (sy * G + sx) * out, static_cast<size_t>(out) * sizeof(float));
                 }
-    Tensor z = ops::linear(cols, w.neck_conv2.reshape({out, 9 * out}), Tensor());
+    Tensor z = linear(cols, w.neck_conv2);
     layer_norm_inplace(z, w.neck_norm2, eps);
     // Channels-last (G*G, out) -> (1, out, G, G).
     Tensor emb = Tensor::empty({1, out, G, G});
@@ -108,14 +109,10 @@ Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderCon
         const EncoderBlockWeights& b = w.blocks[i];
         // x = x + proj(attn(norm1(x)))
         Tensor h = ops::layer_norm(x, b.norm1.w, b.norm1.b, eps);
-        Tensor a = linear(encoder_attention(b, h, static_cast<int>(G), static_cast<int>(G), cfg.num_heads), b.proj);
-        ops::add_inplace(x.data(), a.data(), x.numel());
+        linear_add(encoder_attention(b, h, static_cast<int>(G), static_cast<int>(G), cfg.num_heads), b.proj, x);
         // x = x + lin2(gelu(lin1(norm2(x))))
         h = ops::layer_norm(x, b.norm2.w, b.norm2.b, eps);
-        Tensor m = linear(h, b.lin1);
-        ops::gelu_inplace(m.data(), m.numel());
-        Tensor y = linear(m, b.lin2);
-        ops::add_inplace(x.data(), y.data(), x.numel());
+        linear_add(linear(h, b.lin1, ops::Epilogue::Gelu), b.lin2, x);
         if (observe) observe("block" + std::to_string(i), x.reshape({1, G, G, C}));
     }
     Tensor emb = neck(w, cfg, x);

@@ -24,9 +24,9 @@ struct ImageEncoderWeights {      // image_encoder
     Linear patch_embed;           // .patch_embed.proj: weight (C, 3, 16, 16) viewed as (C, 768)
     Tensor pos_embed;             // .pos_embed (1, 64, 64, C)
     std::vector<EncoderBlockWeights> blocks;
-    Tensor neck_conv1;            // .neck.0.weight (256, C, 1, 1) viewed as (256, C)
+    Linear neck_conv1;            // .neck.0.weight (256, C, 1, 1) viewed as (256, C), no bias
     LayerNorm neck_norm1;         // .neck.1 (256)
-    Tensor neck_conv2;            // .neck.2.weight (256, 256, 3, 3), reordered to (256, 3, 3, 256)
+    Linear neck_conv2;            // .neck.2.weight (256, 256, 3, 3), reordered to (256, 3 * 3 * 256)
     LayerNorm neck_norm2;         // .neck.3 (256)
 };
 

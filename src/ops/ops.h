@@ -33,5 +33,6 @@ void gelu_inplace(float* x, int64_t n);  // exact (erf) GELU, as nn.GELU()
 void relu_inplace(float* x, int64_t n);
 void add_inplace(float* x, const float* y, int64_t n);  // x += y
 void softmax_rows(float* x, int64_t rows, int64_t cols);  // in place, numerically stable
+void softmax_row(float* x, int64_t cols);                 // one row, no threading
 
 }  // namespace sam::ops

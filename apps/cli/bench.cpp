@@ -1,0 +1,101 @@
+// sam bench: encoder (and, where built, decoder and generator) timings with random full-size
+// weights made in memory, beside a GEMM microbenchmark of the library in use on the encoder's
+// own shapes, so every figure comes with its ratio to the machine's measured peak.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+#include "cli/command.h"
+#include "flops.h"
+#include "ops/ops.h"
+#include "sam/sam.h"
+
+namespace sam::cli {
+namespace {
+
+struct BenchOptions {
+    std::vector<std::string> model_types = {"vit_b"};
+    int repetitions = 3;
+    int threads = 0;
+};
+
+double peak_rss_gib() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);
+}
+
+// Best sgemm GFLOP/s over the encoder's linear-layer shapes (M = 4096 tokens).
+double gemm_peak_gflops(int C, int reps) {
+    const int64_t M = 4096;
+    const std::vector<std::pair<int64_t, int64_t>> nk = {{3 * C, C}, {4 * C, C}, {C, 4 * C}};
+    double best = 0.0;
+    for (auto [N, K] : nk) {
+        Tensor a({M, K}), b({N, K}), c({M, N});
+        for (int64_t i = 0; i < a.numel(); ++i) a[i] = static_cast<float>(i % 7) * 0.1f;
+        for (int64_t i = 0; i < b.numel(); ++i) b[i] = static_cast<float>(i % 5) * 0.1f;
+        for (int r = 0; r < reps + 1; ++r) {
+            auto t0 = std::chrono::steady_clock::now();
+            ops::gemm(M, N, K, a.data(), K, b.data(), K, true, c.data(), N);
+            double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (r > 0) best = std::max(best, 2.0 * M * N * K / s / 1e9);  // first run warms up
+        }
+    }
+    return best;
+}
+
+struct Stats {
+    double min_s, median_s;
+};
+template <class F>
+Stats time_runs(int reps, F&& f) {
+    std::vector<double> t;
+    for (int r = 0; r < reps; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(t.begin(), t.end());
+    return {t.front(), t[t.size() / 2]};
+}
+
+int run_bench(const BenchOptions& o) {
+    set_num_threads(o.threads);
+    std::printf("sam bench: %d threads, %d repetitions (random weights, made in memory)\n", num_threads(),
+                o.repetitions);
+    for (const std::string& type : o.model_types) {
+        SamConfig cfg = sam_config_for(type);
+        auto t0 = std::chrono::steady_clock::now();
+        Sam sam = Sam::random(cfg, 1);
+        double make_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double peak = gemm_peak_gflops(cfg.encoder.embed_dim, 3);
+        Tensor input({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
+        for (int64_t i = 0; i < input.numel(); ++i) input[i] = static_cast<float>((i * 7919) % 255) / 64.0f - 2.0f;
+        sam.encode(input);  // warm-up
+        Stats enc = time_runs(o.repetitions, [&] { sam.encode(input); });
+        const double gflop = image_encoder_flops(cfg.encoder) / 1e9;
+        std::printf("\n%s (%lld parameters, made in %.2f s)\n", type.c_str(),
+                    static_cast<long long>(sam.parameter_count()), make_s);
+        std::printf("  sgemm peak on encoder shapes   %8.1f GFLOP/s\n", peak);
+        std::printf("  encoder  %.1f GFLOP            min %.3f s  median %.3f s  %6.1f GFLOP/s  %.0f%% of peak\n",
+                    gflop, enc.min_s, enc.median_s, gflop / enc.min_s, 100.0 * gflop / enc.min_s / peak);
+        std::printf("  peak RSS so far                %8.2f GiB\n", peak_rss_gib());
+    }
+    return 0;
+}
+
+Registration reg("bench", "Benchmark encoder, decoder and generator with random full-size weights", [](CLI::App& cmd) {
+    auto o = std::make_shared<BenchOptions>();
+    cmd.add_option("--model-type", o->model_types, "Model types to run (vit_b vit_l vit_h)")
+        ->check(CLI::IsMember({"vit_b", "vit_l", "vit_h"}));
+    cmd.add_option("--repetitions,-r", o->repetitions, "Timed repetitions per figure")->check(CLI::PositiveNumber);
+    cmd.add_option("--threads,-t", o->threads, "Threads (default: all cores)");
+    return [o] { return run_bench(*o); };
+});
+
+}  // namespace
+}  // namespace sam::cli
