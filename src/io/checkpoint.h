@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -38,6 +39,9 @@ class Checkpoint {
     // file, compressed entries, unknown pickle opcode or global, unsupported dtype, a tensor
     // whose storage is too small for its shape/stride.
     static Checkpoint open(const std::string& path);
+    // The same from bytes already in memory (tests, fuzzing); `name` stands for the path in
+    // messages. fp32 views alias `bytes`, which the checkpoint keeps alive.
+    static Checkpoint from_memory(std::shared_ptr<std::vector<uint8_t>> bytes, std::string name);
 
     const std::string& path() const { return path_; }
     const std::vector<TensorRecord>& records() const { return records_; }  // file order
@@ -47,16 +51,22 @@ class Checkpoint {
     // The tensor as fp32, checked against `expected` shape (throws naming key, got, expected).
     // Marks the key as used.
     Tensor tensor(const std::string& key, const Shape& expected) const;
-    // Keys never fetched with tensor(): the loader reports them as unexpected.
+    // The tensor as fp32 in whatever shape it has. Marks the key as used.
+    Tensor tensor(const std::string& key) const;
+    // Keys never fetched with tensor(), in file order: the loader reports them as unexpected.
+    // (The used-key set is shared by copies of a Checkpoint and is not thread-safe.)
     std::vector<std::string> unused_keys() const;
     // The dtype most tensors have (for `sam info`).
     DType dominant_dtype() const;
     int64_t parameter_count() const;
 
   private:
+    static Checkpoint parse(std::string path, const uint8_t* data, size_t size, std::shared_ptr<void> owner);
+
     std::string path_;
     std::shared_ptr<void> mapping_;  // keeps the mmap alive for views
     std::vector<TensorRecord> records_;
+    std::unordered_map<std::string, size_t> index_;  // key -> position in records_
     std::shared_ptr<std::set<std::string>> used_ = std::make_shared<std::set<std::string>>();
 };
 
