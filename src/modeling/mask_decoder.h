@@ -1,0 +1,52 @@
+// Mask decoder (segment_anything/modeling/mask_decoder.py): output tokens + prompt tokens
+// through the two-way transformer, upscaled image features, hypernetwork MLPs per mask token
+// and the IoU head. Decodes B prompts per call.
+#pragma once
+
+#include <vector>
+
+#include "modeling/common.h"
+#include "modeling/transformer.h"
+#include "sam/config.h"
+
+namespace sam {
+
+struct MlpWeights {                 // <prefix>.layers.{0..n-1}; ReLU between layers, none after the last
+    std::vector<Linear> layers;
+};
+
+struct MaskDecoderWeights {         // mask_decoder
+    TwoWayTransformerWeights transformer;  // .transformer
+    Tensor iou_token;               // .iou_token.weight (1, C)
+    Tensor mask_tokens;             // .mask_tokens.weight (num_mask_tokens, C)
+    Linear upscale1;                // .output_upscaling.0 ConvTranspose (C, C/4, 2, 2) as (4 * C/4, C), rows (ky, kx, out)
+    LayerNorm upscale_norm;         // .output_upscaling.1 LayerNorm2d (C/4)
+    Linear upscale2;                // .output_upscaling.3 ConvTranspose (C/4, C/8, 2, 2) as (4 * C/8, C/4)
+    std::vector<MlpWeights> hypernetworks;  // .output_hypernetworks_mlps.N: C -> C -> C -> C/8
+    MlpWeights iou_head;            // .iou_prediction_head: C -> hidden -> hidden -> num_mask_tokens
+    int num_mask_tokens = 0;        // num_multimask_outputs + 1
+};
+
+MaskDecoderWeights load_mask_decoder(const WeightLoader& w, const MaskDecoderConfig& cfg);
+
+// The decoder's per-image state: src = embedding + dense prompt and what the first transformer
+// layer derives from it alone.
+//   embedding (1, C, G, G); dense (G*G, C) channels-last, or (1, C) broadcast (no_mask_embed);
+//   image_pe (G*G, C).
+TransformerImageState prepare_decoder_image(const MaskDecoderWeights& w, const Tensor& embedding, const Tensor& dense,
+                                            const Tensor& image_pe);
+
+struct DecoderOutput {
+    Tensor masks;  // (B, M, 4G, 4G) low-resolution mask logits
+    Tensor iou;    // (B, M) predicted IoU
+};
+
+// Decodes B prompts.
+//   states: 1 entry shared by every prompt, or B entries (one per prompt, e.g. mask inputs);
+//   image_pe (G*G, C); sparse (B, Ns, C);
+//   multimask_output: M = 3 (masks 1..3), else M = 1 (mask 0).
+// Works through the batch in chunks so that memory stays bounded whatever B is.
+DecoderOutput mask_decoder_forward(const MaskDecoderWeights& w, const std::vector<const TransformerImageState*>& states,
+                                   const Tensor& image_pe, const Tensor& sparse, bool multimask_output);
+
+}  // namespace sam
