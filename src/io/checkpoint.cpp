@@ -35,6 +35,8 @@ size_t element_size(DType d) { return d == DType::F32 ? 4 : 2; }
 constexpr std::array<uint8_t, 14> kLegacyMagic = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
                                                   0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
+// Hand-written: C++20 has no half or bfloat16 type (std::float16_t arrives with C++23 and
+// <stdfloat>), and pulling in a half-float library for two bit manipulations is not worth it.
 float half_to_float(uint16_t h) {
     uint32_t sign = uint32_t{h & 0x8000u} << 16, exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu;
     if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in fp32
@@ -131,7 +133,7 @@ Checkpoint Checkpoint::open(const std::string& path) {
         ::close(fd);
         throw CheckpointError(path, "", "empty file, not a zip archive");
     }
-    // Private writable mapping: pages are shared with the page cache until written, and a caller
+    // Private writable mapping (copy-on-write): pages are shared with the page cache until written, and a caller
     // writing into a view changes only its own copy, never the file.
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     int err = errno;

@@ -14,7 +14,8 @@ namespace sam {
 
 namespace {
 
-// Round to nearest even, overflow to infinity, NaN stays NaN.
+// Hand-written for the same reason as the reader's widening (no fp16/bf16 type before C++23).
+// Round to nearest even (as torch's .half() / .bfloat16()), overflow to infinity, NaN stays NaN.
 uint16_t float_to_half(float f) {
     uint32_t x = std::bit_cast<uint32_t>(f);
     uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
