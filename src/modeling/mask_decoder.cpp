@@ -22,10 +22,8 @@ MlpWeights load_mlp(const WeightLoader& w, int64_t in, int64_t hidden, int64_t o
 }
 
 Tensor mlp_forward(const MlpWeights& m, Tensor x) {
-    for (size_t i = 0; i < m.layers.size(); ++i) {
-        x = linear(x, m.layers[i]);
-        if (i + 1 < m.layers.size()) ops::relu_inplace(x.data(), x.numel());
-    }
+    for (size_t i = 0; i < m.layers.size(); ++i)
+        x = linear(x, m.layers[i], i + 1 < m.layers.size() ? ops::Epilogue::Relu : ops::Epilogue::None);
     return x;
 }
 
@@ -54,8 +52,7 @@ void upscale_and_predict(const MaskDecoderWeights& w, const float* keys, int64_t
     layer_norm_inplace(u1, w.upscale_norm, kLayerNorm2dEps);
     ops::gelu_inplace(u1.data(), u1.numel());
     // ConvTranspose 2x2 s2 -> GELU: (G*G * 4, 4 * C/8), four 4G x 4G pixels per row.
-    Tensor u2 = linear(u1, w.upscale2);
-    ops::gelu_inplace(u2.data(), u2.numel());
+    Tensor u2 = linear(u1, w.upscale2, ops::Epilogue::Gelu);
     // Mask logits: hypernetwork vector . upscaled features, scattered to (4G, 4G).
 #pragma omp parallel for
     for (int64_t r1 = 0; r1 < G * G * 4; ++r1) {
@@ -66,6 +63,7 @@ void upscale_and_predict(const MaskDecoderWeights& w, const float* keys, int64_t
             for (int64_t m = 0; m < M; ++m) {
                 const float* hv = hyper + m * C8;
                 float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                 for (int64_t c = 0; c < C8; ++c) dot += hv[c] * f[c];
                 out[m * S * S + Y * S + X] = dot;
             }

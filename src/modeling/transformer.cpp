@@ -41,6 +41,7 @@ void attend_rows(const float* q, const float* k, const float* v, float* out, int
         for (int64_t j = 0; j < Tk; ++j) {
             const float* kj = k + j * D + h * hd;
             float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
             for (int64_t d = 0; d < hd; ++d) dot += qi[d] * kj[d];
             s[j] = dot / scale;
             mx = std::max(mx, s[j]);
@@ -56,6 +57,7 @@ void attend_rows(const float* q, const float* k, const float* v, float* out, int
         for (int64_t j = 0; j < Tk; ++j) {
             const float p = s[j] * inv;
             const float* vj = v + j * D + h * hd;
+#pragma omp simd
             for (int64_t d = 0; d < hd; ++d) o[d] += p * vj[d];
         }
     }
@@ -156,8 +158,7 @@ Tensor block_forward(const TwoWayBlockWeights& w, Tensor& queries, const Tensor&
     layer_norm_inplace(queries, w.norm2, kLayerNormEps);
 
     // MLP block
-    Tensor h = linear(queries, w.mlp_lin1);
-    ops::relu_inplace(h.data(), h.numel());
+    Tensor h = linear(queries, w.mlp_lin1, ops::Epilogue::Relu);
     Tensor m = linear(h, w.mlp_lin2);
     ops::add_inplace(queries.data(), m.data(), queries.numel());
     layer_norm_inplace(queries, w.norm3, kLayerNormEps);
