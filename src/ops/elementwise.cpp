@@ -7,8 +7,11 @@
 
 namespace sam::ops {
 
+// Loops smaller than this run on the calling thread: a parallel region costs microseconds.
+constexpr int64_t kParallelMin = 1 << 15;
+
 void layer_norm(float* x, int64_t rows, int64_t C, const float* gamma, const float* beta, float eps) {
-#pragma omp parallel for
+#pragma omp parallel for if (rows * C >= kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
         float* v = x + r * C;
         double mean = 0.0;
@@ -34,17 +37,17 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 }
 
 void gelu_inplace(float* x, int64_t n) {
-#pragma omp parallel for
+#pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
 }
 
 void relu_inplace(float* x, int64_t n) {
-#pragma omp parallel for
+#pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void add_inplace(float* x, const float* y, int64_t n) {
-#pragma omp parallel for
+#pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
@@ -87,7 +90,7 @@ void softmax_row(float* v, int64_t cols) {
 }
 
 void softmax_rows(float* x, int64_t rows, int64_t cols) {
-#pragma omp parallel for if (rows * cols > 16384)
+#pragma omp parallel for if (rows * cols >= kParallelMin)
     for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * cols, cols);
 }
 

@@ -23,7 +23,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     float* yd = y.data();
     if (b.defined()) {
         const float* bd = b.data();
-#pragma omp parallel for
+#pragma omp parallel for if (M * N >= (1 << 15))
         for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < N; ++j) yd[i * N + j] = bd[j];
     }

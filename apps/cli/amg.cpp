@@ -1,0 +1,199 @@
+// sam amg: segment everything in an image or a folder of images, writing what the reference
+// script (scripts/amg.py) writes: per image a folder of 0.png, 1.png, ... with metadata.csv, or
+// (--convert-to-rle) <image>.json with COCO RLE records; --overlay adds <image>_overlay.png.
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "cli/model_loading.h"
+#include "cli/progress.h"
+#include "io/atomic_file.h"
+#include "sam/automatic_mask_generator.h"
+#include "sam/image.h"
+
+namespace fs = std::filesystem;
+
+namespace sam::cli {
+namespace {
+
+struct AmgCliOptions {
+    ModelOptions model;
+    std::string input, output;
+    bool convert_to_rle = false, overlay = false;
+    AmgOptions amg;
+};
+
+// Python's str(float): the shortest repr, fixed notation for exponents in [-4, 16).
+std::string py_float(double v) {
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+    std::string s(buf, r.ptr);
+    const size_t e = s.find('e');
+    std::string digits = s.substr(0, e);
+    const int exp = std::stoi(s.substr(e + 1));
+    const bool neg = digits[0] == '-';
+    if (neg) digits.erase(0, 1);
+    digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
+    std::string out;
+    if (exp >= -4 && exp < 16) {
+        if (exp < 0) {
+            out = "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
+        } else if (static_cast<int>(digits.size()) <= exp + 1) {
+            out = digits + std::string(static_cast<size_t>(exp + 1 - static_cast<int>(digits.size())), '0') + ".0";
+        } else {
+            out = digits.substr(0, static_cast<size_t>(exp + 1)) + "." + digits.substr(static_cast<size_t>(exp + 1));
+        }
+    } else {
+        out = digits.substr(0, 1) + (digits.size() > 1 ? "." + digits.substr(1) : "") + "e" + (exp < 0 ? "-" : "+") +
+              (std::abs(exp) < 10 ? "0" : "") + std::to_string(std::abs(exp));
+    }
+    return (neg ? "-" : "") + out;
+}
+
+void write_masks_to_folder(const std::vector<MaskRecord>& masks, const std::string& dir, int h, int w) {
+    std::string csv =
+        "id,area,bbox_x0,bbox_y0,bbox_w,bbox_h,point_input_x,point_input_y,predicted_iou,stability_score,"
+        "crop_box_x0,crop_box_y0,crop_box_w,crop_box_h";
+    for (size_t i = 0; i < masks.size(); ++i) {
+        const MaskRecord& m = masks[i];
+        std::vector<uint8_t> png = m.mask.empty() ? rle_decode(m.rle) : m.mask;
+        for (uint8_t& v : png) v = v ? 255 : 0;
+        write_png(dir + "/" + std::to_string(i) + ".png", png.data(), w, h, 1);
+        csv += "\n" + std::to_string(i) + "," + std::to_string(m.area);
+        for (int v : m.bbox) csv += "," + py_float(v);
+        csv += "," + py_float(m.point[0]) + "," + py_float(m.point[1]) + "," + py_float(m.predicted_iou) + "," +
+               py_float(m.stability_score);
+        for (int v : m.crop_box) csv += "," + std::to_string(v);
+    }
+    write_file_atomic(dir + "/metadata.csv", [&](std::ostream& out) { out << csv; });
+}
+
+nlohmann::json records_json(const std::vector<MaskRecord>& masks) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const MaskRecord& m : masks) {
+        arr.push_back({{"segmentation", {{"size", {m.rle.height, m.rle.width}}, {"counts", rle_to_coco_string(m.rle)}}},
+                       {"area", m.area},
+                       {"bbox", {double(m.bbox[0]), double(m.bbox[1]), double(m.bbox[2]), double(m.bbox[3])}},
+                       {"predicted_iou", m.predicted_iou},
+                       {"point_coords", {{m.point[0], m.point[1]}}},
+                       {"stability_score", m.stability_score},
+                       {"crop_box", m.crop_box}});
+    }
+    return arr;
+}
+
+// The classic show_anns picture: masks largest first, each a random colour at alpha 0.35.
+void write_overlay(const std::string& path, const Image& img, const std::vector<MaskRecord>& masks) {
+    std::vector<size_t> order(masks.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return masks[a].area > masks[b].area; });
+    const size_t n = static_cast<size_t>(img.width) * img.height;
+    std::vector<float> colour(n * 3);
+    std::vector<uint8_t> covered(n, 0);
+    std::mt19937 rng(0);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    for (size_t i : order) {
+        const float c[3] = {u(rng), u(rng), u(rng)};
+        std::vector<uint8_t> m = masks[i].mask.empty() ? rle_decode(masks[i].rle) : masks[i].mask;
+        for (size_t p = 0; p < n; ++p)
+            if (m[p]) {
+                covered[p] = 1;
+                for (int k = 0; k < 3; ++k) colour[p * 3 + static_cast<size_t>(k)] = c[k];
+            }
+    }
+    std::vector<uint8_t> out = img.rgb;
+    for (size_t p = 0; p < n; ++p)
+        if (covered[p])
+            for (size_t k = 0; k < 3; ++k)
+                out[p * 3 + k] = static_cast<uint8_t>(0.65f * img.rgb[p * 3 + k] + 0.35f * 255.0f * colour[p * 3 + k] + 0.5f);
+    write_png(path, out.data(), img.width, img.height, 3);
+}
+
+int run_amg(AmgCliOptions& o) {
+    std::vector<std::string> targets;
+    if (fs::is_directory(o.input)) {
+        for (const auto& e : fs::directory_iterator(o.input))
+            if (!e.is_directory()) targets.push_back(e.path().string());
+        std::sort(targets.begin(), targets.end());
+    } else {
+        targets.push_back(o.input);
+    }
+    o.amg.output_mode = o.convert_to_rle ? OutputMode::CocoRle : OutputMode::BinaryMask;
+    Sam sam = load_model(o.model);
+    SamAutomaticMaskGenerator gen(sam, o.amg);
+    fs::create_directories(o.output);
+    int failures = 0;
+    for (const std::string& t : targets) {
+        Image img;
+        try {
+            img = read_image(t);
+        } catch (const ImageError& e) {
+            std::cerr << "Could not load '" << t << "' as an image, skipping... (" << e.what() << ")\n";
+            ++failures;
+            continue;
+        }
+        const std::string base = fs::path(t).stem().string(), save_base = (fs::path(o.output) / base).string();
+        std::vector<MaskRecord> masks;
+        {
+            ProgressBar bar(fs::path(t).filename().string());
+            masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
+        }
+        if (o.convert_to_rle) {
+            const std::string text = records_json(masks).dump();
+            write_file_atomic(save_base + ".json", [&](std::ostream& out) { out << text; });
+        } else {
+            // Written to a temporary folder and renamed, so a crash leaves no folder that looks complete.
+            const std::string tmp = save_base + ".tmp-" + std::to_string(::getpid());
+            fs::remove_all(tmp);
+            fs::create_directories(tmp);
+            write_masks_to_folder(masks, tmp, img.height, img.width);
+            fs::remove_all(save_base);
+            fs::rename(tmp, save_base);
+        }
+        if (o.overlay) write_overlay(save_base + "_overlay.png", img, masks);
+        const AmgTimings& tm = gen.last_timings();
+        std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
+                     t.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
+    }
+    if (failures == static_cast<int>(targets.size())) {
+        std::cerr << "error: no image could be read from " << o.input << "\n";
+        return 1;
+    }
+    return 0;
+}
+
+Registration reg("amg", "Segment everything: the automatic mask generator over an image or a folder",
+                 [](CLI::App& cmd) {
+                     auto o = std::make_shared<AmgCliOptions>();
+                     add_model_options(cmd, o->model);
+                     AmgOptions& a = o->amg;
+                     cmd.add_option("--input,-i", o->input, "An image, or a folder of images")->required()->check(CLI::ExistingPath);
+                     cmd.add_option("--output,-o", o->output, "Output folder")->required();
+                     cmd.add_flag("--convert-to-rle", o->convert_to_rle,
+                                  "Write <image>.json with COCO RLE records instead of PNG folders");
+                     cmd.add_flag("--overlay", o->overlay, "Also write <image>_overlay.png (masks over the image)");
+                     cmd.add_option("--points-per-side", a.points_per_side, "Points sampled along one side of the image")->capture_default_str();
+                     cmd.add_option("--points-per-batch", a.points_per_batch, "Points decoded together")->capture_default_str();
+                     cmd.add_option("--pred-iou-thresh", a.pred_iou_thresh, "Keep masks with predicted IoU above this")->capture_default_str();
+                     cmd.add_option("--stability-score-thresh", a.stability_score_thresh, "Keep masks at least this stable")->capture_default_str();
+                     cmd.add_option("--stability-score-offset", a.stability_score_offset, "Logit offset of the stability score")->capture_default_str();
+                     cmd.add_option("--box-nms-thresh", a.box_nms_thresh, "Box IoU above which duplicate masks are removed")->capture_default_str();
+                     cmd.add_option("--crop-n-layers", a.crop_n_layers, "Layers of image crops")->capture_default_str();
+                     cmd.add_option("--crop-nms-thresh", a.crop_nms_thresh, "Box IoU for duplicates between crops")->capture_default_str();
+                     cmd.add_option("--crop-overlap-ratio", a.crop_overlap_ratio, "Overlap of crops, as a fraction of the image")->capture_default_str();
+                     cmd.add_option("--crop-n-points-downscale-factor", a.crop_n_points_downscale_factor,
+                                    "Points per side divided by this per crop layer")->capture_default_str();
+                     cmd.add_option("--min-mask-region-area", a.min_mask_region_area,
+                                    "Remove holes and islands smaller than this (pixels)")->capture_default_str();
+                     return [o] { return run_amg(*o); };
+                 });
+
+}  // namespace
+}  // namespace sam::cli
