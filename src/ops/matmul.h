@@ -22,6 +22,8 @@ enum class Epilogue {
 enum class Precision { F32, BF16 };
 void set_precision(Precision p);  // for every matmul created afterwards
 Precision precision();
+// Whether this CPU has native bf16 matrix instructions the library can use (AVX512-BF16, AMX).
+bool bf16_supported();
 
 // A linear layer's weights plus the primitives and packed weights made for them, per row
 // count M. Thread-safe; copies share the cache.
