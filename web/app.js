@@ -1,0 +1,522 @@
+// The interactive segmentation page of `sam serve`: open an image, click points or drag a box,
+// see the mask. Talks to the JSON API (apps/server/routes.h); masks arrive as COCO RLE.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const MASK_RGB = [30, 144, 255];  // the overlay colour of the current mask
+const MASK_ALPHA = 128;           // of 255
+const DRAG_PX = 5;                // a press that moves further than this draws a box
+
+const state = {
+  image: null,        // {id, width, height, name}
+  bitmap: null,       // the decoded image, for drawing
+  prompts: [],        // {kind: 'point', x, y, label} | {kind: 'box', box: [x0, y0, x1, y1]}
+  result: null,       // the last prediction: {masks: [{size, counts, logits}], scores, best}
+  selected: 0,        // which candidate of result is shown
+  history: [],        // snapshots {prompts, result, selected} before each action, for undo
+  everything: null,   // records of "segment everything"
+  negative: false,    // left click adds negative points
+  busy: false,
+  drag: null,         // {x0, y0, x1, y1, button} in image pixels while the mouse is down
+  queue: Promise.resolve(),
+  predictions: 0,     // overlays drawn (tests wait on it)
+};
+
+// ---------------------------------------------------------------------------------------------
+// COCO RLE: compressed string -> counts -> row-major 0/1 mask.
+
+// pycocotools' rleFrString: 5-bit chunks from '0', 0x20 = more chunks follow, 0x10 on the last
+// chunk = negative; counts after the second are deltas against the count two before.
+function rleCounts(s) {
+  const counts = [];
+  let p = 0;
+  while (p < s.length) {
+    let x = 0, k = 0, more = true;
+    while (more) {
+      const c = s.charCodeAt(p) - 48;
+      x |= (c & 0x1f) << (5 * k);
+      more = (c & 0x20) !== 0;
+      p++; k++;
+      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+    }
+    if (counts.length > 2) x += counts[counts.length - 2];
+    counts.push(x);
+  }
+  return counts;
+}
+
+// Runs alternate 0s and 1s (starting with 0s) over the pixels in column-major order.
+function decodeRle(rle) {
+  if (rle.decoded) return rle.decoded;
+  const [h, w] = rle.size;
+  const mask = new Uint8Array(h * w);
+  let pos = 0, on = false;
+  for (const n of rleCounts(rle.counts)) {
+    if (on) {
+      for (let i = pos; i < pos + n; i++) mask[(i % h) * w + Math.floor(i / h)] = 1;
+    }
+    pos += n;
+    on = !on;
+  }
+  rle.decoded = mask;
+  return mask;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drawing.
+
+const imageCanvas = $('image-canvas');
+const overlay = $('overlay-canvas');
+
+function maskLayer(mask, w, h, rgb, alpha) {
+  const layer = document.createElement('canvas');
+  layer.width = w; layer.height = h;
+  const ctx = layer.getContext('2d');
+  const img = ctx.createImageData(w, h);
+  const px = img.data;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      if (!mask[i]) continue;
+      // Edge pixels (a 4-neighbour outside the mask) drawn opaque: a crisp outline.
+      const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
+                   !mask[i - 1] || !mask[i + 1] || !mask[i - w] || !mask[i + w];
+      px[4 * i] = rgb[0]; px[4 * i + 1] = rgb[1]; px[4 * i + 2] = rgb[2];
+      px[4 * i + 3] = edge ? 255 : alpha;
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+  return layer;
+}
+
+// Image pixels per screen pixel: markers keep their on-screen size whatever the zoom.
+function pixelScale() {
+  const r = overlay.getBoundingClientRect();
+  return r.width > 0 ? overlay.width / r.width : 1;
+}
+
+function drawPrompts(ctx) {
+  const s = pixelScale();
+  for (const p of state.prompts) {
+    if (p.kind === 'box') drawBox(ctx, p.box, s);
+    else {
+      ctx.beginPath();
+      ctx.arc(p.x, p.y, 6 * s, 0, 2 * Math.PI);
+      ctx.fillStyle = p.label === 1 ? '#2fa84f' : '#e5484d';
+      ctx.fill();
+      ctx.lineWidth = 2 * s;
+      ctx.strokeStyle = '#ffffff';
+      ctx.stroke();
+    }
+  }
+  if (state.drag && state.drag.moved) {
+    const d = state.drag;
+    drawBox(ctx, [Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.max(d.x0, d.x1), Math.max(d.y0, d.y1)], s);
+  }
+}
+
+function drawBox(ctx, b, s) {
+  ctx.lineWidth = 2 * s;
+  ctx.setLineDash([6 * s, 4 * s]);
+  ctx.strokeStyle = '#ffd400';
+  ctx.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);
+  ctx.setLineDash([]);
+}
+
+function currentMask() {
+  return state.result && state.result.masks.length ? state.result.masks[state.selected] : null;
+}
+
+function redraw() {
+  const ctx = overlay.getContext('2d');
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  if (!state.image) return;
+  const { width: w, height: h } = state.image;
+  if (state.everything) {
+    // Largest first, so small masks stay visible on top.
+    const records = [...state.everything].sort((a, b) => b.area - a.area);
+    for (const r of records) ctx.drawImage(maskLayer(decodeRle(r.segmentation), w, h, r.colour, 140), 0, 0);
+  } else if (currentMask()) {
+    ctx.drawImage(maskLayer(decodeRle(currentMask()), w, h, MASK_RGB, MASK_ALPHA), 0, 0);
+  }
+  drawPrompts(ctx);
+}
+
+function drawCandidates() {
+  const box = $('candidates');
+  box.replaceChildren();
+  const r = state.result;
+  if (!r || r.masks.length < 2) return;
+  r.masks.forEach((m, k) => {
+    const item = document.createElement('button');
+    item.className = 'candidate' + (k === state.selected ? ' selected' : '');
+    item.title = 'Show this candidate';
+    const thumb = document.createElement('canvas');
+    const tw = 160, th = Math.max(1, Math.round(tw * state.image.height / state.image.width));
+    thumb.width = tw; thumb.height = th;
+    const ctx = thumb.getContext('2d');
+    ctx.drawImage(imageCanvas, 0, 0, tw, th);
+    ctx.drawImage(maskLayer(decodeRle(m), state.image.width, state.image.height, MASK_RGB, 150), 0, 0, tw, th);
+    const label = document.createElement('span');
+    label.textContent = `#${k + 1} score ${r.scores[k].toFixed(3)}`;
+    item.append(thumb, label);
+    item.addEventListener('click', () => {
+      state.selected = k;
+      refresh();
+    });
+    box.append(item);
+  });
+}
+
+function describePrompts() {
+  const list = $('prompts');
+  list.replaceChildren();
+  for (const p of state.prompts) {
+    const li = document.createElement('li');
+    if (p.kind === 'box') li.textContent = `box [${p.box.map(Math.round).join(', ')}]`;
+    else {
+      li.className = p.label === 1 ? 'pos' : 'neg';
+      li.textContent = `${p.label === 1 ? '+' : '−'} (${Math.round(p.x)}, ${Math.round(p.y)})`;
+    }
+    list.append(li);
+  }
+}
+
+function refresh() {
+  redraw();
+  drawCandidates();
+  describePrompts();
+  const r = state.result;
+  if (state.everything) $('score').textContent = `${state.everything.length} masks (segment everything)`;
+  else if (r && r.masks.length) {
+    const of = r.masks.length > 1 ? ` — candidate ${state.selected + 1} of ${r.masks.length}` : '';
+    $('score').textContent = `Score ${r.scores[state.selected].toFixed(3)}${of}`;
+  } else $('score').textContent = state.image ? 'Click the image to add a point, drag for a box.' : 'No image yet.';
+  const has = !!state.image;
+  $('undo').disabled = !has || state.history.length === 0;
+  $('clear').disabled = !has || (state.prompts.length === 0 && !state.everything);
+  $('everything').disabled = !has;
+  $('export-png').disabled = !currentMask() || !!state.everything;
+  $('export-coco').disabled = !currentMask() && !state.everything;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the server.
+
+async function api(path, options) {
+  const res = await fetch(path, options);
+  let body = null;
+  try { body = await res.json(); } catch (e) { /* not JSON */ }
+  if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
+  return body;
+}
+
+function setBusy(text) {
+  state.busy = !!text;
+  $('busy').hidden = !text;
+  if (text) $('busy-text').textContent = text;
+  document.body.dataset.state = text ? 'busy' : (state.image ? 'ready' : 'idle');
+}
+
+function setStatus(text, isError) {
+  $('status').textContent = text;
+  $('status').classList.toggle('error', !!isError);
+}
+
+async function openImage(file) {
+  if (!file || state.busy) return;
+  setBusy('Encoding image…');
+  setStatus(`Uploading ${file.name}…`);
+  try {
+    const [info, bitmap] = await Promise.all([
+      api('api/images', { method: 'POST', body: file, headers: { 'Content-Type': 'application/octet-stream' } }),
+      createImageBitmap(file, { imageOrientation: 'from-image' }),
+    ]);
+    state.image = { ...info, name: file.name.replace(/\.[^.]*$/, '') };
+    state.bitmap = bitmap;
+    imageCanvas.width = overlay.width = info.width;
+    imageCanvas.height = overlay.height = info.height;
+    imageCanvas.getContext('2d').drawImage(bitmap, 0, 0, info.width, info.height);
+    $('drop-hint').hidden = true;
+    $('canvas-wrap').hidden = false;
+    fitStage();
+    resetPrompts();
+    setStatus(`${file.name}: ${info.width}×${info.height}, ` +
+              (info.cached ? 'embedding cached' : `encoded in ${Math.round(info.encode_ms)} ms`));
+  } catch (e) {
+    setStatus(`Could not open ${file.name}: ${e.message}`, true);
+  } finally {
+    setBusy(null);
+    refresh();
+  }
+}
+
+function promptBody(withMaskInput) {
+  const points = state.prompts.filter((p) => p.kind === 'point');
+  const box = state.prompts.filter((p) => p.kind === 'box').pop();
+  const body = {
+    points: points.map((p) => [p.x, p.y]),
+    labels: points.map((p) => p.label),
+    multimask: $('multimask').checked,
+  };
+  if (box) body.box = box.box;
+  // Refine the mask shown: its low-res logits go back as the mask input.
+  const prev = currentMask();
+  if (withMaskInput && prev && prev.logits) body.mask_input = prev.logits;
+  return body;
+}
+
+// Predictions run one after another, each from the state the previous one left.
+function predict() {
+  state.queue = state.queue.then(runPredict);
+  return state.queue;
+}
+
+async function runPredict() {
+  if (!state.image) return;
+  if (state.prompts.length === 0) {
+    state.result = null;
+    refresh();
+    return;
+  }
+  const url = `api/images/${state.image.id}/predict`;
+  const post = (body) => api(url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                    body: JSON.stringify(body) });
+  const t0 = performance.now();
+  try {
+    let r;
+    try {
+      r = await post(promptBody(true));
+    } catch (e) {
+      if (!/^mask_input/.test(e.message)) throw e;
+      r = await post(promptBody(false));  // the handle expired: predict from the prompts alone
+    }
+    state.result = r;
+    state.selected = r.best || 0;
+    setStatus(`Predicted in ${Math.round(performance.now() - t0)} ms`);
+  } catch (e) {
+    if (/image id/.test(e.message)) setStatus('The server no longer has this image: open it again.', true);
+    else setStatus(e.message, true);
+  }
+  refresh();
+  state.predictions++;
+  document.body.dataset.predictions = String(state.predictions);
+}
+
+async function segmentEverything() {
+  if (!state.image || state.busy) return;
+  await state.queue;
+  setBusy('Segmenting everything…');
+  const t0 = performance.now();
+  try {
+    const r = await api(`api/images/${state.image.id}/everything`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({}) });
+    pushHistory();
+    state.prompts = [];
+    state.result = null;
+    state.everything = r.records.map((rec) => ({ ...rec, colour: randomColour() }));
+    setStatus(`${r.records.length} masks in ${Math.round(performance.now() - t0)} ms`);
+  } catch (e) {
+    setStatus(e.message, true);
+  } finally {
+    setBusy(null);
+    refresh();
+  }
+}
+
+function randomColour() {
+  // Random hue, fixed saturation and lightness: distinct and never grey.
+  const h = Math.random() * 6, c = 200, x = Math.round(c * (1 - Math.abs((h % 2) - 1)));
+  const table = [[c, x, 0], [x, c, 0], [0, c, x], [0, x, c], [x, 0, c], [c, 0, x]];
+  return table[Math.floor(h)].map((v) => v + 40);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prompts and history.
+
+function pushHistory() {
+  state.history.push({ prompts: [...state.prompts], result: state.result, selected: state.selected,
+                       everything: state.everything });
+}
+
+function addPrompt(p) {
+  pushHistory();
+  state.everything = null;
+  if (p.kind === 'box') state.prompts = state.prompts.filter((q) => q.kind !== 'box');  // one box at a time
+  state.prompts.push(p);
+  refresh();
+  predict();
+}
+
+function undo() {
+  const h = state.history.pop();
+  if (!h) return;
+  Object.assign(state, h);
+  refresh();
+}
+
+function resetPrompts() {
+  state.prompts = [];
+  state.result = null;
+  state.selected = 0;
+  state.history = [];
+  state.everything = null;
+}
+
+function clearAll() {
+  if (state.prompts.length || state.everything) pushHistory();
+  state.prompts = [];
+  state.result = null;
+  state.everything = null;
+  refresh();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export.
+
+function download(blob, name) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function exportPng() {
+  const m = currentMask();
+  if (!m) return;
+  const [h, w] = m.size;
+  const mask = decodeRle(m);
+  const c = document.createElement('canvas');
+  c.width = w; c.height = h;
+  const ctx = c.getContext('2d');
+  const img = ctx.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    const v = mask[i] ? 255 : 0;
+    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  c.toBlob((blob) => download(blob, `${state.image.name}_mask.png`), 'image/png');
+}
+
+function exportCoco() {
+  const { width, height, name } = state.image;
+  let annotations;
+  if (state.everything) {
+    annotations = state.everything.map((r, k) => ({
+      id: k + 1, image_id: 1, category_id: 1, segmentation: r.segmentation, area: r.area, bbox: r.bbox,
+      predicted_iou: r.predicted_iou, point_coords: r.point_coords, stability_score: r.stability_score,
+      crop_box: r.crop_box,
+    }));
+  } else {
+    const m = currentMask();
+    const mask = decodeRle(m);
+    let area = 0, x0 = width, y0 = height, x1 = -1, y1 = -1;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        if (!mask[y * width + x]) continue;
+        area++;
+        x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+      }
+    }
+    const bbox = area ? [x0, y0, x1 - x0, y1 - y0] : [0, 0, 0, 0];
+    annotations = [{ id: 1, image_id: 1, category_id: 1, segmentation: { size: m.size, counts: m.counts },
+                     area, bbox, predicted_iou: state.result.scores[state.selected] }];
+  }
+  const coco = {
+    images: [{ id: 1, width, height, file_name: name }],
+    categories: [{ id: 1, name: 'object' }],
+    annotations,
+  };
+  download(new Blob([JSON.stringify(coco)], { type: 'application/json' }), `${name}_masks.json`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input.
+
+function imagePoint(ev) {
+  const r = overlay.getBoundingClientRect();
+  const x = (ev.clientX - r.left) * (overlay.width / r.width);
+  const y = (ev.clientY - r.top) * (overlay.height / r.height);
+  return [Math.max(0, Math.min(overlay.width - 1, x)), Math.max(0, Math.min(overlay.height - 1, y))];
+}
+
+overlay.addEventListener('contextmenu', (ev) => ev.preventDefault());
+overlay.addEventListener('mousedown', (ev) => {
+  if (!state.image || state.busy || (ev.button !== 0 && ev.button !== 2)) return;
+  const [x, y] = imagePoint(ev);
+  state.drag = { x0: x, y0: y, x1: x, y1: y, button: ev.button, moved: false };
+});
+window.addEventListener('mousemove', (ev) => {
+  const d = state.drag;
+  if (!d) return;
+  [d.x1, d.y1] = imagePoint(ev);
+  const s = pixelScale();
+  if (Math.hypot(d.x1 - d.x0, d.y1 - d.y0) > DRAG_PX * s) d.moved = true;
+  if (d.moved) redraw();
+});
+window.addEventListener('mouseup', (ev) => {
+  const d = state.drag;
+  if (!d) return;
+  state.drag = null;
+  if (d.moved) {
+    [d.x1, d.y1] = imagePoint(ev);
+    addPrompt({ kind: 'box', box: [Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.max(d.x0, d.x1), Math.max(d.y0, d.y1)] });
+  } else {
+    const label = d.button === 2 || state.negative ? 0 : 1;
+    addPrompt({ kind: 'point', x: d.x0, y: d.y0, label });
+  }
+});
+
+function setNegative(on) {
+  state.negative = on;
+  $('mode-positive').classList.toggle('active', !on);
+  $('mode-negative').classList.toggle('active', on);
+}
+
+$('file-input').addEventListener('change', (ev) => { openImage(ev.target.files[0]); ev.target.value = ''; });
+$('mode-positive').addEventListener('click', () => setNegative(false));
+$('mode-negative').addEventListener('click', () => setNegative(true));
+$('multimask').addEventListener('change', () => { if (state.prompts.length) { state.result = null; predict(); } });
+$('undo').addEventListener('click', undo);
+$('clear').addEventListener('click', clearAll);
+$('everything').addEventListener('click', segmentEverything);
+$('export-png').addEventListener('click', exportPng);
+$('export-coco').addEventListener('click', exportCoco);
+
+window.addEventListener('keydown', (ev) => {
+  if ((ev.ctrlKey || ev.metaKey) && ev.key === 'z') { ev.preventDefault(); undo(); }
+  else if (ev.key === 'Escape') clearAll();
+  else if (ev.key === 'n' || ev.key === 'N') setNegative(!state.negative);
+});
+
+const stage = $('stage');
+for (const type of ['dragenter', 'dragover']) {
+  stage.addEventListener(type, (ev) => { ev.preventDefault(); stage.classList.add('dragover'); });
+}
+stage.addEventListener('dragleave', () => stage.classList.remove('dragover'));
+stage.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  stage.classList.remove('dragover');
+  openImage(ev.dataTransfer.files[0]);
+});
+
+// Fit the image to the stage, keeping its aspect ratio.
+function fitStage() {
+  if (!state.image) return;
+  const r = stage.getBoundingClientRect();
+  const scale = Math.min((r.width - 32) / state.image.width, (r.height - 32) / state.image.height, 1);
+  imageCanvas.style.width = `${Math.floor(state.image.width * scale)}px`;
+  imageCanvas.style.maxWidth = 'none';
+  redraw();
+}
+window.addEventListener('resize', fitStage);
+
+api('api/health').then((h) => { $('model-type').textContent = h.model_type; }).catch(() => {});
+document.body.dataset.state = 'idle';
+document.body.dataset.predictions = '0';
+refresh();
+
+// For tests and the console: the state and the mask decoder.
+window.samApp = { state, decodeRle, currentMask, MASK_RGB, MASK_ALPHA };
