@@ -37,7 +37,8 @@ struct HttpError : std::runtime_error {
 
 void send_json(Response& res, const json& body, int status = 200) {
     res.status = status;
-    res.set_content(body.dump(), "application/json");
+    // Replace invalid UTF-8 (an error message may quote the client's bytes) rather than throw.
+    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void send_error(Response& res, int status, const std::string& message) {
@@ -282,6 +283,9 @@ void add_error_handler(httplib::Server& server, const ServerOptions& options) {
 void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions& options) {
     server.set_payload_max_length(options.max_upload_bytes);
     add_error_handler(server, options);
+    server.set_exception_handler([](const Request&, Response& res, std::exception_ptr) {
+        send_error(res, 500, "internal error");  // handlers catch everything; this is the last resort
+    });
 
     server.Get("/api/health", guarded([&store](const Request&, Response& res) {
         send_json(res, {{"status", "ok"},
