@@ -12,6 +12,9 @@
 #include "cli/command.h"
 #include "flops.h"
 #include "ops/ops.h"
+#include "sam/automatic_mask_generator.h"
+#include "sam/image.h"
+#include "sam/predictor.h"
 #include "sam/sam.h"
 
 namespace sam::cli {
@@ -21,6 +24,8 @@ struct BenchOptions {
     std::vector<std::string> model_types = {"vit_b"};
     int repetitions = 3;
     int threads = 0;
+    bool decoder = true;
+    std::string amg_image;
 };
 
 double peak_rss_gib() {
@@ -83,6 +88,33 @@ int run_bench(const BenchOptions& o) {
         std::printf("  sgemm peak on encoder shapes   %8.1f GFLOP/s\n", peak);
         std::printf("  encoder  %.1f GFLOP            min %.3f s  median %.3f s  %6.1f GFLOP/s  %.0f%% of peak\n",
                     gflop, enc.min_s, enc.median_s, gflop / enc.min_s, 100.0 * gflop / enc.min_s / peak);
+        if (o.decoder) {
+            // One click: 1 point (+ padding), multimask, upsampled to a 1200 x 1800 image.
+            SamPredictor predictor(sam);
+            predictor.set_embedding(sam.encode(input), 1200, 1800);
+            Prompt p;
+            p.point_coords = {{900.0f, 600.0f}};
+            p.point_labels = {1};
+            predictor.predict(p);  // warm-up
+            Stats click = time_runs(std::max(o.repetitions, 5), [&] { predictor.predict(p); });
+            const double dec = mask_decoder_flops(cfg, 1, 2) / 1e9;
+            std::printf("  decoder  %.2f GFLOP per click     min %.1f ms  median %.1f ms  (%.1f GFLOP/s)\n", dec,
+                        click.min_s * 1e3, click.median_s * 1e3, dec / click.min_s);
+        }
+        if (!o.amg_image.empty()) {
+            Image img = read_image(o.amg_image);
+            for (bool seed_settings : {false, true}) {
+                AmgOptions a;
+                if (seed_settings) a.pred_iou_thresh = 0.7, a.stability_score_thresh = 0.8, a.stability_score_offset = 0.9;
+                SamAutomaticMaskGenerator gen(sam, a);
+                size_t n = gen.generate(img).size();
+                const AmgTimings& t = gen.last_timings();
+                std::printf("  amg (%s)  %.2f s: encoder %.2f s, decoder %.2f s, post-processing %.2f s; %d masks decoded, "
+                            "%d upsampled, %zu kept\n",
+                            seed_settings ? "pred_iou 0.7, stability 0.8, offset 0.9" : "defaults", t.total, t.encoder,
+                            t.decoder, t.postprocess, t.masks_decoded, t.masks_upsampled, n);
+            }
+        }
         std::printf("  peak RSS so far                %8.2f GiB\n", peak_rss_gib());
     }
     return 0;
@@ -94,6 +126,9 @@ Registration reg("bench", "Benchmark encoder, decoder and generator with random 
         ->check(CLI::IsMember({"vit_b", "vit_l", "vit_h"}));
     cmd.add_option("--repetitions,-r", o->repetitions, "Timed repetitions per figure")->check(CLI::PositiveNumber);
     cmd.add_option("--threads,-t", o->threads, "Threads (default: all cores)");
+    cmd.add_flag("!--no-decoder", o->decoder, "Skip the per-click decoder benchmark");
+    cmd.add_option("--amg", o->amg_image, "Also time segment-everything on this image (default and seed settings)")
+        ->check(CLI::ExistingFile);
     return [o] { return run_bench(*o); };
 });
 

@@ -38,6 +38,7 @@ struct ModelOptions {
     std::string model_type = "auto";
     std::string config;
     int threads = 0;
+    std::string precision = "f32";
 };
 void add_model_options(CLI::App& cmd, ModelOptions& o, bool checkpoint_required = true);
 

@@ -62,6 +62,13 @@ class Sam {
     std::shared_ptr<const SamModel> model_;
 };
 
+// Matrix-multiply precision: fp32 (exact parity), or bf16 on CPUs with native bf16 dot-product
+// instructions (AVX512-BF16 / AMX). Applies to layers first run afterwards. Returns the
+// precision in effect: F32 when bf16 is asked for on a CPU without those instructions.
+enum class Precision { F32, BF16 };
+Precision set_precision(Precision p);
+Precision precision_from_string(const std::string& s);  // "f32" | "bf16"
+
 // Sets the number of threads for every computation; n <= 0 means all cores (the default).
 void set_num_threads(int n);
 int num_threads();

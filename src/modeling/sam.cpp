@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ops/matmul.h"
 #include "ops/ops.h"
 #include "sam/sam.h"
 #include "transforms.h"
@@ -84,6 +85,18 @@ Tensor Sam::embed(const Image& image) const {
 ImageGeometry Sam::geometry(int orig_h, int orig_w) const {
     auto [h, w] = preprocess_shape(orig_h, orig_w, model_->config.encoder.img_size);
     return {orig_h, orig_w, h, w};
+}
+
+Precision set_precision(Precision p) {
+    if (p == Precision::BF16 && !ops::bf16_supported()) p = Precision::F32;
+    ops::set_precision(p == Precision::BF16 ? ops::Precision::BF16 : ops::Precision::F32);
+    return p;
+}
+
+Precision precision_from_string(const std::string& s) {
+    if (s == "f32" || s == "fp32") return Precision::F32;
+    if (s == "bf16") return Precision::BF16;
+    throw InputError("precision", "'" + s + "' is not one of f32, bf16");
 }
 
 void set_num_threads(int n) { ops::set_num_threads(n); }
