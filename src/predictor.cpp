@@ -158,7 +158,7 @@ BatchPrediction SamPredictor::predict_batch(const BatchPrompt& p, bool upsample)
         own.reserve(static_cast<size_t>(B));
         for (int64_t b = 0; b < B; ++b) {
             Tensor dense = embed_mask_input(pe, p.mask_input.data() + b * S * S);
-            own.push_back(prepare_decoder_image(m.mask_decoder, embedding_, dense, pe.dense_pe));
+            own.push_back(prepare_decoder_image(m.mask_decoder, embedding_, dense, pe.dense_pe, /*share_image_side=*/false));
         }
         for (const auto& s : own) states.push_back(&s);
     } else {

@@ -30,11 +30,13 @@ struct MaskDecoderWeights {         // mask_decoder
 MaskDecoderWeights load_mask_decoder(const WeightLoader& w, const MaskDecoderConfig& cfg);
 
 // The decoder's per-image state: src = embedding + dense prompt and what the first transformer
-// layer derives from it alone.
+// layer derives from it alone; with `share_image_side`, also the image-side products every
+// prompt shares in the low-rank decoder (modeling/low_rank_decoder.h; ~45 MB, ~4 GFLOP once),
+// worth it when more than one prompt is decoded against the state.
 //   embedding (1, C, G, G); dense (G*G, C) channels-last, or (1, C) broadcast (no_mask_embed);
 //   image_pe (G*G, C).
 TransformerImageState prepare_decoder_image(const MaskDecoderWeights& w, const Tensor& embedding, const Tensor& dense,
-                                            const Tensor& image_pe);
+                                            const Tensor& image_pe, bool share_image_side = true);
 
 struct DecoderOutput {
     Tensor masks;  // (B, M, 4G, 4G) low-resolution mask logits
@@ -45,8 +47,15 @@ struct DecoderOutput {
 //   states: 1 entry shared by every prompt, or B entries (one per prompt, e.g. mask inputs);
 //   image_pe (G*G, C); sparse (B, Ns, C);
 //   multimask_output: M = 3 (masks 1..3), else M = 1 (mask 0).
-// Works through the batch in chunks so that memory stays bounded whatever B is.
+// One shared state with image-side products runs the low-rank decoder, one prompt per thread;
+// otherwise (per-prompt states, e.g. mask inputs) the reference forward runs.
 DecoderOutput mask_decoder_forward(const MaskDecoderWeights& w, const std::vector<const TransformerImageState*>& states,
                                    const Tensor& image_pe, const Tensor& sparse, bool multimask_output);
+
+// The straightforward forward (the oracle for the low-rank one): the transformer on explicit
+// image rows of every prompt. Works through the batch in chunks so that memory stays bounded.
+DecoderOutput mask_decoder_forward_reference(const MaskDecoderWeights& w,
+                                             const std::vector<const TransformerImageState*>& states,
+                                             const Tensor& image_pe, const Tensor& sparse, bool multimask_output);
 
 }  // namespace sam

@@ -1,0 +1,408 @@
+#include "modeling/low_rank_decoder.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "ops/ops.h"
+
+namespace sam {
+
+namespace {
+
+constexpr float kLayerNormEps = 1e-5f;    // nn.LayerNorm default
+constexpr float kLayerNorm2dEps = 1e-6f;  // LayerNorm2d in the upscaling
+constexpr int64_t kParallelMin = 1 << 16; // elements below which a loop stays on one thread
+
+using Buf = std::vector<float>;
+
+// Whether a loop over `work` elements opens a parallel region: not for small work, and not
+// inside one (prompts are then decoded one per thread).
+bool par(int64_t work) { return work >= kParallelMin && !omp_in_parallel(); }
+
+// C (M, N) = A (M, K) op(B) (+ C when `acc`); K = 0 gives zeros (or leaves C).
+void mm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool bt, float* C,
+        int64_t ldc, bool acc = false) {
+    if (K > 0) {
+        ops::gemm(M, N, K, A, lda, B, ldb, bt, C, ldc, 1.0f, acc ? 1.0f : 0.0f);
+    } else if (!acc) {
+        for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+// exp(x) for x <= 0: Cody-Waite reduction by ln 2, degree-6 Taylor polynomial (rel. error
+// ~1.2e-7 on |r| <= ln2/2), 2^n from the exponent bits. Plain arithmetic, so loops vectorise.
+inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return p * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+}
+
+// Exact-form GELU x/2 (1 + erf(x/sqrt 2)), with erfc(|z|) = t P(t) exp(-z^2),
+// t = 1/(1 + 0.3275911 |z|) (Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7); for x < 0 the
+// small tail erfc is used directly, so there is no cancellation.
+inline float gelu(float x) {
+    const float z = std::fabs(x) * 0.70710678118654752f;
+    const float t = 1.0f / (1.0f + 0.3275911f * z);
+    const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    const float erfc = poly * exp_nonpositive(-z * z);
+    return 0.5f * x * (x >= 0.0f ? 2.0f - erfc : erfc);
+}
+
+// y (rows, out) = epilogue(x (rows, in) W^T + b), for a handful of token rows.
+Buf lin(const Buf& x, const Linear& l, ops::Epilogue e = ops::Epilogue::None) {
+    const int64_t rows = static_cast<int64_t>(x.size()) / l.w.dim(1);
+    Buf y(static_cast<size_t>(rows * l.out_features()));
+    l.mm.forward(x.data(), rows, y.data(), e);
+    return y;
+}
+
+Buf add(const Buf& a, const Buf& b) {
+    Buf c(a.size());
+    for (size_t i = 0; i < a.size(); ++i) c[i] = a[i] + b[i];
+    return c;
+}
+
+void add_to(Buf& a, const Buf& b) {
+    for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+}
+
+void layer_norm_tokens(Buf& x, const LayerNorm& n) {
+    const int64_t C = n.w.numel();
+    ops::layer_norm(x.data(), static_cast<int64_t>(x.size()) / C, C, n.w.data(), n.b.data(), kLayerNormEps);
+}
+
+// Token self-attention on one thread: out_proj(concat_h softmax(q_h k_h^T / sqrt(hd)) v_h)
+// with q, k, v projected from q_in, k_in, v_in (T, C).
+Buf token_attention(const AttentionWeights& a, const Buf& q_in, const Buf& k_in, const Buf& v_in) {
+    const Buf q = lin(q_in, a.q_proj), k = lin(k_in, a.k_proj), v = lin(v_in, a.v_proj);
+    const int64_t D = a.internal_dim(), T = static_cast<int64_t>(q.size()) / D, hd = D / a.num_heads;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    Buf o(q.size(), 0.0f), s(static_cast<size_t>(T));
+    for (int64_t h = 0; h < a.num_heads; ++h)
+        for (int64_t i = 0; i < T; ++i) {
+            for (int64_t j = 0; j < T; ++j) s[static_cast<size_t>(j)] = dot(&q[i * D + h * hd], &k[j * D + h * hd], hd) * scale;
+            ops::softmax_row(s.data(), T);
+            for (int64_t j = 0; j < T; ++j)
+                for (int64_t d = 0; d < hd; ++d) o[i * D + h * hd + d] += s[static_cast<size_t>(j)] * v[j * D + h * hd + d];
+        }
+    return lin(o, a.out_proj);
+}
+
+// The image rows of one prompt: x[p] = alpha[p] * S[p] + coef[p] . basis + c (p < N).
+struct Rows {
+    int64_t N = 0, C = 0, r = 0;
+    Buf alpha;  // (N)
+    Buf coef;   // (N, r)
+    Buf basis;  // (r, C)
+    Buf c;      // (C)
+};
+
+// Per-head scores of the image rows against token vectors tok (T, D), already scaled by
+// 1/sqrt(hd), where the rows go through W (D, C) plus a bias; sw = S W^T, pe = key_pe W^T + b:
+//   score[p, h, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t].
+// by_image: X (N, H*T), X[p, h*T + t]; else X (H*T, N).
+void image_token_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
+                        int heads, bool by_image, float* X) {
+    const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads, HT = heads * T;
+    // Token side: Z[h*T+t] = (basis W_h^T) tok_h[t] (r values), k0[h*T+t] = (c W_h^T) . tok_h[t].
+    Buf bw(static_cast<size_t>(r * D)), cw(static_cast<size_t>(D)), Z(static_cast<size_t>(HT * r)), k0(static_cast<size_t>(HT));
+    mm(r, D, C, x.basis.data(), C, W.data(), C, true, bw.data(), D);
+    mm(1, D, C, x.c.data(), C, W.data(), C, true, cw.data(), D);
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t t = 0; t < T; ++t) {
+            const float* tv = tok + t * D + h * hd;
+            for (int64_t j = 0; j < r; ++j) Z[static_cast<size_t>((h * T + t) * r + j)] = dot(&bw[j * D + h * hd], tv, hd);
+            k0[static_cast<size_t>(h * T + t)] = dot(&cw[h * hd], tv, hd);
+        }
+    // Image side: e = alpha * sw + pe, then per head e_h tok_h^T, plus coef Z^T.
+    Buf e(static_cast<size_t>(N * D));
+#pragma omp parallel for if (par(N * D))
+    for (int64_t p = 0; p < N; ++p) {
+        const float a = x.alpha[static_cast<size_t>(p)];
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) e[p * D + d] = a * sw[p * D + d] + pe[p * D + d];
+    }
+    if (by_image) {
+        mm(N, HT, r, x.coef.data(), r, Z.data(), r, true, X, HT);
+        for (int64_t h = 0; h < heads; ++h)
+            ops::gemm(N, T, hd, &e[h * hd], D, tok + h * hd, D, true, X + h * T, HT, 1.0f, 1.0f);
+#pragma omp parallel for if (par(N * HT))
+        for (int64_t p = 0; p < N; ++p)
+            for (int64_t j = 0; j < HT; ++j) X[p * HT + j] += k0[static_cast<size_t>(j)];
+    } else {
+        mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N);
+        for (int64_t h = 0; h < heads; ++h)
+            ops::gemm(T, N, hd, tok + h * hd, D, &e[h * hd], D, true, X + h * T * N, N, 1.0f, 1.0f);
+        for (int64_t j = 0; j < HT; ++j)
+            for (int64_t p = 0; p < N; ++p) X[j * N + p] += k0[static_cast<size_t>(j)];
+    }
+}
+
+// Tokens attending to the image rows: concat_h softmax_p(q_h . k_h[p] / sqrt(hd)) v_h[p] for
+// query vectors q (T, D); the value rows are never formed:
+//   sum_p P[p] v[p] = (P * alpha) (S Wv^T) + (P coef) (basis Wv^T) + c Wv^T + bv   (sum_p P = 1).
+// Returns (T, D), before out_proj.
+Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights& a, const Buf& q) {
+    const int64_t N = x.N, C = x.C, r = x.r, D = a.internal_dim(), H = a.num_heads, hd = D / H;
+    const int64_t T = static_cast<int64_t>(q.size()) / D, HT = H * T;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    Buf tok(q.size());
+    for (size_t i = 0; i < q.size(); ++i) tok[i] = q[i] * scale;
+    Buf P(static_cast<size_t>(HT * N)), pa(static_cast<size_t>(HT * N));
+    image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, a.num_heads, false, P.data());
+    for (int64_t j = 0; j < HT; ++j) {
+        ops::softmax_row(&P[j * N], N);
+#pragma omp simd
+        for (int64_t p = 0; p < N; ++p) pa[j * N + p] = P[j * N + p] * x.alpha[static_cast<size_t>(p)];
+    }
+    Buf out(static_cast<size_t>(T * D));
+    for (int64_t h = 0; h < H; ++h)
+        ops::gemm(T, hd, N, &pa[h * T * N], N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
+    if (r > 0) {
+        Buf wc(static_cast<size_t>(HT * r)), bv(static_cast<size_t>(r * D));
+        ops::gemm(HT, r, N, P.data(), N, x.coef.data(), r, false, wc.data(), r);
+        ops::gemm(r, D, C, x.basis.data(), C, a.v_proj.w.data(), C, true, bv.data(), D);
+        for (int64_t h = 0; h < H; ++h)
+            ops::gemm(T, hd, r, &wc[h * T * r], r, &bv[h * hd], D, false, &out[h * hd], D, 1.0f, 1.0f);
+    }
+    Buf cv = lin(x.c, a.v_proj);  // c Wv^T + bv
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t d = 0; d < D; ++d) out[t * D + d] += cv[static_cast<size_t>(d)];
+    return out;
+}
+
+// Image rows attending to the tokens (keys k, values v: (T, D) projected from the tokens),
+// added to the rows: out_proj(attn) = A U + bo with A (N, H*T) the attention weights and
+// U (H*T, C) the rows v_h[t] Wo_h^T. So coef gains the columns A, basis the rows U.
+void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, const Buf& k, const Buf& v) {
+    const int64_t N = x.N, C = x.C, r = x.r, D = a.internal_dim(), H = a.num_heads, hd = D / H;
+    const int64_t T = static_cast<int64_t>(k.size()) / D, HT = H * T;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    Buf tok(k.size());
+    for (size_t i = 0; i < k.size(); ++i) tok[i] = k[i] * scale;
+    Buf A(static_cast<size_t>(N * HT));
+    image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, a.num_heads, true, A.data());
+    // New coefficients [coef | softmax over the T tokens of each head].
+    Buf coef(static_cast<size_t>(N * (r + HT)));
+#pragma omp parallel for if (par(N * HT))
+    for (int64_t p = 0; p < N; ++p) {
+        for (int64_t h = 0; h < H; ++h) ops::softmax_row(&A[p * HT + h * T], T);
+        std::copy(x.coef.begin() + p * r, x.coef.begin() + (p + 1) * r, coef.begin() + p * (r + HT));
+        std::copy(A.begin() + p * HT, A.begin() + (p + 1) * HT, coef.begin() + p * (r + HT) + r);
+    }
+    x.basis.resize(static_cast<size_t>((r + HT) * C));
+    for (int64_t h = 0; h < H; ++h)
+        ops::gemm(T, C, hd, &v[h * hd], D, a.out_proj.w.data() + h * hd, D, true, &x.basis[(r + h * T) * C], C);
+    x.coef = std::move(coef);
+    x.r = r + HT;
+    for (int64_t c = 0; c < C; ++c) x.c[static_cast<size_t>(c)] += a.out_proj.b[c];
+}
+
+// x <- LayerNorm(x). The rows are formed once for their mean mu and std s; then
+//   (x - mu)/s * g + b = (alpha/s) (g S) + (coef/s) . (g basis) + (1/s) (g c) - (mu/s) g + b,
+// and g S is the next shared matrix. S: (N, C), the current shared part.
+void layer_norm_rows(Rows& x, const float* S, const LayerNorm& n) {
+    const int64_t N = x.N, C = x.C, r = x.r, r2 = r + 2;
+    Buf X(static_cast<size_t>(N * C)), coef(static_cast<size_t>(N * r2));
+    mm(N, C, r, x.coef.data(), r, x.basis.data(), C, false, X.data(), C);
+#pragma omp parallel for if (par(N * C))
+    for (int64_t p = 0; p < N; ++p) {
+        float* row = &X[p * C];
+        const float a = x.alpha[static_cast<size_t>(p)];
+        double sum = 0.0;
+        for (int64_t c = 0; c < C; ++c) {
+            row[c] += a * S[p * C + c] + x.c[static_cast<size_t>(c)];
+            sum += row[c];
+        }
+        const double mu = sum / static_cast<double>(C);
+        double var = 0.0;
+        for (int64_t c = 0; c < C; ++c) var += (row[c] - mu) * (row[c] - mu);
+        const double inv = 1.0 / std::sqrt(var / static_cast<double>(C) + kLayerNormEps);
+        for (int64_t j = 0; j < r; ++j) coef[p * r2 + j] = static_cast<float>(x.coef[p * r + j] * inv);
+        coef[p * r2 + r] = static_cast<float>(inv);
+        coef[p * r2 + r + 1] = static_cast<float>(-mu * inv);
+        x.alpha[static_cast<size_t>(p)] = static_cast<float>(a * inv);
+    }
+    Buf basis(static_cast<size_t>(r2 * C));
+    const float* g = n.w.data();
+    for (int64_t j = 0; j < r; ++j)
+        for (int64_t c = 0; c < C; ++c) basis[j * C + c] = x.basis[j * C + c] * g[c];
+    for (int64_t c = 0; c < C; ++c) {
+        basis[r * C + c] = x.c[static_cast<size_t>(c)] * g[c];
+        basis[(r + 1) * C + c] = g[c];
+        x.c[static_cast<size_t>(c)] = n.b[c];
+    }
+    x.coef = std::move(coef);
+    x.basis = std::move(basis);
+    x.r = r2;
+}
+
+// y (N, out) = rows W^T + b, given sw = S W^T (N, out).
+void linear_rows(const Rows& x, const float* sw, const Linear& l, float* y) {
+    const int64_t N = x.N, C = x.C, r = x.r, out = l.out_features();
+    Buf bw(static_cast<size_t>(r * out));
+    mm(r, out, C, x.basis.data(), C, l.w.data(), C, true, bw.data(), out);
+    mm(N, out, r, x.coef.data(), r, bw.data(), out, false, y, out);
+    const Buf cw = lin(x.c, l);  // c W^T + b
+#pragma omp parallel for if (par(N * out))
+    for (int64_t p = 0; p < N; ++p) {
+        const float a = x.alpha[static_cast<size_t>(p)];
+#pragma omp simd
+        for (int64_t o = 0; o < out; ++o) y[p * out + o] += a * sw[p * out + o] + cw[static_cast<size_t>(o)];
+    }
+}
+
+// LayerNorm2d over each row of C4 channels, then GELU, in place on (rows, C4).
+void layer_norm_gelu(float* x, int64_t rows, int64_t C4, const LayerNorm& n) {
+    const float* g = n.w.data();
+    const float* b = n.b.data();
+#pragma omp parallel for if (par(rows * C4))
+    for (int64_t i = 0; i < rows; ++i) {
+        float* v = x + i * C4;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t c = 0; c < C4; ++c) sum += v[c];
+        const float mu = sum / static_cast<float>(C4);
+        float var = 0.0f;
+#pragma omp simd reduction(+ : var)
+        for (int64_t c = 0; c < C4; ++c) var += (v[c] - mu) * (v[c] - mu);
+        const float inv = 1.0f / std::sqrt(var / static_cast<float>(C4) + kLayerNorm2dEps);
+#pragma omp simd
+        for (int64_t c = 0; c < C4; ++c) v[c] = gelu((v[c] - mu) * inv * g[c] + b[c]);
+    }
+}
+
+Buf mlp(const MlpWeights& m, Buf x) {
+    for (size_t i = 0; i < m.layers.size(); ++i)
+        x = lin(x, m.layers[i], i + 1 < m.layers.size() ? ops::Epilogue::Relu : ops::Epilogue::None);
+    return x;
+}
+
+// Upscales the rows (through the two ConvTransposes) and dots them with the hypernetwork
+// outputs hyper (M, C/8); writes M masks of (4G, 4G) logits.
+void upscale_and_predict(const MaskDecoderWeights& w, const TransformerImageState& st, const Rows& x, const Buf& hyper,
+                         int64_t M, float* out) {
+    const int64_t N = x.N, G = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(N)))), S = 4 * G;
+    const int64_t C4 = w.upscale2.w.dim(1), C8 = w.upscale2.w.dim(0) / 4;
+    // ConvTranspose 2x2 s2 -> LayerNorm2d -> GELU: (N * 4, C/4), one row per 2G x 2G pixel.
+    Buf u1(static_cast<size_t>(N * 4 * C4));
+    linear_rows(x, st.upscale.data(), w.upscale1, u1.data());
+    layer_norm_gelu(u1.data(), N * 4, C4, w.upscale_norm);
+    // ConvTranspose 2x2 s2 -> GELU: (N * 4, 4 * C/8), four 4G x 4G pixels per row.
+    Buf u2(static_cast<size_t>(N * 16 * C8));
+    w.upscale2.mm.forward(u1.data(), N * 4, u2.data(), ops::Epilogue::Gelu);
+    // Mask logits: hypernetwork vector . upscaled features, scattered to (4G, 4G).
+#pragma omp parallel for if (par(N * 16 * C8))
+    for (int64_t r1 = 0; r1 < N * 4; ++r1) {
+        const int64_t r = r1 / 4, y = r / G, xx = r % G, ky1 = (r1 % 4) / 2, kx1 = r1 % 2;
+        for (int64_t k2 = 0; k2 < 4; ++k2) {
+            const float* f = &u2[(r1 * 4 + k2) * C8];
+            const int64_t Y = 4 * y + 2 * ky1 + k2 / 2, X = 4 * xx + 2 * kx1 + k2 % 2;
+            for (int64_t m = 0; m < M; ++m) out[m * S * S + Y * S + X] = dot(&hyper[m * C8], f, C8);
+        }
+    }
+}
+
+}  // namespace
+
+void prepare_shared_image_side(const MaskDecoderWeights& w, TransformerImageState& st, const Tensor& image_pe) {
+    const TwoWayTransformerWeights& tw = w.transformer;
+    const size_t L = tw.layers.size();
+    const int64_t N = st.keys.dim(0), C = st.keys.dim(1);
+    const Tensor none;
+    Tensor s = st.keys;  // S_0 = src
+    st.shared.assign(L + 1, SharedKeys{});
+    for (size_t l = 0; l <= L; ++l) {
+        SharedKeys& sk = st.shared[l];
+        const AttentionWeights& t2i = l < L ? tw.layers[l].cross_t2i : tw.final_t2i;
+        sk.s = s;
+        sk.k = ops::linear(s, t2i.k_proj.w, none);
+        sk.k_pe = ops::linear(image_pe, t2i.k_proj.w, t2i.k_proj.b);
+        sk.v = ops::linear(s, t2i.v_proj.w, none);
+        if (l == L) break;
+        const AttentionWeights& i2t = tw.layers[l].cross_i2t;
+        sk.q = ops::linear(s, i2t.q_proj.w, none);
+        sk.q_pe = ops::linear(image_pe, i2t.q_proj.w, i2t.q_proj.b);
+        // S_{l+1} = S_l * norm4.weight
+        Tensor next = Tensor::empty({N, C});
+        const float* g = tw.layers[l].norm4.w.data();
+        for (int64_t p = 0; p < N; ++p)
+            for (int64_t c = 0; c < C; ++c) next[p * C + c] = s[p * C + c] * g[c];
+        s = next;
+    }
+    st.upscale = ops::linear(s, w.upscale1.w, none);
+}
+
+void decode_prompt_low_rank(const MaskDecoderWeights& w, const TransformerImageState& st, const float* tokens,
+                            int64_t T, int64_t first, int64_t M, float* iou, float* masks) {
+    const TwoWayTransformerWeights& tw = w.transformer;
+    const int64_t N = st.keys.dim(0), C = st.keys.dim(1), C8 = w.upscale2.w.dim(0) / 4;
+    const Buf qpe(tokens, tokens + T * C);
+    Buf queries = qpe;
+    Rows x;  // keys = src: alpha 1, no basis
+    x.N = N;
+    x.C = C;
+    x.alpha.assign(static_cast<size_t>(N), 1.0f);
+    x.c.assign(static_cast<size_t>(C), 0.0f);
+
+    for (size_t l = 0; l < tw.layers.size(); ++l) {
+        const TwoWayBlockWeights& b = tw.layers[l];
+        const SharedKeys& sh = st.shared[l];
+        // Self attention block (the first layer skips the PE and the residual)
+        if (b.skip_first_layer_pe) {
+            queries = token_attention(b.self_attn, queries, queries, queries);
+        } else {
+            const Buf q = add(queries, qpe);
+            add_to(queries, token_attention(b.self_attn, q, q, queries));
+        }
+        layer_norm_tokens(queries, b.norm1);
+        // Cross attention block, tokens attending to image embedding
+        add_to(queries, lin(tokens_to_image(x, sh, b.cross_t2i, lin(add(queries, qpe), b.cross_t2i.q_proj)),
+                            b.cross_t2i.out_proj));
+        layer_norm_tokens(queries, b.norm2);
+        // MLP block
+        add_to(queries, lin(lin(queries, b.mlp_lin1, ops::Epilogue::Relu), b.mlp_lin2));
+        layer_norm_tokens(queries, b.norm3);
+        // Cross attention block, image embedding attending to tokens
+        image_to_tokens(x, sh, b.cross_i2t, lin(add(queries, qpe), b.cross_i2t.k_proj), lin(queries, b.cross_i2t.v_proj));
+        layer_norm_rows(x, sh.s.data(), b.norm4);
+    }
+    // Final attention layer from the points to the image
+    const AttentionWeights& f = tw.final_t2i;
+    add_to(queries, lin(tokens_to_image(x, st.shared.back(), f, lin(add(queries, qpe), f.q_proj)), f.out_proj));
+    layer_norm_tokens(queries, tw.norm_final);
+
+    // IoU head on the iou token, hypernetwork MLPs on the selected mask tokens.
+    const Buf pred = mlp(w.iou_head, Buf(queries.begin(), queries.begin() + C));
+    std::copy(pred.begin(), pred.end(), iou);
+    Buf hyper(static_cast<size_t>(M * C8));
+    for (int64_t m = 0; m < M; ++m) {
+        const int64_t row = 1 + first + m;
+        const Buf h = mlp(w.hypernetworks[static_cast<size_t>(first + m)],
+                          Buf(queries.begin() + row * C, queries.begin() + (row + 1) * C));
+        std::copy(h.begin(), h.end(), hyper.begin() + m * C8);
+    }
+    upscale_and_predict(w, st, x, hyper, M, masks);
+}
+
+}  // namespace sam
