@@ -3,9 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "ops/ops.h"
@@ -24,10 +24,28 @@ using Buf = std::vector<float>;
 // inside one (prompts are then decoded one per thread).
 bool par(int64_t work) { return work >= kParallelMin && !omp_in_parallel(); }
 
+// Runs the enclosed calls on the calling thread alone: for small GEMMs a parallel region costs
+// more than it saves (and much more when the cores are shared with other work).
+class SingleThreaded {
+  public:
+    SingleThreaded() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+    ~SingleThreaded() { omp_set_num_threads(saved_); }
+    SingleThreaded(const SingleThreaded&) = delete;
+    SingleThreaded& operator=(const SingleThreaded&) = delete;
+
+  private:
+    int saved_;
+};
+
+constexpr int64_t kGemmParallelMin = int64_t{1} << 22;  // multiply-adds below which a GEMM stays on one thread
+
 // C (M, N) = A (M, K) op(B) (+ C when `acc`); K = 0 gives zeros (or leaves C).
 void mm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool bt, float* C,
         int64_t ldc, bool acc = false) {
-    if (K > 0) {
+    if (K > 0 && M * N * K < kGemmParallelMin) {
+        SingleThreaded one;
+        ops::gemm(M, N, K, A, lda, B, ldb, bt, C, ldc, 1.0f, acc ? 1.0f : 0.0f);
+    } else if (K > 0) {
         ops::gemm(M, N, K, A, lda, B, ldb, bt, C, ldc, 1.0f, acc ? 1.0f : 0.0f);
     } else if (!acc) {
         for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
@@ -41,11 +59,12 @@ float dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
-// exp(x) for x <= 0: Cody-Waite reduction by ln 2, degree-6 Taylor polynomial (rel. error
-// ~1.2e-7 on |r| <= ln2/2), 2^n from the exponent bits. Plain arithmetic, so loops vectorise.
+// exp(x) for x <= 0: reduction by ln 2 (n rounded to nearest with the 1.5 * 2^23 trick, as
+// floorf and float selects keep GCC from vectorising under the default trapping-math), a
+// degree-6 Taylor polynomial (rel. error ~1.2e-7 on |r| <= ln2/2), 2^n from the exponent bits;
+// below 2^-126 the result is 0.
 inline float exp_nonpositive(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
     float p = 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
@@ -54,25 +73,53 @@ inline float exp_nonpositive(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    return p * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+    int32_t e = static_cast<int32_t>(n);
+    e = e < -127 ? -127 : e;
+    const int32_t bits = (e + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+// In place, over n values, numerically stable.
+void softmax(float* v, int64_t n) {
+    float mx = v[0];
+    for (int64_t i = 1; i < n; ++i) mx = v[i] > mx ? v[i] : mx;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) {
+        v[i] = exp_nonpositive(v[i] - mx);
+        sum += v[i];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) v[i] *= inv;
 }
 
 // Exact-form GELU x/2 (1 + erf(x/sqrt 2)), with erfc(|z|) = t P(t) exp(-z^2),
-// t = 1/(1 + 0.3275911 |z|) (Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7); for x < 0 the
-// small tail erfc is used directly, so there is no cancellation.
+// t = 1/(1 + 0.3275911 |z|) (Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7), and
+// 1 + erf(z) = (1 + sign) - sign erfc(|z|): for x < 0 that is the small tail erfc itself (no
+// cancellation). Branch-free, so loops over it vectorise.
 inline float gelu(float x) {
     const float z = std::fabs(x) * 0.70710678118654752f;
     const float t = 1.0f / (1.0f + 0.3275911f * z);
     const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
     const float erfc = poly * exp_nonpositive(-z * z);
-    return 0.5f * x * (x >= 0.0f ? 2.0f - erfc : erfc);
+    const float sign = std::copysign(1.0f, x);
+    return 0.5f * x * ((1.0f + sign) - sign * erfc);
 }
 
-// y (rows, out) = epilogue(x (rows, in) W^T + b), for a handful of token rows.
-Buf lin(const Buf& x, const Linear& l, ops::Epilogue e = ops::Epilogue::None) {
-    const int64_t rows = static_cast<int64_t>(x.size()) / l.w.dim(1);
-    Buf y(static_cast<size_t>(rows * l.out_features()));
-    l.mm.forward(x.data(), rows, y.data(), e);
+// y (rows, out) = x (rows, in) W^T + b, ReLU'd if asked, for a handful of token rows (one thread).
+Buf lin(const Buf& x, const Linear& l, bool relu = false) {
+    const int64_t in = l.w.dim(1), out = l.out_features(), rows = static_cast<int64_t>(x.size()) / in;
+    Buf y(static_cast<size_t>(rows * out));
+    for (int64_t i = 0; i < rows; ++i) std::copy(l.b.data(), l.b.data() + out, y.begin() + i * out);
+    {
+        SingleThreaded one;
+        ops::gemm(rows, out, in, x.data(), in, l.w.data(), in, true, y.data(), out, 1.0f, 1.0f);
+    }
+    if (relu)
+        for (float& v : y) v = v > 0.0f ? v : 0.0f;
     return y;
 }
 
@@ -101,7 +148,7 @@ Buf token_attention(const AttentionWeights& a, const Buf& q_in, const Buf& k_in,
     for (int64_t h = 0; h < a.num_heads; ++h)
         for (int64_t i = 0; i < T; ++i) {
             for (int64_t j = 0; j < T; ++j) s[static_cast<size_t>(j)] = dot(&q[i * D + h * hd], &k[j * D + h * hd], hd) * scale;
-            ops::softmax_row(s.data(), T);
+            softmax(s.data(), T);
             for (int64_t j = 0; j < T; ++j)
                 for (int64_t d = 0; d < hd; ++d) o[i * D + h * hd + d] += s[static_cast<size_t>(j)] * v[j * D + h * hd + d];
         }
@@ -145,14 +192,14 @@ void image_token_scores(const Rows& x, const float* sw, const float* pe, const T
     if (by_image) {
         mm(N, HT, r, x.coef.data(), r, Z.data(), r, true, X, HT);
         for (int64_t h = 0; h < heads; ++h)
-            ops::gemm(N, T, hd, &e[h * hd], D, tok + h * hd, D, true, X + h * T, HT, 1.0f, 1.0f);
+            mm(N, T, hd, &e[h * hd], D, tok + h * hd, D, true, X + h * T, HT, true);
 #pragma omp parallel for if (par(N * HT))
         for (int64_t p = 0; p < N; ++p)
             for (int64_t j = 0; j < HT; ++j) X[p * HT + j] += k0[static_cast<size_t>(j)];
     } else {
         mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N);
         for (int64_t h = 0; h < heads; ++h)
-            ops::gemm(T, N, hd, tok + h * hd, D, &e[h * hd], D, true, X + h * T * N, N, 1.0f, 1.0f);
+            mm(T, N, hd, tok + h * hd, D, &e[h * hd], D, true, X + h * T * N, N, true);
         for (int64_t j = 0; j < HT; ++j)
             for (int64_t p = 0; p < N; ++p) X[j * N + p] += k0[static_cast<size_t>(j)];
     }
@@ -171,19 +218,19 @@ Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights&
     Buf P(static_cast<size_t>(HT * N)), pa(static_cast<size_t>(HT * N));
     image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, a.num_heads, false, P.data());
     for (int64_t j = 0; j < HT; ++j) {
-        ops::softmax_row(&P[j * N], N);
+        softmax(&P[j * N], N);
 #pragma omp simd
         for (int64_t p = 0; p < N; ++p) pa[j * N + p] = P[j * N + p] * x.alpha[static_cast<size_t>(p)];
     }
     Buf out(static_cast<size_t>(T * D));
     for (int64_t h = 0; h < H; ++h)
-        ops::gemm(T, hd, N, &pa[h * T * N], N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
+        mm(T, hd, N, &pa[h * T * N], N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
     if (r > 0) {
         Buf wc(static_cast<size_t>(HT * r)), bv(static_cast<size_t>(r * D));
-        ops::gemm(HT, r, N, P.data(), N, x.coef.data(), r, false, wc.data(), r);
-        ops::gemm(r, D, C, x.basis.data(), C, a.v_proj.w.data(), C, true, bv.data(), D);
+        mm(HT, r, N, P.data(), N, x.coef.data(), r, false, wc.data(), r);
+        mm(r, D, C, x.basis.data(), C, a.v_proj.w.data(), C, true, bv.data(), D);
         for (int64_t h = 0; h < H; ++h)
-            ops::gemm(T, hd, r, &wc[h * T * r], r, &bv[h * hd], D, false, &out[h * hd], D, 1.0f, 1.0f);
+            mm(T, hd, r, &wc[h * T * r], r, &bv[h * hd], D, false, &out[h * hd], D, true);
     }
     Buf cv = lin(x.c, a.v_proj);  // c Wv^T + bv
     for (int64_t t = 0; t < T; ++t)
@@ -206,13 +253,13 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     Buf coef(static_cast<size_t>(N * (r + HT)));
 #pragma omp parallel for if (par(N * HT))
     for (int64_t p = 0; p < N; ++p) {
-        for (int64_t h = 0; h < H; ++h) ops::softmax_row(&A[p * HT + h * T], T);
+        for (int64_t h = 0; h < H; ++h) softmax(&A[p * HT + h * T], T);
         std::copy(x.coef.begin() + p * r, x.coef.begin() + (p + 1) * r, coef.begin() + p * (r + HT));
         std::copy(A.begin() + p * HT, A.begin() + (p + 1) * HT, coef.begin() + p * (r + HT) + r);
     }
     x.basis.resize(static_cast<size_t>((r + HT) * C));
     for (int64_t h = 0; h < H; ++h)
-        ops::gemm(T, C, hd, &v[h * hd], D, a.out_proj.w.data() + h * hd, D, true, &x.basis[(r + h * T) * C], C);
+        mm(T, C, hd, &v[h * hd], D, a.out_proj.w.data() + h * hd, D, true, &x.basis[(r + h * T) * C], C);
     x.coef = std::move(coef);
     x.r = r + HT;
     for (int64_t c = 0; c < C; ++c) x.c[static_cast<size_t>(c)] += a.out_proj.b[c];
@@ -294,7 +341,7 @@ void layer_norm_gelu(float* x, int64_t rows, int64_t C4, const LayerNorm& n) {
 
 Buf mlp(const MlpWeights& m, Buf x) {
     for (size_t i = 0; i < m.layers.size(); ++i)
-        x = lin(x, m.layers[i], i + 1 < m.layers.size() ? ops::Epilogue::Relu : ops::Epilogue::None);
+        x = lin(x, m.layers[i], i + 1 < m.layers.size());
     return x;
 }
 
@@ -381,7 +428,7 @@ void decode_prompt_low_rank(const MaskDecoderWeights& w, const TransformerImageS
                             b.cross_t2i.out_proj));
         layer_norm_tokens(queries, b.norm2);
         // MLP block
-        add_to(queries, lin(lin(queries, b.mlp_lin1, ops::Epilogue::Relu), b.mlp_lin2));
+        add_to(queries, lin(lin(queries, b.mlp_lin1, true), b.mlp_lin2));
         layer_norm_tokens(queries, b.norm3);
         // Cross attention block, image embedding attending to tokens
         image_to_tokens(x, sh, b.cross_i2t, lin(add(queries, qpe), b.cross_i2t.k_proj), lin(queries, b.cross_i2t.v_proj));
