@@ -138,6 +138,31 @@ void layer_norm_tokens(Buf& x, const LayerNorm& n) {
     ops::layer_norm(x.data(), static_cast<int64_t>(x.size()) / C, C, n.w.data(), n.b.data(), kLayerNormEps);
 }
 
+// Softmax down each column of X (rows, cols), in place: over `rows` tokens for every position.
+void softmax_columns(float* X, int64_t rows, int64_t cols) {
+    Buf mx(X, X + cols), sum(static_cast<size_t>(cols), 0.0f);
+    for (int64_t i = 1; i < rows; ++i) {
+        const float* x = X + i * cols;
+#pragma omp simd
+        for (int64_t p = 0; p < cols; ++p) mx[p] = x[p] > mx[p] ? x[p] : mx[p];
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+        float* x = X + i * cols;
+#pragma omp simd
+        for (int64_t p = 0; p < cols; ++p) {
+            x[p] = exp_nonpositive(x[p] - mx[p]);
+            sum[p] += x[p];
+        }
+    }
+#pragma omp simd
+    for (int64_t p = 0; p < cols; ++p) sum[p] = 1.0f / sum[p];
+    for (int64_t i = 0; i < rows; ++i) {
+        float* x = X + i * cols;
+#pragma omp simd
+        for (int64_t p = 0; p < cols; ++p) x[p] *= sum[p];
+    }
+}
+
 // Token self-attention on one thread: out_proj(concat_h softmax(q_h k_h^T / sqrt(hd)) v_h)
 // with q, k, v projected from q_in, k_in, v_in (T, C).
 Buf token_attention(const AttentionWeights& a, const Buf& q_in, const Buf& k_in, const Buf& v_in) {
@@ -167,9 +192,9 @@ struct Rows {
 // Per-head scores of the image rows against token vectors tok (T, D), already scaled by
 // 1/sqrt(hd), where the rows go through W (D, C) plus a bias; sw = S W^T, pe = key_pe W^T + b:
 //   score[p, h, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t].
-// by_image: X (N, H*T), X[p, h*T + t]; else X (H*T, N).
+// X (H*T, N), X[h*T + t, p].
 void image_token_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
-                        int heads, bool by_image, float* X) {
+                        int heads, float* X) {
     const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads, HT = heads * T;
     // Token side: Z[h*T+t] = (basis W_h^T) tok_h[t] (r values), k0[h*T+t] = (c W_h^T) . tok_h[t].
     Buf bw(static_cast<size_t>(r * D)), cw(static_cast<size_t>(D)), Z(static_cast<size_t>(HT * r)), k0(static_cast<size_t>(HT));
@@ -189,20 +214,10 @@ void image_token_scores(const Rows& x, const float* sw, const float* pe, const T
 #pragma omp simd
         for (int64_t d = 0; d < D; ++d) e[p * D + d] = a * sw[p * D + d] + pe[p * D + d];
     }
-    if (by_image) {
-        mm(N, HT, r, x.coef.data(), r, Z.data(), r, true, X, HT);
-        for (int64_t h = 0; h < heads; ++h)
-            mm(N, T, hd, &e[h * hd], D, tok + h * hd, D, true, X + h * T, HT, true);
-#pragma omp parallel for if (par(N * HT))
-        for (int64_t p = 0; p < N; ++p)
-            for (int64_t j = 0; j < HT; ++j) X[p * HT + j] += k0[static_cast<size_t>(j)];
-    } else {
-        mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N);
-        for (int64_t h = 0; h < heads; ++h)
-            mm(T, N, hd, tok + h * hd, D, &e[h * hd], D, true, X + h * T * N, N, true);
-        for (int64_t j = 0; j < HT; ++j)
-            for (int64_t p = 0; p < N; ++p) X[j * N + p] += k0[static_cast<size_t>(j)];
-    }
+    mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N);
+    for (int64_t h = 0; h < heads; ++h) mm(T, N, hd, tok + h * hd, D, &e[h * hd], D, true, X + h * T * N, N, true);
+    for (int64_t j = 0; j < HT; ++j)
+        for (int64_t p = 0; p < N; ++p) X[j * N + p] += k0[static_cast<size_t>(j)];
 }
 
 // Tokens attending to the image rows: concat_h softmax_p(q_h . k_h[p] / sqrt(hd)) v_h[p] for
@@ -216,7 +231,7 @@ Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights&
     Buf tok(q.size());
     for (size_t i = 0; i < q.size(); ++i) tok[i] = q[i] * scale;
     Buf P(static_cast<size_t>(HT * N)), pa(static_cast<size_t>(HT * N));
-    image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, a.num_heads, false, P.data());
+    image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, a.num_heads, P.data());
     for (int64_t j = 0; j < HT; ++j) {
         softmax(&P[j * N], N);
 #pragma omp simd
@@ -247,15 +262,16 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     Buf tok(k.size());
     for (size_t i = 0; i < k.size(); ++i) tok[i] = k[i] * scale;
-    Buf A(static_cast<size_t>(N * HT));
-    image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, a.num_heads, true, A.data());
-    // New coefficients [coef | softmax over the T tokens of each head].
+    Buf A(static_cast<size_t>(HT * N));
+    image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, a.num_heads, A.data());
+    for (int64_t h = 0; h < H; ++h) softmax_columns(&A[h * T * N], T, N);
+    // New coefficients [coef | A^T].
     Buf coef(static_cast<size_t>(N * (r + HT)));
-#pragma omp parallel for if (par(N * HT))
+#pragma omp parallel for if (par(N * (r + HT)))
     for (int64_t p = 0; p < N; ++p) {
-        for (int64_t h = 0; h < H; ++h) softmax(&A[p * HT + h * T], T);
-        std::copy(x.coef.begin() + p * r, x.coef.begin() + (p + 1) * r, coef.begin() + p * (r + HT));
-        std::copy(A.begin() + p * HT, A.begin() + (p + 1) * HT, coef.begin() + p * (r + HT) + r);
+        float* dst = &coef[p * (r + HT)];
+        std::copy(x.coef.begin() + p * r, x.coef.begin() + (p + 1) * r, dst);
+        for (int64_t j = 0; j < HT; ++j) dst[r + j] = A[j * N + p];
     }
     x.basis.resize(static_cast<size_t>((r + HT) * C));
     for (int64_t h = 0; h < H; ++h)
@@ -265,30 +281,38 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     for (int64_t c = 0; c < C; ++c) x.c[static_cast<size_t>(c)] += a.out_proj.b[c];
 }
 
-// x <- LayerNorm(x). The rows are formed once for their mean mu and std s; then
+// x <- LayerNorm(x). The rows are formed once (as the reference has them) for their mean mu and
+// std s, computed as nn.LayerNorm does, in float; then
 //   (x - mu)/s * g + b = (alpha/s) (g S) + (coef/s) . (g basis) + (1/s) (g c) - (mu/s) g + b,
 // and g S is the next shared matrix. S: (N, C), the current shared part.
 void layer_norm_rows(Rows& x, const float* S, const LayerNorm& n) {
     const int64_t N = x.N, C = x.C, r = x.r, r2 = r + 2;
     Buf X(static_cast<size_t>(N * C)), coef(static_cast<size_t>(N * r2));
     mm(N, C, r, x.coef.data(), r, x.basis.data(), C, false, X.data(), C);
+    const float* cc = x.c.data();
 #pragma omp parallel for if (par(N * C))
     for (int64_t p = 0; p < N; ++p) {
         float* row = &X[p * C];
+        const float* sp = S + p * C;
         const float a = x.alpha[static_cast<size_t>(p)];
-        double sum = 0.0;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int64_t c = 0; c < C; ++c) {
-            row[c] += a * S[p * C + c] + x.c[static_cast<size_t>(c)];
+            row[c] += a * sp[c] + cc[c];
             sum += row[c];
         }
-        const double mu = sum / static_cast<double>(C);
-        double var = 0.0;
+        const float mu = sum / static_cast<float>(C);
+        float var = 0.0f;
+#pragma omp simd reduction(+ : var)
         for (int64_t c = 0; c < C; ++c) var += (row[c] - mu) * (row[c] - mu);
-        const double inv = 1.0 / std::sqrt(var / static_cast<double>(C) + kLayerNormEps);
-        for (int64_t j = 0; j < r; ++j) coef[p * r2 + j] = static_cast<float>(x.coef[p * r + j] * inv);
-        coef[p * r2 + r] = static_cast<float>(inv);
-        coef[p * r2 + r + 1] = static_cast<float>(-mu * inv);
-        x.alpha[static_cast<size_t>(p)] = static_cast<float>(a * inv);
+        const float inv = 1.0f / std::sqrt(var / static_cast<float>(C) + kLayerNormEps);
+        const float* src = &x.coef[p * r];
+        float* dst = &coef[p * r2];
+#pragma omp simd
+        for (int64_t j = 0; j < r; ++j) dst[j] = src[j] * inv;
+        dst[r] = inv;
+        dst[r + 1] = -mu * inv;
+        x.alpha[static_cast<size_t>(p)] = a * inv;
     }
     Buf basis(static_cast<size_t>(r2 * C));
     const float* g = n.w.data();
