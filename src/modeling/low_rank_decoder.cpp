@@ -181,12 +181,16 @@ Buf token_attention(const AttentionWeights& a, const Buf& q_in, const Buf& k_in,
 }
 
 // The image rows of one prompt: x[p] = alpha[p] * S[p] + coef[p] . basis + c (p < N).
+// `full` keeps the rows themselves less c, as the reference forms them: each LayerNorm needs
+// their statistics, and updating `full` by the new attention term alone (N x H*T x C) is
+// cheaper than forming coef . basis (N x r x C) again.
 struct Rows {
     int64_t N = 0, C = 0, r = 0;
     Buf alpha;  // (N)
     Buf coef;   // (N, r)
     Buf basis;  // (r, C)
     Buf c;      // (C)
+    Buf full;   // (N, C)  alpha S + coef . basis
 };
 
 // Per-head scores of the image rows against token vectors tok (T, D), already scaled by
@@ -276,29 +280,28 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     x.basis.resize(static_cast<size_t>((r + HT) * C));
     for (int64_t h = 0; h < H; ++h)
         mm(T, C, hd, &v[h * hd], D, a.out_proj.w.data() + h * hd, D, true, &x.basis[(r + h * T) * C], C);
+    mm(N, C, HT, &coef[r], r + HT, &x.basis[r * C], C, false, x.full.data(), C, true);  // full += A U
     x.coef = std::move(coef);
     x.r = r + HT;
     for (int64_t c = 0; c < C; ++c) x.c[static_cast<size_t>(c)] += a.out_proj.b[c];
 }
 
-// x <- LayerNorm(x). The rows are formed once (as the reference has them) for their mean mu and
-// std s, computed as nn.LayerNorm does, in float; then
+// x <- LayerNorm(x), with mean mu and std s of each row computed from `full` as nn.LayerNorm
+// does (in float); then
 //   (x - mu)/s * g + b = (alpha/s) (g S) + (coef/s) . (g basis) + (1/s) (g c) - (mu/s) g + b,
-// and g S is the next shared matrix. S: (N, C), the current shared part.
-void layer_norm_rows(Rows& x, const float* S, const LayerNorm& n) {
+// and g S is the next shared matrix; `full` becomes (x - mu)/s * g.
+void layer_norm_rows(Rows& x, const LayerNorm& n) {
     const int64_t N = x.N, C = x.C, r = x.r, r2 = r + 2;
-    Buf X(static_cast<size_t>(N * C)), coef(static_cast<size_t>(N * r2));
-    mm(N, C, r, x.coef.data(), r, x.basis.data(), C, false, X.data(), C);
+    Buf coef(static_cast<size_t>(N * r2));
     const float* cc = x.c.data();
+    const float* g = n.w.data();
 #pragma omp parallel for if (par(N * C))
     for (int64_t p = 0; p < N; ++p) {
-        float* row = &X[p * C];
-        const float* sp = S + p * C;
-        const float a = x.alpha[static_cast<size_t>(p)];
+        float* row = &x.full[p * C];
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int64_t c = 0; c < C; ++c) {
-            row[c] += a * sp[c] + cc[c];
+            row[c] += cc[c];
             sum += row[c];
         }
         const float mu = sum / static_cast<float>(C);
@@ -306,16 +309,17 @@ void layer_norm_rows(Rows& x, const float* S, const LayerNorm& n) {
 #pragma omp simd reduction(+ : var)
         for (int64_t c = 0; c < C; ++c) var += (row[c] - mu) * (row[c] - mu);
         const float inv = 1.0f / std::sqrt(var / static_cast<float>(C) + kLayerNormEps);
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) row[c] = (row[c] - mu) * inv * g[c];
         const float* src = &x.coef[p * r];
         float* dst = &coef[p * r2];
 #pragma omp simd
         for (int64_t j = 0; j < r; ++j) dst[j] = src[j] * inv;
         dst[r] = inv;
         dst[r + 1] = -mu * inv;
-        x.alpha[static_cast<size_t>(p)] = a * inv;
+        x.alpha[static_cast<size_t>(p)] *= inv;
     }
     Buf basis(static_cast<size_t>(r2 * C));
-    const float* g = n.w.data();
     for (int64_t j = 0; j < r; ++j)
         for (int64_t c = 0; c < C; ++c) basis[j * C + c] = x.basis[j * C + c] * g[c];
     for (int64_t c = 0; c < C; ++c) {
@@ -435,6 +439,7 @@ void decode_prompt_low_rank(const MaskDecoderWeights& w, const TransformerImageS
     x.C = C;
     x.alpha.assign(static_cast<size_t>(N), 1.0f);
     x.c.assign(static_cast<size_t>(C), 0.0f);
+    x.full.assign(st.keys.data(), st.keys.data() + N * C);
 
     for (size_t l = 0; l < tw.layers.size(); ++l) {
         const TwoWayBlockWeights& b = tw.layers[l];
@@ -456,7 +461,7 @@ void decode_prompt_low_rank(const MaskDecoderWeights& w, const TransformerImageS
         layer_norm_tokens(queries, b.norm3);
         // Cross attention block, image embedding attending to tokens
         image_to_tokens(x, sh, b.cross_i2t, lin(add(queries, qpe), b.cross_i2t.k_proj), lin(queries, b.cross_i2t.v_proj));
-        layer_norm_rows(x, sh.s.data(), b.norm4);
+        layer_norm_rows(x, b.norm4);
     }
     // Final attention layer from the points to the image
     const AttentionWeights& f = tw.final_t2i;
