@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "ops/ops.h"
@@ -19,6 +20,21 @@ constexpr float kLayerNorm2dEps = 1e-6f;  // LayerNorm2d in the upscaling
 constexpr int64_t kParallelMin = 1 << 16; // elements below which a loop stays on one thread
 
 using Buf = std::vector<float>;
+
+// Float storage left uninitialised, for the large buffers that are written in full before
+// they are read (a std::vector would clear them first).
+class Array {
+  public:
+    Array() = default;
+    explicit Array(int64_t n) : p_(new float[static_cast<size_t>(n)]) {}
+    float* data() { return p_.get(); }
+    const float* data() const { return p_.get(); }
+    float& operator[](int64_t i) { return p_[static_cast<size_t>(i)]; }
+    float operator[](int64_t i) const { return p_[static_cast<size_t>(i)]; }
+
+  private:
+    std::unique_ptr<float[]> p_;
+};
 
 // Whether a loop over `work` elements opens a parallel region: not for small work, and not
 // inside one (prompts are then decoded one per thread).
@@ -187,7 +203,7 @@ Buf token_attention(const AttentionWeights& a, const Buf& q_in, const Buf& k_in,
 struct Rows {
     int64_t N = 0, C = 0, r = 0;
     Buf alpha;  // (N)
-    Buf coef;   // (N, r)
+    Array coef; // (N, r)
     Buf basis;  // (r, C)
     Buf c;      // (C)
     Buf full;   // (N, C)  alpha S + coef . basis
@@ -200,28 +216,24 @@ struct Rows {
 void image_token_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
                         int heads, float* X) {
     const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads, HT = heads * T;
-    // Token side: Z[h*T+t] = (basis W_h^T) tok_h[t] (r values), k0[h*T+t] = (c W_h^T) . tok_h[t].
-    Buf bw(static_cast<size_t>(r * D)), cw(static_cast<size_t>(D)), Z(static_cast<size_t>(HT * r)), k0(static_cast<size_t>(HT));
+    // Token side: Z[h*T+t] = (basis W_h^T) tok_h[t] (r values).
+    Buf bw(static_cast<size_t>(r * D)), cw(static_cast<size_t>(D)), Z(static_cast<size_t>(HT * r));
     mm(r, D, C, x.basis.data(), C, W.data(), C, true, bw.data(), D);
     mm(1, D, C, x.c.data(), C, W.data(), C, true, cw.data(), D);
     for (int64_t h = 0; h < heads; ++h)
-        for (int64_t t = 0; t < T; ++t) {
-            const float* tv = tok + t * D + h * hd;
-            for (int64_t j = 0; j < r; ++j) Z[static_cast<size_t>((h * T + t) * r + j)] = dot(&bw[j * D + h * hd], tv, hd);
-            k0[static_cast<size_t>(h * T + t)] = dot(&cw[h * hd], tv, hd);
-        }
-    // Image side: e = alpha * sw + pe, then per head e_h tok_h^T, plus coef Z^T.
-    Buf e(static_cast<size_t>(N * D));
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t j = 0; j < r; ++j)
+                Z[static_cast<size_t>((h * T + t) * r + j)] = dot(&bw[j * D + h * hd], tok + t * D + h * hd, hd);
+    // Image side: e = alpha * sw + pe + c W^T, then per head e_h tok_h^T, plus coef Z^T.
+    Array e(N * D);
 #pragma omp parallel for if (par(N * D))
     for (int64_t p = 0; p < N; ++p) {
         const float a = x.alpha[static_cast<size_t>(p)];
 #pragma omp simd
-        for (int64_t d = 0; d < D; ++d) e[p * D + d] = a * sw[p * D + d] + pe[p * D + d];
+        for (int64_t d = 0; d < D; ++d) e[p * D + d] = a * sw[p * D + d] + (pe[p * D + d] + cw[static_cast<size_t>(d)]);
     }
     mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N);
     for (int64_t h = 0; h < heads; ++h) mm(T, N, hd, tok + h * hd, D, &e[h * hd], D, true, X + h * T * N, N, true);
-    for (int64_t j = 0; j < HT; ++j)
-        for (int64_t p = 0; p < N; ++p) X[j * N + p] += k0[static_cast<size_t>(j)];
 }
 
 // Tokens attending to the image rows: concat_h softmax_p(q_h . k_h[p] / sqrt(hd)) v_h[p] for
@@ -234,7 +246,7 @@ Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights&
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     Buf tok(q.size());
     for (size_t i = 0; i < q.size(); ++i) tok[i] = q[i] * scale;
-    Buf P(static_cast<size_t>(HT * N)), pa(static_cast<size_t>(HT * N));
+    Array P(HT * N), pa(HT * N);
     image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, a.num_heads, P.data());
     for (int64_t j = 0; j < HT; ++j) {
         softmax(&P[j * N], N);
@@ -266,15 +278,15 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     Buf tok(k.size());
     for (size_t i = 0; i < k.size(); ++i) tok[i] = k[i] * scale;
-    Buf A(static_cast<size_t>(HT * N));
+    Array A(HT * N);
     image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, a.num_heads, A.data());
     for (int64_t h = 0; h < H; ++h) softmax_columns(&A[h * T * N], T, N);
     // New coefficients [coef | A^T].
-    Buf coef(static_cast<size_t>(N * (r + HT)));
+    Array coef(N * (r + HT));
 #pragma omp parallel for if (par(N * (r + HT)))
     for (int64_t p = 0; p < N; ++p) {
         float* dst = &coef[p * (r + HT)];
-        std::copy(x.coef.begin() + p * r, x.coef.begin() + (p + 1) * r, dst);
+        std::copy(x.coef.data() + p * r, x.coef.data() + (p + 1) * r, dst);
         for (int64_t j = 0; j < HT; ++j) dst[r + j] = A[j * N + p];
     }
     x.basis.resize(static_cast<size_t>((r + HT) * C));
@@ -292,7 +304,7 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
 // and g S is the next shared matrix; `full` becomes (x - mu)/s * g.
 void layer_norm_rows(Rows& x, const LayerNorm& n) {
     const int64_t N = x.N, C = x.C, r = x.r, r2 = r + 2;
-    Buf coef(static_cast<size_t>(N * r2));
+    Array coef(N * r2);
     const float* cc = x.c.data();
     const float* g = n.w.data();
 #pragma omp parallel for if (par(N * C))
@@ -380,11 +392,11 @@ void upscale_and_predict(const MaskDecoderWeights& w, const TransformerImageStat
     const int64_t N = x.N, G = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(N)))), S = 4 * G;
     const int64_t C4 = w.upscale2.w.dim(1), C8 = w.upscale2.w.dim(0) / 4;
     // ConvTranspose 2x2 s2 -> LayerNorm2d -> GELU: (N * 4, C/4), one row per 2G x 2G pixel.
-    Buf u1(static_cast<size_t>(N * 4 * C4));
+    Array u1(N * 4 * C4);
     linear_rows(x, st.upscale.data(), w.upscale1, u1.data());
     layer_norm_gelu(u1.data(), N * 4, C4, w.upscale_norm);
     // ConvTranspose 2x2 s2 -> GELU: (N * 4, 4 * C/8), four 4G x 4G pixels per row.
-    Buf u2(static_cast<size_t>(N * 16 * C8));
+    Array u2(N * 16 * C8);
     w.upscale2.mm.forward(u1.data(), N * 4, u2.data(), ops::Epilogue::Gelu);
     // Mask logits: hypernetwork vector . upscaled features, scattered to (4G, 4G).
 #pragma omp parallel for if (par(N * 16 * C8))
