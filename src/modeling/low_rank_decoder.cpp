@@ -398,14 +398,15 @@ void upscale_and_predict(const MaskDecoderWeights& w, const TransformerImageStat
     // ConvTranspose 2x2 s2 -> GELU: (N * 4, 4 * C/8), four 4G x 4G pixels per row.
     Array u2(N * 16 * C8);
     w.upscale2.mm.forward(u1.data(), N * 4, u2.data(), ops::Epilogue::Gelu);
-    // Mask logits: hypernetwork vector . upscaled features, scattered to (4G, 4G).
-#pragma omp parallel for if (par(N * 16 * C8))
+    // Mask logits: hypernetwork vector . upscaled features (one GEMM), scattered to (4G, 4G).
+    Array logits(N * 16 * M);
+    mm(N * 16, M, C8, u2.data(), C8, hyper.data(), C8, true, logits.data(), M);
+#pragma omp parallel for if (par(N * 16 * M))
     for (int64_t r1 = 0; r1 < N * 4; ++r1) {
         const int64_t r = r1 / 4, y = r / G, xx = r % G, ky1 = (r1 % 4) / 2, kx1 = r1 % 2;
         for (int64_t k2 = 0; k2 < 4; ++k2) {
-            const float* f = &u2[(r1 * 4 + k2) * C8];
             const int64_t Y = 4 * y + 2 * ky1 + k2 / 2, X = 4 * xx + 2 * kx1 + k2 % 2;
-            for (int64_t m = 0; m < M; ++m) out[m * S * S + Y * S + X] = dot(&hyper[m * C8], f, C8);
+            for (int64_t m = 0; m < M; ++m) out[m * S * S + Y * S + X] = logits[(r1 * 4 + k2) * M + m];
         }
     }
 }
