@@ -36,6 +36,7 @@ Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, i
         std::vector<float> K(global ? 0 : T * hd), V(global ? 0 : T * hd), Q(QB * hd), O(QB * hd);
         std::vector<float> S(QB * T), RH(QB * rh_len), RW(QB * rw_len);
         std::vector<int64_t> q_tok(QB), q_row(QB);
+        std::vector<float> rw_row(ww);
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < tasks; ++task) {
             const int64_t qb = task % nqb, h = (task / nqb) % num_heads, win = task / (nqb * num_heads);
@@ -82,11 +83,12 @@ Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, i
                 const int64_t qh = q_tok[i] / ww, qw = q_tok[i] % ww;
                 const float* rh = RH.data() + i * rh_len + qh + wh - 1;  // rh[-kh] = Rh[qh - kh + wh - 1]
                 const float* rw = RW.data() + i * rw_len + qw + ww - 1;
+                for (int64_t kw = 0; kw < ww; ++kw) rw_row[kw] = rw[-kw];  // forward order: the add vectorises
                 float* s = S.data() + i * T;
                 for (int64_t kh = 0; kh < wh; ++kh) {
                     const float bias_h = rh[-kh];
                     float* srow = s + kh * ww;
-                    for (int64_t kw = 0; kw < ww; ++kw) srow[kw] += bias_h + rw[-kw];
+                    for (int64_t kw = 0; kw < ww; ++kw) srow[kw] += bias_h + rw_row[kw];
                 }
             }
             for (int64_t i = 0; i < nq; ++i) ops::softmax_row(S.data() + i * T, T);
