@@ -418,6 +418,24 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, TransformerImageStat
     const size_t L = tw.layers.size();
     const int64_t N = st.keys.dim(0), C = st.keys.dim(1);
     const Tensor none;
+    // The PE projections: from the model's cache when made from this very PE tensor.
+    std::vector<Tensor> k_pe, q_pe;
+    {
+        PeProjections& cache = *w.pe_projections;
+        std::lock_guard<std::mutex> lock(cache.mutex);
+        if (cache.image_pe.data() != image_pe.data() || cache.k_pe.size() != L + 1) {
+            cache.k_pe.clear();
+            cache.q_pe.clear();
+            for (size_t l = 0; l <= L; ++l) {
+                const Linear& k = (l < L ? tw.layers[l].cross_t2i : tw.final_t2i).k_proj;
+                cache.k_pe.push_back(ops::linear(image_pe, k.w, k.b));
+                if (l < L) cache.q_pe.push_back(ops::linear(image_pe, tw.layers[l].cross_i2t.q_proj.w, tw.layers[l].cross_i2t.q_proj.b));
+            }
+            cache.image_pe = image_pe;
+        }
+        k_pe = cache.k_pe;
+        q_pe = cache.q_pe;
+    }
     Tensor s = st.keys;  // S_0 = src
     st.shared.assign(L + 1, SharedKeys{});
     for (size_t l = 0; l <= L; ++l) {
@@ -425,12 +443,11 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, TransformerImageStat
         const AttentionWeights& t2i = l < L ? tw.layers[l].cross_t2i : tw.final_t2i;
         sk.s = s;
         sk.k = ops::linear(s, t2i.k_proj.w, none);
-        sk.k_pe = ops::linear(image_pe, t2i.k_proj.w, t2i.k_proj.b);
+        sk.k_pe = k_pe[l];
         sk.v = ops::linear(s, t2i.v_proj.w, none);
         if (l == L) break;
-        const AttentionWeights& i2t = tw.layers[l].cross_i2t;
-        sk.q = ops::linear(s, i2t.q_proj.w, none);
-        sk.q_pe = ops::linear(image_pe, i2t.q_proj.w, i2t.q_proj.b);
+        sk.q = ops::linear(s, tw.layers[l].cross_i2t.q_proj.w, none);
+        sk.q_pe = q_pe[l];
         // S_{l+1} = S_l * norm4.weight
         Tensor next = Tensor::empty({N, C});
         const float* g = tw.layers[l].norm4.w.data();
@@ -439,6 +456,18 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, TransformerImageStat
         s = next;
     }
     st.upscale = ops::linear(s, w.upscale1.w, none);
+    // The reference forward's layer-0 projections, from the same parts.
+    const SharedKeys& s0 = st.shared.front();
+    const int64_t D = s0.k.dim(1);
+    const float* bv = tw.layers.front().cross_t2i.v_proj.b.data();
+    st.t2i_k = Tensor::empty({N, D});
+    st.t2i_v = Tensor::empty({N, D});
+    st.i2t_q = Tensor::empty({N, s0.q.dim(1)});
+    for (int64_t i = 0; i < N * D; ++i) {
+        st.t2i_k[i] = s0.k[i] + s0.k_pe[i];
+        st.t2i_v[i] = s0.v[i] + bv[i % D];
+    }
+    for (int64_t i = 0; i < st.i2t_q.numel(); ++i) st.i2t_q[i] = s0.q[i] + s0.q_pe[i];
 }
 
 void decode_prompt_low_rank(const MaskDecoderWeights& w, const TransformerImageState& st, const float* tokens,

@@ -21,7 +21,8 @@
 
 namespace sam {
 
-// Fills state.shared and state.upscale from state.keys (src) and the image PE.
+// Fills state.shared and state.upscale from state.keys (src) and the image PE, and the
+// reference forward's layer-0 projections (t2i_k, t2i_v, i2t_q) from them.
 void prepare_shared_image_side(const MaskDecoderWeights& w, TransformerImageState& state, const Tensor& image_pe);
 
 // Decodes one prompt against a state with shared image-side products.

@@ -104,8 +104,10 @@ TransformerImageState prepare_decoder_image(const MaskDecoderWeights& w, const T
 #pragma omp parallel for
     for (int64_t p = 0; p < HW; ++p)
         for (int64_t c = 0; c < C; ++c) src[p * C + c] = e[c * HW + p] + (broadcast ? d[c] : d[p * C + c]);
-    TransformerImageState s = prepare_transformer_image(w.transformer, std::move(src), image_pe);
-    if (share_image_side) prepare_shared_image_side(w, s, image_pe);
+    if (!share_image_side) return prepare_transformer_image(w.transformer, std::move(src), image_pe);
+    TransformerImageState s;
+    s.keys = std::move(src);
+    prepare_shared_image_side(w, s, image_pe);
     return s;
 }
 

@@ -3,6 +3,8 @@
 // and the IoU head. Decodes B prompts per call.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "modeling/common.h"
@@ -15,6 +17,15 @@ struct MlpWeights {                 // <prefix>.layers.{0..n-1}; ReLU between la
     std::vector<Linear> layers;
 };
 
+// The image PE's projections used by the low-rank decoder (key_pe Wk^T + bk and
+// key_pe Wq^T + bq of each attention that reads the image) depend on the model alone: computed
+// for the first image and shared by every later one.
+struct PeProjections {
+    std::mutex mutex;
+    Tensor image_pe;                 // the PE they were made from (held, so its address identifies it)
+    std::vector<Tensor> k_pe, q_pe;  // per layer (and the final attention for k_pe)
+};
+
 struct MaskDecoderWeights {         // mask_decoder
     TwoWayTransformerWeights transformer;  // .transformer
     Tensor iou_token;               // .iou_token.weight (1, C)
@@ -25,6 +36,7 @@ struct MaskDecoderWeights {         // mask_decoder
     std::vector<MlpWeights> hypernetworks;  // .output_hypernetworks_mlps.N: C -> C -> C -> C/8
     MlpWeights iou_head;            // .iou_prediction_head: C -> hidden -> hidden -> num_mask_tokens
     int num_mask_tokens = 0;        // num_multimask_outputs + 1
+    std::shared_ptr<PeProjections> pe_projections = std::make_shared<PeProjections>();  // filled on first use
 };
 
 MaskDecoderWeights load_mask_decoder(const WeightLoader& w, const MaskDecoderConfig& cfg);
