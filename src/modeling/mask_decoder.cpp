@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "modeling/low_rank_decoder.h"
 #include "ops/ops.h"
@@ -123,16 +124,23 @@ DecoderOutput mask_decoder_forward(const MaskDecoderWeights& w, const std::vecto
                     shape_str(image_pe.shape()) + ", prompts " + shape_str(sparse.shape()));
     DecoderOutput out{Tensor::empty({B, M, S, S}), Tensor::empty({B, M})};
     // One prompt per thread; a single prompt threads inside its GEMMs instead.
+    std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) if (B > 1)
     for (int64_t b = 0; b < B; ++b) {
-        // Tokens: [iou_token, mask_tokens, sparse prompts], (T, C).
-        std::vector<float> tokens(static_cast<size_t>(T * C)), iou(static_cast<size_t>(n));
-        std::copy(w.iou_token.data(), w.iou_token.data() + C, tokens.begin());
-        std::copy(w.mask_tokens.data(), w.mask_tokens.data() + n * C, tokens.begin() + C);
-        std::copy(sparse.data() + b * Ns * C, sparse.data() + (b + 1) * Ns * C, tokens.begin() + (1 + n) * C);
-        decode_prompt_low_rank(w, *states[0], tokens.data(), T, first, M, iou.data(), out.masks.data() + b * M * S * S);
-        for (int64_t m = 0; m < M; ++m) out.iou[b * M + m] = iou[static_cast<size_t>(first + m)];
+        try {
+            // Tokens: [iou_token, mask_tokens, sparse prompts], (T, C).
+            std::vector<float> tokens(static_cast<size_t>(T * C)), iou(static_cast<size_t>(n));
+            std::copy(w.iou_token.data(), w.iou_token.data() + C, tokens.begin());
+            std::copy(w.mask_tokens.data(), w.mask_tokens.data() + n * C, tokens.begin() + C);
+            std::copy(sparse.data() + b * Ns * C, sparse.data() + (b + 1) * Ns * C, tokens.begin() + (1 + n) * C);
+            decode_prompt_low_rank(w, *states[0], tokens.data(), T, first, M, iou.data(), out.masks.data() + b * M * S * S);
+            for (int64_t m = 0; m < M; ++m) out.iou[b * M + m] = iou[static_cast<size_t>(first + m)];
+        } catch (...) {
+#pragma omp critical(mask_decoder_error)
+            if (!error) error = std::current_exception();
+        }
     }
+    if (error) std::rethrow_exception(error);
     return out;
 }
 

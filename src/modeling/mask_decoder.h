@@ -43,7 +43,7 @@ MaskDecoderWeights load_mask_decoder(const WeightLoader& w, const MaskDecoderCon
 
 // The decoder's per-image state: src = embedding + dense prompt and what the first transformer
 // layer derives from it alone; with `share_image_side`, also the image-side products every
-// prompt shares in the low-rank decoder (modeling/low_rank_decoder.h; ~45 MB, ~4 GFLOP once),
+// prompt shares in the low-rank decoder (modeling/low_rank_decoder.h; ~35 MB, ~2.7 GFLOP once),
 // worth it when more than one prompt is decoded against the state.
 //   embedding (1, C, G, G); dense (G*G, C) channels-last, or (1, C) broadcast (no_mask_embed);
 //   image_pe (G*G, C).
