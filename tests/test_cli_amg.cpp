@@ -14,9 +14,14 @@ namespace fs = std::filesystem;
 namespace sam {
 namespace {
 
+// stderr of the last run, one file per test: ctest runs tests as parallel processes.
+std::string stderr_path() {
+    return ::testing::TempDir() + "/amg_stderr_" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".txt";
+}
+
 int run(const std::string& args) {
     const std::string cmd = std::string(SAM_CLI_PATH) + " amg -c " + test::data_path("sam_tiny.pth") + " --config " +
-                            test::data_path("config.json") + " " + args + " 2>" + ::testing::TempDir() + "/amg_stderr.txt";
+                            test::data_path("config.json") + " " + args + " 2>" + stderr_path();
     return std::system(cmd.c_str());
 }
 
@@ -42,7 +47,7 @@ TEST(CliAmg, FolderWithBadFileWritesMaskFoldersAndMetadata) {
     ASSERT_EQ(run("--input " + in.string() + " --output " + out.string() +
                   " --points-per-side 8 --pred-iou-thresh 0 --stability-score-thresh 0.5 --box-nms-thresh 1.0 --overlay"),
               0);
-    EXPECT_NE(read_text(::testing::TempDir() + "/amg_stderr.txt").find("broken.jpg"), std::string::npos);
+    EXPECT_NE(read_text(stderr_path()).find("broken.jpg"), std::string::npos);
     const std::string csv = read_text((out / "synthetic" / "metadata.csv").string());
     const std::string header =
         "id,area,bbox_x0,bbox_y0,bbox_w,bbox_h,point_input_x,point_input_y,predicted_iou,stability_score,"

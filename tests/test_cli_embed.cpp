@@ -14,7 +14,9 @@ std::string cli() { return SAM_CLI_PATH; }
 std::string tiny() { return " -c " + test::data_path("sam_tiny.pth") + " --config " + test::data_path("config.json"); }
 
 std::string run_capture(const std::string& args, int* status) {
-    const std::string out = ::testing::TempDir() + "/cli_out.txt";
+    // One output file per test: ctest runs tests as parallel processes.
+    const std::string out = ::testing::TempDir() + "/cli_out_" +
+                            ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".txt";
     *status = std::system((cli() + " " + args + " >" + out + " 2>&1").c_str());
     std::ifstream in(out);
     std::stringstream ss;
