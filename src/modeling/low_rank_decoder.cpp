@@ -17,7 +17,10 @@ namespace {
 
 constexpr float kLayerNormEps = 1e-5f;    // nn.LayerNorm default
 constexpr float kLayerNorm2dEps = 1e-6f;  // LayerNorm2d in the upscaling
-constexpr int64_t kParallelMin = 1 << 16; // elements below which a loop stays on one thread
+// Thresholds below which work stays on one thread. Set high: a single prompt then opens only a
+// few parallel regions (the GEMMs of >= 16M multiply-adds, the 1M-element passes), since each
+// region costs much more than its work when the cores are shared with other jobs.
+constexpr int64_t kParallelMin = int64_t{1} << 20;  // elements
 
 using Buf = std::vector<float>;
 
@@ -53,7 +56,7 @@ class SingleThreaded {
     int saved_;
 };
 
-constexpr int64_t kGemmParallelMin = int64_t{1} << 22;  // multiply-adds below which a GEMM stays on one thread
+constexpr int64_t kGemmParallelMin = int64_t{1} << 24;  // multiply-adds
 
 // C (M, N) = A (M, K) op(B) (+ C when `acc`); K = 0 gives zeros (or leaves C).
 void mm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool bt, float* C,
