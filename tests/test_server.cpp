@@ -16,7 +16,6 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,13 +57,13 @@ class ServerProcess {
             _exit(127);
         }
         // Wait for "listening on http://127.0.0.1:PORT/" (the model loads first).
-        const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+)/)");
+        const std::string listening = "listening on http://127.0.0.1:";
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         while (std::chrono::steady_clock::now() < deadline) {
-            std::smatch m;
             const std::string text = log();
-            if (std::regex_search(text, m, listening)) {
-                port_ = std::stoi(m[1]);
+            const size_t at = text.find(listening), end = text.find('/', at + listening.size());
+            if (at != std::string::npos && end != std::string::npos) {
+                port_ = std::stoi(text.substr(at + listening.size(), end - at - listening.size()));
                 return;
             }
             if (waitpid(pid_, nullptr, WNOHANG) == pid_) {

@@ -13,7 +13,6 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "sam/automatic_mask_generator.h"
 #include "sam/error.h"

@@ -32,6 +32,9 @@ int run_serve(const ServeOptions& o) {
     server::add_routes(http, store, so);
     const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
     if (port < 0) throw InputError("--port", "cannot listen on " + o.host + ":" + std::to_string(o.port));
+    if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
+        std::cerr << "sam serve: warning: listening on " << o.host
+                  << ", not only on loopback; the API has no authentication" << std::endl;
     // Tests wait for this line to learn the port (--port 0 picks a free one).
     std::cerr << "sam serve: " << model.config().model_type << " model, " << num_threads() << " threads, listening on http://"
               << o.host << ":" << port << "/" << std::endl;
