@@ -115,7 +115,8 @@ SamAutomaticMaskGenerator::SamAutomaticMaskGenerator(Sam model, AmgOptions o)
                                             std::to_string(options_.crop_n_layers + 1) + " crop layers");
 }
 
-std::vector<MaskRecord> SamAutomaticMaskGenerator::generate(const Image& image, const Progress& progress) {
+std::vector<MaskRecord> SamAutomaticMaskGenerator::generate(const Image& image, const Progress& progress,
+                                                            const Tensor& embedding) {
     const auto t_start = clock_type::now();
     timings_ = {};
     if (image.width <= 0 || image.height <= 0) throw InputError("image", "empty image");
@@ -134,7 +135,11 @@ std::vector<MaskRecord> SamAutomaticMaskGenerator::generate(const Image& image, 
         // Embed the crop
         const amg::BoxXyxy& cb = crop.box;
         auto t0 = clock_type::now();
-        predictor.set_image(crop_image(image, cb));
+        const bool whole = cb[0] == 0 && cb[1] == 0 && cb[2] == W && cb[3] == H;
+        if (whole && embedding.defined())
+            predictor.set_embedding(embedding, H, W);
+        else
+            predictor.set_image(crop_image(image, cb));
         timings_.encoder += since(t0);
         const ImageGeometry g = predictor.geometry();
         const int ch = g.orig_h, cw = g.orig_w;

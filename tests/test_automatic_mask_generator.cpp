@@ -120,6 +120,20 @@ TEST(AutomaticMaskGenerator, NothingSurvivingIsAnEmptyListNotACrash) {
     EXPECT_TRUE(gen.generate(read_image(test::data_path("images/synthetic.png"))).empty());
 }
 
+TEST(AutomaticMaskGenerator, PrecomputedEmbeddingGivesTheSameRecords) {
+    AmgOptions o;
+    o.points_per_side = 6;
+    o.pred_iou_thresh = 0.0;
+    o.stability_score_thresh = 0.5;
+    Sam sam = tiny_model();
+    Image img = read_image(test::data_path("images/synthetic.png"));
+    SamAutomaticMaskGenerator gen(sam, o);
+    auto a = gen.generate(img);
+    auto b = gen.generate(img, nullptr, sam.embed(img));
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].rle, b[i].rle);
+}
+
 TEST(AutomaticMaskGenerator, RejectsBadOptions) {
     AmgOptions o;
     o.points_per_batch = 0;

@@ -310,7 +310,10 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
         auto entry = find_image(store, req.matches[1]);
         SamAutomaticMaskGenerator generator(store.model(), parse_amg_options(parse_object(req)));
         // The generator encodes the image (and its crops) itself: it takes the encoder's turn.
-        const std::vector<MaskRecord> records = store.with_encoder([&] { return generator.generate(entry->image); });
+        const std::vector<MaskRecord> records = store.with_encoder([&] {
+            // The whole-image crop reuses the cached embedding; only crop layers encode.
+            return generator.generate(entry->image, nullptr, entry->predictor.embedding());
+        });
         json out = json::array();
         for (const MaskRecord& r : records) out.push_back(record_json(r));
         send_json(res, {{"records", out}, {"width", entry->image.width}, {"height", entry->image.height}});

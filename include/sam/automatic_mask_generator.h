@@ -68,8 +68,11 @@ class SamAutomaticMaskGenerator {
     using Progress = std::function<void(int64_t done, int64_t total)>;
 
     // Records in the reference's order (descending score of the last NMS). An image where no
-    // mask survives gives an empty list.
-    std::vector<MaskRecord> generate(const Image& image, const Progress& progress = nullptr);
+    // mask survives gives an empty list. `embedding`, when given, is the image's own
+    // (1, C, 64, 64) embedding (e.g. from SamPredictor::embedding()); it is used for the
+    // whole-image crop instead of encoding the image again.
+    std::vector<MaskRecord> generate(const Image& image, const Progress& progress = nullptr,
+                                     const Tensor& embedding = Tensor());
 
     const AmgOptions& options() const { return options_; }
     const AmgTimings& last_timings() const { return timings_; }
