@@ -20,7 +20,8 @@ constexpr float kLayerNorm2dEps = 1e-6f;  // LayerNorm2d in the upscaling
 // Thresholds below which work stays on one thread. Set high: a single prompt then opens only a
 // few parallel regions (the GEMMs of >= 16M multiply-adds, the 1M-element passes), since each
 // region costs much more than its work when the cores are shared with other jobs.
-constexpr int64_t kParallelMin = int64_t{1} << 20;  // elements
+constexpr int64_t kParallelMin = int64_t{1} << 20;      // elements
+constexpr int64_t kGemmParallelMin = int64_t{1} << 24;  // multiply-adds
 
 using Buf = std::vector<float>;
 
@@ -56,19 +57,20 @@ class SingleThreaded {
     int saved_;
 };
 
-constexpr int64_t kGemmParallelMin = int64_t{1} << 24;  // multiply-adds
-
 // C (M, N) = A (M, K) op(B) (+ C when `acc`); K = 0 gives zeros (or leaves C).
 void mm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, bool bt, float* C,
         int64_t ldc, bool acc = false) {
-    if (K > 0 && M * N * K < kGemmParallelMin) {
+    if (K == 0) {
+        if (!acc)
+            for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+        return;
+    }
+    if (M * N * K < kGemmParallelMin) {
         SingleThreaded one;
         ops::gemm(M, N, K, A, lda, B, ldb, bt, C, ldc, 1.0f, acc ? 1.0f : 0.0f);
-    } else if (K > 0) {
-        ops::gemm(M, N, K, A, lda, B, ldb, bt, C, ldc, 1.0f, acc ? 1.0f : 0.0f);
-    } else if (!acc) {
-        for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+        return;
     }
+    ops::gemm(M, N, K, A, lda, B, ldb, bt, C, ldc, 1.0f, acc ? 1.0f : 0.0f);
 }
 
 float dot(const float* a, const float* b, int64_t n) {
