@@ -26,9 +26,20 @@ namespace {
 struct AmgCliOptions {
     ModelOptions model;
     std::string input, output;
-    bool convert_to_rle = false, overlay = false;
+    bool convert_to_rle = false, overlay = false, skip_existing = false;
+    std::string shard;  // "K/N": this process takes every N-th image starting at K
     AmgOptions amg;
 };
+
+// Parses "K/N" (0 <= K < N); throws naming the option otherwise.
+std::pair<size_t, size_t> parse_shard(const std::string& s) {
+    size_t k = 0, n = 0;
+    char slash = 0;
+    std::istringstream in(s);
+    if (!(in >> k >> slash >> n) || slash != '/' || n == 0 || k >= n || !in.eof())
+        throw InputError("--shard", "'" + s + "' is not K/N with 0 <= K < N");
+    return {k, n};
+}
 
 // Python's str(float): the shortest repr, fixed notation for exponents in [-4, 16).
 std::string py_float(double v) {
@@ -125,6 +136,19 @@ int run_amg(AmgCliOptions& o) {
     } else {
         targets.push_back(o.input);
     }
+    if (!o.shard.empty()) {
+        // A batch job over many machines: every task runs the same command with its own K
+        // (e.g. a Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) and takes
+        // the images K, K+N, K+2N, ... of the sorted list; outputs never collide.
+        auto [k, n] = parse_shard(o.shard);
+        std::vector<std::string> mine;
+        for (size_t i = k; i < targets.size(); i += n) mine.push_back(targets[i]);
+        targets = std::move(mine);
+        if (targets.empty()) {
+            std::cerr << "shard " << o.shard << ": no images to process\n";
+            return 0;
+        }
+    }
     o.amg.output_mode = o.convert_to_rle ? OutputMode::CocoRle : OutputMode::BinaryMask;
     Sam sam = load_model(o.model);
     SamAutomaticMaskGenerator gen(sam, o.amg);
@@ -132,6 +156,11 @@ int run_amg(AmgCliOptions& o) {
     int failures = 0;
     for (const std::string& t : targets) {
         Image img;
+        if (o.skip_existing && fs::exists(o.convert_to_rle ? (fs::path(o.output) / fs::path(t).stem()).string() + ".json"
+                                                           : (fs::path(o.output) / fs::path(t).stem()).string())) {
+            std::cerr << t << ": output exists, skipped\n";
+            continue;
+        }
         try {
             img = read_image(t);
         } catch (const ImageError& e) {
@@ -162,7 +191,7 @@ int run_amg(AmgCliOptions& o) {
         std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
                      t.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
     }
-    if (failures == static_cast<int>(targets.size())) {
+    if (failures > 0 && failures == static_cast<int>(targets.size())) {
         std::cerr << "error: no image could be read from " << o.input << "\n";
         return 1;
     }
@@ -179,6 +208,10 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                      cmd.add_flag("--convert-to-rle", o->convert_to_rle,
                                   "Write <image>.json with COCO RLE records instead of PNG folders");
                      cmd.add_flag("--overlay", o->overlay, "Also write <image>_overlay.png (masks over the image)");
+                     cmd.add_option("--shard", o->shard,
+                                    "K/N: process only images K, K+N, ... of the sorted folder (one task of a batch job)");
+                     cmd.add_flag("--skip-existing", o->skip_existing,
+                                  "Skip images whose output already exists (resume an interrupted batch)");
                      cmd.add_option("--points-per-side", a.points_per_side, "Points sampled along one side of the image")->capture_default_str();
                      cmd.add_option("--points-per-batch", a.points_per_batch, "Points decoded together")->capture_default_str();
                      cmd.add_option("--pred-iou-thresh", a.pred_iou_thresh, "Keep masks with predicted IoU above this")->capture_default_str();
