@@ -1,0 +1,88 @@
+// Where the image encoder's time goes, part by part, on vit_b shapes (random weights).
+// Times are the calling thread's CPU time with one thread, best of 3, so that other load on
+// the machine does not distort them; GFLOP/s are against the part's own FLOP count.
+//   build/bench/bench_encoder_parts [model_type]
+#include <ctime>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "modeling/image_encoder.h"
+#include "ops/matmul.h"
+#include "ops/ops.h"
+
+using namespace sam;
+
+template <class F>
+double cpu_seconds(F&& f) {
+    f();
+    double best = 1e30;
+    for (int i = 0; i < 3; ++i) {
+        timespec a{}, b{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+        f();
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+        best = std::min(best, double(b.tv_sec - a.tv_sec) + 1e-9 * double(b.tv_nsec - a.tv_nsec));
+    }
+    return best;
+}
+
+int main(int argc, char** argv) {
+    ops::set_num_threads(1);
+    const SamConfig cfg = sam_config_for(argc > 1 ? argv[1] : "vit_b");
+    const int64_t C = cfg.encoder.embed_dim, N = 4096, hd = C / cfg.encoder.num_heads;
+    const int depth = cfg.encoder.depth, n_global = static_cast<int>(cfg.encoder.global_attn_indexes.size());
+    RandomSource src(1);
+    WeightLoader w(src, "");
+    Tensor x({N, C});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(i % 100) / 50.0f - 1.0f;
+
+    struct Part {
+        std::string name;
+        double flop_per_call, seconds_per_call;
+        int calls;
+    };
+    std::vector<Part> parts;
+    auto add_linear = [&](const char* name, int64_t out, int64_t in, ops::Epilogue e) {
+        Linear l = w[name].linear(out, in);
+        Tensor a({N, in}), y({N, out});
+        double s = cpu_seconds([&] { l.mm.forward(a.data(), N, y.data(), e); });
+        parts.push_back({name, 2.0 * N * in * out, s, depth});
+    };
+    add_linear("qkv", 3 * C, C, ops::Epilogue::None);
+    add_linear("proj (+ residual)", C, C, ops::Epilogue::Residual);
+    add_linear("mlp.lin1 (+ GELU)", 4 * C, C, ops::Epilogue::Gelu);
+    add_linear("mlp.lin2 (+ residual)", C, 4 * C, ops::Epilogue::Residual);
+
+    // Attention alone (scores, relative positions, softmax, weighted values): time with the
+    // qkv projection minus the qkv projection.
+    Linear qkv = w["attn.qkv"].linear(3 * C, C);
+    Tensor q_only({N, 3 * C});
+    const double qkv_s = cpu_seconds([&] { qkv.mm.forward(x.data(), N, q_only.data()); });
+    for (bool global : {false, true}) {
+        EncoderBlockWeights b;
+        b.qkv = qkv;
+        b.window_size = global ? 0 : cfg.encoder.window_size;
+        const int64_t rel = 2 * (global ? 64 : cfg.encoder.window_size) - 1;
+        b.rel_pos_h = w.tensor(global ? "gh" : "wh", {rel, hd});
+        b.rel_pos_w = w.tensor(global ? "gw" : "ww", {rel, hd});
+        const double s = cpu_seconds([&] { encoder_attention(b, x, 64, 64, cfg.encoder.num_heads); }) - qkv_s;
+        const double T = global ? 4096.0 : 196.0, windows = global ? 1.0 : 25.0;
+        parts.push_back({global ? "attention, global" : "attention, windowed", windows * 4.0 * T * T * C, s,
+                         global ? n_global : depth - n_global});
+    }
+    LayerNorm ln = w["norm"].layer_norm(C);
+    Tensor y = x.clone();
+    parts.push_back({"layer norm", 0.0, cpu_seconds([&] { layer_norm_inplace(y, ln, 1e-6f); }), 2 * depth});
+
+    double total = 0;
+    for (const Part& p : parts) total += p.seconds_per_call * p.calls;
+    std::printf("%s encoder blocks, 1 thread, CPU time per image\n", cfg.model_type.c_str());
+    std::printf("%-24s %8s %10s %8s %7s\n", "part", "calls", "seconds", "share", "GFLOP/s");
+    for (const Part& p : parts)
+        std::printf("%-24s %8d %10.3f %7.1f%% %7.1f\n", p.name.c_str(), p.calls, p.seconds_per_call * p.calls,
+                    100.0 * p.seconds_per_call * p.calls / total,
+                    p.flop_per_call > 0 ? p.flop_per_call / p.seconds_per_call / 1e9 : 0.0);
+    std::printf("%-24s %8s %10.3f\n", "sum", "", total);
+    return 0;
+}
