@@ -12,6 +12,7 @@
 
 #include "io/pickle.h"
 #include "io/zip_reader.h"
+#include "io/half.h"
 #include "sam/error.h"
 
 namespace sam {
@@ -35,19 +36,6 @@ size_t element_size(DType d) { return d == DType::F32 ? 4 : 2; }
 constexpr std::array<uint8_t, 14> kLegacyMagic = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
                                                   0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
-// Hand-written: C++20 has no half or bfloat16 type (std::float16_t arrives with C++23 and
-// <stdfloat>), and pulling in a half-float library for two bit manipulations is not worth it.
-float half_to_float(uint16_t h) {
-    uint32_t sign = uint32_t{h & 0x8000u} << 16, exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu;
-    if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in fp32
-        float v = static_cast<float>(mant) * 5.9604644775390625e-8f;
-        return sign ? -v : v;
-    }
-    uint32_t bits = exp == 31 ? sign | 0x7F800000u | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
-    return std::bit_cast<float>(bits);
-}
-
-float bf16_to_float(uint16_t b) { return std::bit_cast<float>(uint32_t{b} << 16); }
 
 float load_element(const uint8_t* p, DType d) {
     if (d == DType::F32) {
