@@ -14,8 +14,17 @@
 namespace sam {
 
 Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, int W, int num_heads) {
+    EncoderWorkspace work;
+    return encoder_attention(w, x, H, W, num_heads, work);
+}
+
+const Tensor& encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, int W, int num_heads,
+                                EncoderWorkspace& work) {
     const int64_t N = static_cast<int64_t>(H) * W, C = x.dim(1), hd = C / num_heads, C3 = 3 * C;
-    const Tensor qkv = linear(x, w.qkv);  // (N, 3C): [q | k | v], heads contiguous inside each
+    if (work.qkv.shape() != Shape{N, C3}) work.qkv = Tensor::empty({N, C3});
+    if (work.out.shape() != Shape{N, C}) work.out = Tensor::empty({N, C});
+    const Tensor& qkv = work.qkv;  // (N, 3C): [q | k | v], heads contiguous inside each
+    w.qkv.mm.forward(x.data(), N, work.qkv.data());
     const float* qkv_d = qkv.data();
     const float* pad_row = w.qkv.b.data();  // q/k/v of a zero padding token
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -30,7 +39,7 @@ Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, i
     const int64_t rh_len = 2 * wh - 1, rw_len = 2 * ww - 1;
     const int64_t tasks = static_cast<int64_t>(nwy) * nwx * num_heads * nqb;
 
-    Tensor out = Tensor::empty({N, C});
+    Tensor& out = work.out;
 #pragma omp parallel
     {
         std::vector<float> K(global ? 0 : T * hd), V(global ? 0 : T * hd), Q(QB * hd), O(QB * hd);
@@ -96,7 +105,7 @@ Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, i
             for (int64_t i = 0; i < nq; ++i) std::copy_n(O.data() + i * hd, hd, out.data() + q_row[i] * C + h * hd);
         }
     }
-    return out;
+    return work.out;
 }
 
 }  // namespace sam

@@ -105,14 +105,19 @@ Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderCon
     Tensor x = patch_embed(w, cfg, input);  // (G*G, C)
     if (observe) observe("patch_embed", x.reshape({1, G, G, C}));
     const float eps = cfg.layer_norm_eps;
+    EncoderWorkspace ws;
+    Tensor h = Tensor::empty({G * G, C}), m = Tensor::empty({G * G, C * cfg.mlp_ratio});
     for (size_t i = 0; i < w.blocks.size(); ++i) {
         const EncoderBlockWeights& b = w.blocks[i];
         // x = x + proj(attn(norm1(x)))
-        Tensor h = ops::layer_norm(x, b.norm1.w, b.norm1.b, eps);
-        linear_add(encoder_attention(b, h, static_cast<int>(G), static_cast<int>(G), cfg.num_heads), b.proj, x);
+        std::copy_n(x.data(), x.numel(), h.data());
+        layer_norm_inplace(h, b.norm1, eps);
+        linear_add(encoder_attention(b, h, static_cast<int>(G), static_cast<int>(G), cfg.num_heads, ws), b.proj, x);
         // x = x + lin2(gelu(lin1(norm2(x))))
-        h = ops::layer_norm(x, b.norm2.w, b.norm2.b, eps);
-        linear_add(linear(h, b.lin1, ops::Epilogue::Gelu), b.lin2, x);
+        std::copy_n(x.data(), x.numel(), h.data());
+        layer_norm_inplace(h, b.norm2, eps);
+        b.lin1.mm.forward(h.data(), G * G, m.data(), ops::Epilogue::Gelu);
+        linear_add(m, b.lin2, x);
         if (observe) observe("block" + std::to_string(i), x.reshape({1, G, G, C}));
     }
     Tensor emb = neck(w, cfg, x);

@@ -40,8 +40,18 @@ using ActivationObserver = std::function<void(const std::string&, const Tensor&)
 Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, const Tensor& input,
                              const ActivationObserver& observe = nullptr);
 
+// Buffers reused from block to block: fresh multi-megabyte allocations cost a page fault per
+// 4 KiB on first touch (about a second per vit_b image).
+struct EncoderWorkspace {
+    Tensor qkv;  // (H*W, 3C)
+    Tensor out;  // (H*W, C)
+};
+
 // Multi-head attention with decomposed relative positions over a (H, W) token grid, windowed
 // when window_size > 0. x (H*W, C) -> (H*W, C), before the output projection.
 Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, int W, int num_heads);
+// Same, writing into ws.out (and using ws.qkv); returns ws.out.
+const Tensor& encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, int W, int num_heads,
+                                EncoderWorkspace& ws);
 
 }  // namespace sam
