@@ -61,9 +61,10 @@ void expect_image_error(Fn fn, const std::vector<std::string>& parts) {
     }
 }
 
-// Encodes RGB pixels as a baseline JPEG; `app1` (if not empty) is written as an APP1 segment.
+// Encodes RGB (or, with channels = 1, grey) pixels as a baseline JPEG; `app1` (if not empty)
+// is written as an APP1 segment.
 std::vector<uint8_t> encode_jpeg(const std::vector<uint8_t>& rgb, int w, int h, const std::vector<uint8_t>& app1 = {},
-                                 int quality = 95) {
+                                 int quality = 95, int channels = 3) {
     jpeg_compress_struct c{};
     jpeg_error_mgr err{};
     c.err = jpeg_std_error(&err);
@@ -73,14 +74,14 @@ std::vector<uint8_t> encode_jpeg(const std::vector<uint8_t>& rgb, int w, int h, 
     jpeg_mem_dest(&c, &buf, &size);
     c.image_width = static_cast<JDIMENSION>(w);
     c.image_height = static_cast<JDIMENSION>(h);
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
+    c.input_components = channels;
+    c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_set_defaults(&c);
     jpeg_set_quality(&c, quality, TRUE);
     jpeg_start_compress(&c, TRUE);
     if (!app1.empty()) jpeg_write_marker(&c, JPEG_APP0 + 1, app1.data(), static_cast<unsigned>(app1.size()));
     while (c.next_scanline < c.image_height) {
-        JSAMPROW row = const_cast<uint8_t*>(&rgb[static_cast<size_t>(c.next_scanline) * w * 3]);
+        JSAMPROW row = const_cast<uint8_t*>(&rgb[static_cast<size_t>(c.next_scanline) * w * channels]);
         jpeg_write_scanlines(&c, &row, 1);
     }
     jpeg_finish_compress(&c);
@@ -318,29 +319,9 @@ TEST(Image, JpegExifOrientationIsApplied) {
 }
 
 TEST(Image, GreyJpegGivesThreeEqualChannels) {
-    jpeg_compress_struct c{};
-    jpeg_error_mgr err{};
-    c.err = jpeg_std_error(&err);
-    jpeg_create_compress(&c);
-    unsigned char* buf = nullptr;
-    unsigned long size = 0;
-    jpeg_mem_dest(&c, &buf, &size);
-    c.image_width = 16;
-    c.image_height = 16;
-    c.input_components = 1;
-    c.in_color_space = JCS_GRAYSCALE;
-    jpeg_set_defaults(&c);
-    jpeg_start_compress(&c, TRUE);
-    std::vector<uint8_t> row(16);
-    while (c.next_scanline < c.image_height) {
-        for (int x = 0; x < 16; ++x) row[static_cast<size_t>(x)] = static_cast<uint8_t>(x * 16 + c.next_scanline);
-        JSAMPROW r = row.data();
-        jpeg_write_scanlines(&c, &r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    const std::vector<uint8_t> jpg(buf, buf + size);
-    std::free(buf);
+    std::vector<uint8_t> grey(16 * 16);
+    for (size_t i = 0; i < grey.size(); ++i) grey[i] = static_cast<uint8_t>((i % 16) * 16 + i / 16);
+    const std::vector<uint8_t> jpg = encode_jpeg(grey, 16, 16, {}, 75, /*channels=*/1);
     const sam::Image img = sam::decode_image(jpg.data(), jpg.size(), "grey.jpg");
     ASSERT_EQ(img.width, 16);
     for (size_t i = 0; i < img.rgb.size(); i += 3) {
