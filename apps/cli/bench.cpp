@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <vector>
 
 #include "cli/command.h"
 #include "flops.h"
+#include "ops/matmul.h"
 #include "ops/ops.h"
 #include "sam/automatic_mask_generator.h"
 #include "sam/image.h"
@@ -22,6 +24,7 @@ namespace {
 
 struct BenchOptions {
     std::vector<std::string> model_types = {"vit_b"};
+    std::vector<std::string> precisions = {"f32"};
     int repetitions = 3;
     int threads = 0;
     bool decoder = true;
@@ -32,6 +35,24 @@ double peak_rss_gib() {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);
+}
+
+// Best GFLOP/s of the library's matmul in precision p over the encoder's linear-layer shapes.
+double matmul_peak_gflops(ops::Precision p, int64_t C, int reps) {
+    double best = 0.0;
+    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{3 * C, C}, {4 * C, C}, {C, 4 * C}})
+        best = std::max(best, ops::matmul_peak_gflops(p, 4096, N, K, reps));
+    return best;
+}
+
+double relative_l2(const Tensor& got, const Tensor& want) {
+    double num = 0.0, den = 0.0;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+        const double d = static_cast<double>(got[i]) - want[i];
+        num += d * d;
+        den += static_cast<double>(want[i]) * want[i];
+    }
+    return std::sqrt(num / den);
 }
 
 // Best sgemm GFLOP/s over the encoder's linear-layer shapes (M = 4096 tokens).
@@ -80,14 +101,34 @@ int run_bench(const BenchOptions& o) {
         const double peak = gemm_peak_gflops(cfg.encoder.embed_dim, 3);
         Tensor input({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
         for (int64_t i = 0; i < input.numel(); ++i) input[i] = static_cast<float>((i * 7919) % 255) / 64.0f - 2.0f;
-        sam.encode(input);  // warm-up
-        Stats enc = time_runs(o.repetitions, [&] { sam.encode(input); });
         const double gflop = image_encoder_flops(cfg.encoder) / 1e9;
         std::printf("\n%s (%lld parameters, made in %.2f s)\n", type.c_str(),
                     static_cast<long long>(sam.parameter_count()), make_s);
         std::printf("  sgemm peak on encoder shapes   %8.1f GFLOP/s\n", peak);
-        std::printf("  encoder  %.1f GFLOP            min %.3f s  median %.3f s  %6.1f GFLOP/s  %.0f%% of peak\n",
-                    gflop, enc.min_s, enc.median_s, gflop / enc.min_s, 100.0 * gflop / enc.min_s / peak);
+        Tensor f32_embedding;
+        for (const std::string& name : o.precisions) {
+            const Precision want = precision_from_string(name);
+            if (set_precision(want) != want) {
+                std::printf("  encoder  %s: not available on this CPU, skipped\n", name.c_str());
+                continue;
+            }
+            Tensor embedding = sam.encode(input);  // warm-up (and weights converted, for bf16 / int8)
+            Stats enc = time_runs(o.repetitions, [&] { sam.encode(input); });
+            std::printf("  encoder  %-4s %.1f GFLOP  min %.3f s  median %.3f s  %6.1f GFLOP/s  %.0f%% of sgemm peak",
+                        name.c_str(), gflop, enc.min_s, enc.median_s, gflop / enc.min_s, 100.0 * gflop / enc.min_s / peak);
+            if (want != Precision::F32) {
+                const auto p = want == Precision::BF16 ? ops::Precision::BF16 : ops::Precision::INT8;
+                const double low_peak = matmul_peak_gflops(p, cfg.encoder.embed_dim, 3);
+                std::printf(", %.0f%% of %s matmul peak (%.1f GFLOP/s)", 100.0 * gflop / enc.min_s / low_peak,
+                            name.c_str(), low_peak);
+            }
+            std::printf("\n");
+            if (want == Precision::F32) f32_embedding = embedding;
+            else if (f32_embedding.defined())
+                std::printf("           %s embedding vs f32: relative L2 error %.2e\n", name.c_str(),
+                            relative_l2(embedding, f32_embedding));
+        }
+        set_precision(Precision::F32);
         if (o.decoder) {
             // One click: 1 point (+ padding), multimask, upsampled to a 1200 x 1800 image.
             SamPredictor predictor(sam);
@@ -124,6 +165,8 @@ Registration reg("bench", "Benchmark encoder, decoder and generator with random 
     auto o = std::make_shared<BenchOptions>();
     cmd.add_option("--model-type", o->model_types, "Model types to run (vit_b vit_l vit_h)")
         ->check(CLI::IsMember({"vit_b", "vit_l", "vit_h"}));
+    cmd.add_option("--precision", o->precisions, "Encoder precisions to time (f32 bf16 int8); error vs f32 when f32 comes first")
+        ->check(CLI::IsMember({"f32", "bf16", "int8"}));
     cmd.add_option("--repetitions,-r", o->repetitions, "Timed repetitions per figure")->check(CLI::PositiveNumber);
     cmd.add_option("--threads,-t", o->threads, "Threads (default: all cores)");
     cmd.add_flag("!--no-decoder", o->decoder, "Skip the per-click decoder benchmark");

@@ -19,8 +19,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool checkpoint_required)
         ->check(CLI::IsMember({"auto", "vit_b", "vit_l", "vit_h"}));
     cmd.add_option("--config", o.config, "JSON model config for non-standard sizes (overrides --model-type)");
     cmd.add_option("--threads,-t", o.threads, "Threads (default: all cores)");
-    cmd.add_option("--precision", o.precision, "f32 (exact) | bf16 (CPUs with AVX512-BF16/AMX; falls back to f32)")
-        ->check(CLI::IsMember({"f32", "bf16"}));
+    cmd.add_option("--precision", o.precision,
+                   "Encoder blocks: f32 (exact) | bf16 (CPUs with AVX512-BF16/AMX) | int8 (dynamic quantisation, "
+                   "AVX2+); falls back to f32 with a note")
+        ->check(CLI::IsMember({"f32", "bf16", "int8"}));
 }
 
 }  // namespace sam::cli

@@ -62,12 +62,18 @@ class Sam {
     std::shared_ptr<const SamModel> model_;
 };
 
-// Matrix-multiply precision: fp32 (exact parity), or bf16 on CPUs with native bf16 dot-product
-// instructions (AVX512-BF16 / AMX). Applies to layers first run afterwards. Returns the
-// precision in effect: F32 when bf16 is asked for on a CPU without those instructions.
-enum class Precision { F32, BF16 };
+// Precision of the image encoder's transformer blocks (their linear layers: ~90% of the
+// encoder's work); everything else stays fp32.
+//   F32:  exact parity with the reference.
+//   BF16: bf16 inputs, fp32 accumulation; CPUs with native bf16 instructions (AVX512-BF16, AMX).
+//   INT8: dynamic int8 quantisation (u8 activations per tensor, 7-bit weights per channel),
+//         int32 accumulation; CPUs with AVX2 or later.
+// Takes effect for layers run afterwards, process-wide. Returns the precision in effect: F32
+// when the CPU lacks the instructions asked for.
+enum class Precision { F32, BF16, INT8 };
 Precision set_precision(Precision p);
-Precision precision_from_string(const std::string& s);  // "f32" | "bf16"
+Precision precision_from_string(const std::string& s);  // "f32" | "bf16" | "int8"
+const char* to_string(Precision p);
 
 // Sets the number of threads for every computation; n <= 0 means all cores (the default).
 void set_num_threads(int n);

@@ -31,6 +31,7 @@ ImageEncoderWeights load_image_encoder(const WeightLoader& w, const ImageEncoder
         blk.rel_pos_w = b["attn"].tensor("rel_pos_w", {rel, hd});
         blk.lin1 = b["mlp.lin1"].linear(C * cfg.mlp_ratio, C);
         blk.lin2 = b["mlp.lin2"].linear(C, C * cfg.mlp_ratio);
+        for (Linear* l : {&blk.qkv, &blk.proj, &blk.lin1, &blk.lin2}) l->mm.allow_reduced_precision();
         e.blocks.push_back(std::move(blk));
     }
     e.neck_conv1 = make_linear(w["neck.0"].tensor("weight", {out, C, 1, 1}).reshape({out, C}), Tensor());

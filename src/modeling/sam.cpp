@@ -89,14 +89,26 @@ ImageGeometry Sam::geometry(int orig_h, int orig_w) const {
 
 Precision set_precision(Precision p) {
     if (p == Precision::BF16 && !ops::bf16_supported()) p = Precision::F32;
-    ops::set_precision(p == Precision::BF16 ? ops::Precision::BF16 : ops::Precision::F32);
+    if (p == Precision::INT8 && !ops::int8_supported()) p = Precision::F32;
+    ops::set_precision(p == Precision::BF16   ? ops::Precision::BF16
+                       : p == Precision::INT8 ? ops::Precision::INT8
+                                              : ops::Precision::F32);
     return p;
 }
 
 Precision precision_from_string(const std::string& s) {
     if (s == "f32" || s == "fp32") return Precision::F32;
     if (s == "bf16") return Precision::BF16;
-    throw InputError("precision", "'" + s + "' is not one of f32, bf16");
+    if (s == "int8") return Precision::INT8;
+    throw InputError("precision", "'" + s + "' is not one of f32, bf16, int8");
+}
+
+const char* to_string(Precision p) {
+    switch (p) {
+        case Precision::BF16: return "bf16";
+        case Precision::INT8: return "int8";
+        default: return "f32";
+    }
 }
 
 void set_num_threads(int n) { ops::set_num_threads(n); }

@@ -1,6 +1,10 @@
 #include "ops/matmul.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <dnnl.hpp>
+#include <string>
 #include <tuple>
 
 #include "sam/error.h"
@@ -19,29 +23,120 @@ dnnl::engine& cpu_engine() {
 
 Precision g_precision = Precision::F32;
 
+// Whether oneDNN has a non-reference matmul for these data types here (a reference
+// implementation exists for some types on every CPU but is far slower than fp32).
+bool has_fast_matmul(dt src, dt wei) {
+    try {
+        memory::desc s({64, 64}, src, tag::ab), w({64, 64}, wei, tag::any), d({64, 64}, dt::f32, tag::ab);
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(s, w, d), cpu_engine());
+        return std::string(pd.impl_info_str()).rfind("ref", 0) != 0;
+    } catch (const dnnl::error&) {
+        return false;
+    }
+}
+
+constexpr int kWeightLevels = 63;  // 7-bit weights: see matmul.h
+constexpr int kParallelMin = 1 << 16;
+
+// Dynamic quantisation of x (M, K; row stride lda) to u8: x ~ scale * (q - zero_point), with the
+// range widened to include 0 so that zero is exact.
+struct Quantised {
+    float scale;
+    int32_t zero_point;
+};
+
+Quantised quantise_u8(const float* x, int64_t M, int64_t K, int64_t lda, uint8_t* q) {
+    float lo = 0.0f, hi = 0.0f;
+#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (M * K >= kParallelMin)
+    for (int64_t m = 0; m < M; ++m) {
+        const float* r = x + m * lda;
+        for (int64_t k = 0; k < K; ++k) lo = std::min(lo, r[k]), hi = std::max(hi, r[k]);
+    }
+    if (!(hi > lo) || !std::isfinite(hi - lo)) {  // all zeros (or non-finite input): q = 0
+        std::fill_n(q, M * K, uint8_t{0});
+        return {1.0f, 0};
+    }
+    const float scale = (hi - lo) / 255.0f, inv = 1.0f / scale;
+    const int32_t zp = std::clamp(static_cast<int32_t>(std::lround(-lo * inv)), 0, 255);
+    const float zpf = static_cast<float>(zp);
+#pragma omp parallel for if (M * K >= kParallelMin)
+    for (int64_t m = 0; m < M; ++m) {
+        const float* r = x + m * lda;
+        uint8_t* o = q + m * K;
+        for (int64_t k = 0; k < K; ++k) {
+            const float v = std::clamp(r[k] * inv + zpf, 0.0f, 255.0f);
+            o[k] = static_cast<uint8_t>(static_cast<int32_t>(v + 0.5f));  // v >= 0: rounds half up
+        }
+    }
+    return {scale, zp};
+}
+
+// Per-output-channel symmetric quantisation of w (N, K) to [-63, 63].
+void quantise_weights(const float* w, int64_t N, int64_t K, std::vector<int8_t>& q, std::vector<float>& scale) {
+    q.resize(static_cast<size_t>(N * K));
+    scale.resize(static_cast<size_t>(N));
+    for (int64_t n = 0; n < N; ++n) {
+        const float* r = w + n * K;
+        float amax = 0.0f;
+        for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(r[k]));
+        const float s = amax > 0.0f ? amax / kWeightLevels : 1.0f;
+        scale[n] = s;
+        for (int64_t k = 0; k < K; ++k)
+            q[n * K + k] = static_cast<int8_t>(std::clamp<long>(std::lround(r[k] / s), -kWeightLevels, kWeightLevels));
+    }
+}
+
 }  // namespace
 
 void set_precision(Precision p) { g_precision = p; }
+Precision precision() { return g_precision; }
 
 bool bf16_supported() {
-    static const bool supported = [] {
-        try {
-            memory::desc s({64, 64}, dt::bf16, tag::ab), w({64, 64}, dt::bf16, tag::any), d({64, 64}, dt::f32, tag::ab);
-            dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(s, w, d), cpu_engine());
-            return true;
-        } catch (const dnnl::error&) {
-            return false;
-        }
-    }();
+    static const bool supported = has_fast_matmul(dt::bf16, dt::bf16);
     return supported;
 }
-Precision precision() { return g_precision; }
+
+bool int8_supported() {
+    static const bool supported = has_fast_matmul(dt::u8, dt::s8);
+    return supported;
+}
+
+double matmul_peak_gflops(Precision p, int64_t M, int64_t N, int64_t K, int reps) {
+    const dt sdt = p == Precision::BF16 ? dt::bf16 : p == Precision::INT8 ? dt::u8 : dt::f32;
+    const dt wdt = p == Precision::BF16 ? dt::bf16 : p == Precision::INT8 ? dt::s8 : dt::f32;
+    dnnl::engine& eng = cpu_engine();
+    dnnl::stream s(eng);
+    memory::desc src_md({M, K}, sdt, tag::ab), w_md({K, N}, wdt, tag::any), dst_md({M, N}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr;
+    if (p == Precision::INT8) attr.set_output_scales(0, {0.01f});
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w_md, dst_md), attr, eng);
+    memory src(src_md, eng), w(pd.weights_desc(), eng), dst(dst_md, eng);
+    // Normal numbers (denormals would slow some CPUs): 0.5 in f32 and bf16, 1 in int8.
+    auto fill = [&](memory& m, size_t bytes) {
+        if (p == Precision::F32) std::fill_n(static_cast<float*>(m.get_data_handle()), bytes / 4, 0.5f);
+        else if (p == Precision::BF16) std::fill_n(static_cast<uint16_t*>(m.get_data_handle()), bytes / 2, uint16_t{0x3f00});
+        else std::fill_n(static_cast<uint8_t*>(m.get_data_handle()), bytes, uint8_t{1});
+    };
+    fill(src, src_md.get_size());
+    fill(w, pd.weights_desc().get_size());
+    dnnl::matmul prim(pd);
+    double best = 0.0;
+    for (int r = 0; r <= reps; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}});
+        s.wait();
+        const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (r > 0) best = std::max(best, 2.0 * static_cast<double>(M * N * K) / sec / 1e9);  // first run warms up
+    }
+    return best;
+}
 
 struct PackedLinear::Entry {
     dnnl::matmul prim;
     memory::desc src_md, dst_md;
-    memory weights;  // packed
+    memory weights;  // in the primitive's layout (fp32: the caller's weights in place)
     memory bias;
+    Precision precision = Precision::F32;
 };
 
 PackedLinear::PackedLinear(Tensor w, Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
@@ -51,44 +146,56 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
     if (lda < 0) lda = K;
     if (ldy < 0) ldy = N;
     if (M == 0) return;
-    const int prec = static_cast<int>(g_precision);
+    const Precision prec = reduced_ok_ ? g_precision : Precision::F32;
     std::shared_ptr<Entry> entry;
     {
         std::lock_guard<std::mutex> lock(cache_->mutex);
-        auto key = std::make_tuple(M, lda, ldy, static_cast<int>(e), prec);
+        auto key = std::make_tuple(M, lda, ldy, static_cast<int>(e), static_cast<int>(prec));
         auto it = cache_->entries.find(key);
         if (it != cache_->entries.end()) {
             entry = it->second;
         } else {
             entry = std::make_shared<Entry>();
+            entry->precision = prec;
             dnnl::engine& eng = cpu_engine();
-            entry->src_md = memory::desc({M, K}, dt::f32, memory::dims{lda, 1});
             entry->dst_md = memory::desc({M, N}, dt::f32, memory::dims{ldy, 1});
-            const dt wdt = g_precision == Precision::BF16 ? dt::bf16 : dt::f32;
-            memory::desc src_any = g_precision == Precision::BF16 ? memory::desc({M, K}, dt::bf16, tag::ab)
-                                                                  : entry->src_md;
-            memory::desc w_any({K, N}, wdt, tag::any);
+            memory::desc src_md({M, K}, dt::f32, memory::dims{lda, 1});
+            // fp32: the (N, K) row-major weight is used in place as (K, N) column-major; the GEMM
+            // packs panels itself, and a packed copy would double the weights' memory for no
+            // measured gain. bf16 / int8: weights are converted once into the primitive's layout.
+            memory::desc w_md({K, N}, dt::f32, tag::ba);
             memory::desc b_md({1, N}, dt::f32, tag::ab);
+            dnnl::primitive_attr attr;
+            if (prec == Precision::BF16) {
+                src_md = memory::desc({M, K}, dt::bf16, tag::ab);
+                w_md = memory::desc({K, N}, dt::bf16, tag::any);
+            } else if (prec == Precision::INT8) {
+                src_md = memory::desc({M, K}, dt::u8, tag::ab);
+                w_md = memory::desc({K, N}, dt::s8, tag::any);
+                attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+                attr.set_output_scales(1 << 1, {DNNL_RUNTIME_F32_VAL});  // per output channel
+            }
             dnnl::post_ops po;
             if (e == Epilogue::Gelu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
             if (e == Epilogue::Relu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
             if (e == Epilogue::Residual) po.append_sum(1.0f);
-            dnnl::primitive_attr attr;
             attr.set_post_ops(po);
-            dnnl::matmul::desc d(src_any, w_any, entry->dst_md);
-            // fp32: the (N, K) row-major weight is used in place as (K, N) column-major; the GEMM
-            // packs panels itself, and a packed copy would double the weights' memory for no
-            // measured gain. bf16: weights are converted once into the layout the primitive wants.
-            memory::desc user_w_md({K, N}, dt::f32, tag::ba);
-            if (g_precision == Precision::F32) w_any = user_w_md;
-            d = b_.defined() ? dnnl::matmul::desc(src_any, w_any, b_md, entry->dst_md)
-                             : dnnl::matmul::desc(src_any, w_any, entry->dst_md);
+            // int8 always takes a bias argument: the zero-point-free form of the bias is per call.
+            const bool with_bias = b_.defined() || prec == Precision::INT8;
+            dnnl::matmul::desc d = with_bias ? dnnl::matmul::desc(src_md, w_md, b_md, entry->dst_md)
+                                             : dnnl::matmul::desc(src_md, w_md, entry->dst_md);
             dnnl::matmul::primitive_desc pd(d, attr, eng);
             entry->src_md = pd.src_desc();
             entry->prim = dnnl::matmul(pd);
-            memory user_w(user_w_md, eng, const_cast<float*>(w_.data()));
             dnnl::stream s(eng);
-            if (pd.weights_desc() == user_w_md) {
+            memory user_w;
+            if (prec == Precision::INT8) {
+                if (cache_->w_int8.empty()) quantise_weights(w_.data(), N, K, cache_->w_int8, cache_->w_scale);
+                user_w = memory({{K, N}, dt::s8, tag::ba}, eng, cache_->w_int8.data());
+            } else {
+                user_w = memory({{K, N}, dt::f32, tag::ba}, eng, const_cast<float*>(w_.data()));
+            }
+            if (pd.weights_desc() == user_w.get_desc()) {
                 entry->weights = user_w;
             } else {
                 entry->weights = memory(pd.weights_desc(), eng);
@@ -99,6 +206,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
             cache_->entries.emplace(key, entry);
         }
     }
+    if (entry->precision == Precision::INT8) return forward_int8(*entry, x, M, y, lda);
     dnnl::engine& eng = cpu_engine();
     dnnl::stream s(eng);
     memory src_user({{M, K}, dt::f32, memory::dims{lda, 1}}, eng, const_cast<float*>(x));
@@ -111,6 +219,40 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, entry->weights}, {DNNL_ARG_DST, dst}};
     if (b_.defined()) args[DNNL_ARG_BIAS] = entry->bias;
     entry->prim.execute(s, args);
+    s.wait();
+}
+
+void PackedLinear::forward_int8(const Entry& entry, const float* x, int64_t M, float* y, int64_t lda) const {
+    const int64_t N = out_features(), K = in_features();
+    // Per-thread scratch, kept between calls: a fresh multi-megabyte buffer per call would
+    // page-fault on every first touch.
+    thread_local std::vector<uint8_t> q;
+    thread_local std::vector<float> out_scale, bias;
+    q.resize(static_cast<size_t>(M * K));
+    out_scale.resize(static_cast<size_t>(N));
+    bias.resize(static_cast<size_t>(N));
+    Quantised qa = quantise_u8(x, M, K, lda, q.data());
+    // y = sx * sw[n] * (sum_k (q - zp) qw[n, k] + bias'[n]): the primitive adds the bias before
+    // scaling, so it gets the bias divided by the output scale.
+    const std::vector<float>& ws = cache_->w_scale;
+    for (int64_t n = 0; n < N; ++n) {
+        out_scale[n] = qa.scale * ws[n];
+        bias[n] = b_.defined() ? b_.data()[n] / out_scale[n] : 0.0f;
+    }
+    dnnl::engine& eng = cpu_engine();
+    dnnl::stream s(eng);
+    int32_t zp = qa.zero_point;
+    memory src(entry.src_md, eng, q.data());
+    memory dst(entry.dst_md, eng, y);
+    memory zp_mem({{1}, dt::s32, tag::a}, eng, &zp);
+    memory scale_mem({{N}, dt::f32, tag::a}, eng, out_scale.data());
+    memory bias_mem({{1, N}, dt::f32, tag::ab}, eng, bias.data());
+    entry.prim.execute(s, {{DNNL_ARG_SRC, src},
+                           {DNNL_ARG_WEIGHTS, entry.weights},
+                           {DNNL_ARG_BIAS, bias_mem},
+                           {DNNL_ARG_DST, dst},
+                           {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zp_mem},
+                           {DNNL_ARG_ATTR_OUTPUT_SCALES, scale_mem}});
     s.wait();
 }
 

@@ -1,12 +1,21 @@
-// Linear layers through oneDNN's matmul primitive: weights are reordered once into the
-// layout the primitive prefers (pre-packed), and bias, GELU and the residual sum are fused
+// Linear layers through oneDNN's matmul primitive: bias, GELU and the residual sum are fused
 // into the GEMM as post-ops, so a block's MLP and projections make no extra memory passes.
+//
+// Reduced precision (for layers marked with allow_reduced_precision(): the image encoder's
+// blocks) comes in two kinds:
+//   BF16: weights converted once, activations converted per call; needs native bf16
+//         instructions (AVX512-BF16, AMX).
+//   INT8: weights quantised once per output channel to 7 bits (-63..63: CPUs without VNNI sum
+//         u8 x s8 pairs into saturating int16, and 2 x 255 x 63 is the largest pair that fits),
+//         activations quantised per call to u8 with a scale and zero point taken from the
+//         tensor's own range (dynamic quantisation); int32 accumulation, fp32 output.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "sam/tensor.h"
 
@@ -19,11 +28,17 @@ enum class Epilogue {
     Residual,  // y += x W^T + b               (y holds the residual on entry)
 };
 
-enum class Precision { F32, BF16 };
+enum class Precision { F32, BF16, INT8 };
 void set_precision(Precision p);  // for every matmul created afterwards
 Precision precision();
 // Whether this CPU has native bf16 matrix instructions the library can use (AVX512-BF16, AMX).
 bool bf16_supported();
+// Whether the library has an optimised u8 x s8 matmul on this CPU (AVX2 and later).
+bool int8_supported();
+
+// Best GFLOP/s of the library's bare matmul for (M, K) x (K, N) in precision p (int8: u8 x s8 with
+// fp32 output, as the layers use it), over `reps` timed runs after a warm-up. For benchmarks.
+double matmul_peak_gflops(Precision p, int64_t M, int64_t N, int64_t K, int reps);
 
 // A linear layer's weights plus the primitives and packed weights made for them, per row
 // count M. Thread-safe; copies share the cache.
@@ -36,6 +51,8 @@ class PackedLinear {
     const Tensor& bias() const { return b_; }
     int64_t out_features() const { return w_.dim(0); }
     int64_t in_features() const { return w_.dim(1); }
+    // Lets this layer run in the reduced precision set by set_precision (fp32 otherwise).
+    void allow_reduced_precision(bool on = true) { reduced_ok_ = on; }
 
     // y (M, N) from x (M, K), rows with leading dimensions lda / ldy (in elements).
     void forward(const float* x, int64_t M, float* y, Epilogue e = Epilogue::None, int64_t lda = -1,
@@ -43,9 +60,13 @@ class PackedLinear {
 
   private:
     struct Entry;
+    void forward_int8(const Entry& entry, const float* x, int64_t M, float* y, int64_t lda) const;
     Tensor w_, b_;
+    bool reduced_ok_ = false;
     struct Cache {
         std::mutex mutex;
+        std::vector<int8_t> w_int8;  // (N, K), made on first int8 use
+        std::vector<float> w_scale;  // (N)
         std::map<std::tuple<int64_t, int64_t, int64_t, int, int>, std::shared_ptr<Entry>> entries;
     };
     std::shared_ptr<Cache> cache_ = std::make_shared<Cache>();
