@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
         const int64_t rel = 2 * (global ? 64 : cfg.encoder.window_size) - 1;
         b.rel_pos_h = w.tensor(global ? "gh" : "wh", {rel, hd});
         b.rel_pos_w = w.tensor(global ? "gw" : "ww", {rel, hd});
-        const double s = cpu_seconds([&] { encoder_attention(b, x, 64, 64, cfg.encoder.num_heads); }) - qkv_s;
+        EncoderWorkspace work;  // reused as the encoder does: fresh buffers would add page faults
+        const double s = cpu_seconds([&] { encoder_attention(b, x, 64, 64, cfg.encoder.num_heads, work); }) - qkv_s;
         const double T = global ? 4096.0 : 196.0, windows = global ? 1.0 : 25.0;
         parts.push_back({global ? "attention, global" : "attention, windowed", windows * 4.0 * T * T * C, s,
                          global ? n_global : depth - n_global});

@@ -1,6 +1,7 @@
-// Encoder attention with decomposed relative positions, fused per (window, head, query block):
-// the score block, its relative-position terms, softmax and the product with V stay in a
-// thread's cache; the full (T x T) score matrix of global attention is never materialised.
+// Encoder attention with decomposed relative positions: the qkv projection, then tasks of
+// (window, head, span of queries), each run by the fused kernel of ops/attention_kernels.h
+// (key blocks with an online softmax, relative-position terms added in the kernel), so the
+// full (T x T) score matrix of global attention is never materialised.
 // Windowed blocks never build the padded 70x70 grid: a padding token's q/k/v is the qkv bias
 // (the reference pads with zeros before the qkv projection), and padding queries, which the
 // reference crops away afterwards, are not computed.
@@ -9,7 +10,7 @@
 #include <vector>
 
 #include "modeling/image_encoder.h"
-#include "ops/ops.h"
+#include "ops/attention_kernels.h"
 
 namespace sam {
 
@@ -31,78 +32,62 @@ const Tensor& encoder_attention(const EncoderBlockWeights& w, const Tensor& x, i
 
     const int ws = w.window_size;
     const bool global = ws == 0;
-    const int wh = global ? H : ws, ww = global ? W : ws;  // window grid (query grid = key grid)
-    const int nwy = global ? 1 : (H + ws - 1) / ws, nwx = global ? 1 : (W + ws - 1) / ws;
-    const int64_t T = static_cast<int64_t>(wh) * ww;
-    const int64_t QB = T <= 256 ? T : 128;  // query rows per task
-    const int64_t nqb = (T + QB - 1) / QB;
-    const int64_t rh_len = 2 * wh - 1, rw_len = 2 * ww - 1;
-    const int64_t tasks = static_cast<int64_t>(nwy) * nwx * num_heads * nqb;
+    const int64_t wh = global ? H : ws, ww = global ? W : ws;  // window grid (query grid = key grid)
+    const int64_t nwy = global ? 1 : (H + ws - 1) / ws, nwx = global ? 1 : (W + ws - 1) / ws;
+    const int64_t T = wh * ww;
+    // Queries per task: a task packs its head's keys and values unless the thread's previous
+    // task had the same head, so a task must be long enough to amortise that (a global head
+    // is 16 tasks, a window's head one).
+    const int64_t QT = 256;
+    const int64_t nqt = (T + QT - 1) / QT;
+    const int64_t tasks = nwy * nwx * num_heads * nqt;
 
-    Tensor& out = work.out;
+    float* out_d = work.out.data();
+    ops::RelPosAttentionParams params;
+    params.head_dim = hd;
+    params.grid_h = wh;
+    params.grid_w = ww;
+    params.rel_pos_h = w.rel_pos_h.data();
+    params.rel_pos_w = w.rel_pos_w.data();
+    params.scale = scale;
 #pragma omp parallel
     {
-        std::vector<float> K(global ? 0 : T * hd), V(global ? 0 : T * hd), Q(QB * hd), O(QB * hd);
-        std::vector<float> S(QB * T), RH(QB * rh_len), RW(QB * rw_len);
-        std::vector<int64_t> q_tok(QB), q_row(QB);
-        std::vector<float> rw_row(ww);
+        ops::RelPosAttention attention(params);
+        std::vector<const float*> k_rows(T), v_rows(T), q_rows(QT);
+        std::vector<float*> out_rows(QT);
+        std::vector<int64_t> q_tok(QT);
+        int64_t loaded = -1;  // (window, head) packed in `attention`
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < tasks; ++task) {
-            const int64_t qb = task % nqb, h = (task / nqb) % num_heads, win = task / (nqb * num_heads);
+            const int64_t qt = task % nqt, h = (task / nqt) % num_heads, win = task / (nqt * num_heads);
             const int64_t wy = win / nwx, wx = win % nwx;
             // Global row of window token t, or -1 for a padding token.
             auto row_of = [&](int64_t t) -> int64_t {
                 int64_t gy = wy * wh + t / ww, gx = wx * ww + t % ww;
                 return (gy < H && gx < W) ? gy * W + gx : -1;
             };
-            // Keys and values of the window for this head.
-            const float *Kp, *Vp;
-            int64_t ldk;
-            if (global) {
-                Kp = qkv_d + C + h * hd;
-                Vp = qkv_d + 2 * C + h * hd;
-                ldk = C3;
-            } else {
-                for (int64_t t = 0; t < T; ++t) {
-                    int64_t r = row_of(t);
-                    const float* src = r >= 0 ? qkv_d + r * C3 : pad_row;
-                    std::copy_n(src + C + h * hd, hd, K.data() + t * hd);
-                    std::copy_n(src + 2 * C + h * hd, hd, V.data() + t * hd);
-                }
-                Kp = K.data();
-                Vp = V.data();
-                ldk = hd;
-            }
-            // Queries of this block that lie inside the image.
+            // Queries of this task that lie inside the image.
             int64_t nq = 0;
-            for (int64_t t = qb * QB; t < std::min(T, (qb + 1) * QB); ++t) {
-                int64_t r = row_of(t);
+            for (int64_t t = qt * QT; t < std::min(T, (qt + 1) * QT); ++t) {
+                const int64_t r = row_of(t);
                 if (r < 0) continue;
                 q_tok[nq] = t;
-                q_row[nq] = r;
-                std::copy_n(qkv_d + r * C3 + h * hd, hd, Q.data() + nq * hd);
+                q_rows[nq] = qkv_d + r * C3 + h * hd;
+                out_rows[nq] = out_d + r * C + h * hd;
                 ++nq;
             }
             if (nq == 0) continue;
-            // scores = (q * scale) k^T, plus rel_h[(qh,qw), kh] + rel_w[(qh,qw), kw] from the unscaled q.
-            ops::gemm(nq, T, hd, Q.data(), hd, Kp, ldk, true, S.data(), T, scale);
-            ops::gemm(nq, rh_len, hd, Q.data(), hd, w.rel_pos_h.data(), hd, true, RH.data(), rh_len);
-            ops::gemm(nq, rw_len, hd, Q.data(), hd, w.rel_pos_w.data(), hd, true, RW.data(), rw_len);
-            for (int64_t i = 0; i < nq; ++i) {
-                const int64_t qh = q_tok[i] / ww, qw = q_tok[i] % ww;
-                const float* rh = RH.data() + i * rh_len + qh + wh - 1;  // rh[-kh] = Rh[qh - kh + wh - 1]
-                const float* rw = RW.data() + i * rw_len + qw + ww - 1;
-                for (int64_t kw = 0; kw < ww; ++kw) rw_row[kw] = rw[-kw];  // forward order: the add vectorises
-                float* s = S.data() + i * T;
-                for (int64_t kh = 0; kh < wh; ++kh) {
-                    const float bias_h = rh[-kh];
-                    float* srow = s + kh * ww;
-                    for (int64_t kw = 0; kw < ww; ++kw) srow[kw] += bias_h + rw_row[kw];
+            if (loaded != task / nqt) {
+                for (int64_t t = 0; t < T; ++t) {
+                    const int64_t r = row_of(t);
+                    const float* src = r >= 0 ? qkv_d + r * C3 : pad_row;
+                    k_rows[t] = src + C + h * hd;
+                    v_rows[t] = src + 2 * C + h * hd;
                 }
+                attention.set_keys_values(k_rows.data(), v_rows.data());
+                loaded = task / nqt;
             }
-            for (int64_t i = 0; i < nq; ++i) ops::softmax_row(S.data() + i * T, T);
-            ops::gemm(nq, hd, T, S.data(), T, Vp, ldk, false, O.data(), hd);
-            for (int64_t i = 0; i < nq; ++i) std::copy_n(O.data() + i * hd, hd, out.data() + q_row[i] * C + h * hd);
+            attention.attend(nq, q_rows.data(), q_tok.data(), out_rows.data());
         }
     }
     return work.out;

@@ -1,0 +1,79 @@
+// Fused attention for one head, with SAM's decomposed relative positions
+// (segment_anything/modeling/image_encoder.py, add_decomposed_rel_pos):
+//
+//   out_i = sum_t softmax_t(s_it) v_t,
+//   s_it  = (q_i * scale) . k_t + q_i . rel_h[qh_i - kh_t + gh - 1] + q_i . rel_w[qw_i - kw_t + gw - 1]
+//
+// over the keys t of a (gh, gw) token grid, (qh_i, qw_i) and (kh_t, kw_t) being grid positions.
+// The relative terms use the unscaled q, as the reference does.
+//
+// Why hand-written: no library offers fused attention with these decomposed relative terms on
+// CPU, and the unfused form (a GEMM writing the whole score block, a bias pass, a softmax
+// pass, a GEMM reading it back) streams a (queries x 4096) score block through memory several
+// times per head for global attention. Here the keys are visited in blocks with an online
+// softmax (running maximum and sum per query; the output accumulator is rescaled when the
+// maximum grows), so a block of scores lives in L1/L2 from the product that writes it to the
+// product that consumes it. The blocking is described in attention_kernels.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+namespace sam::ops {
+
+// What the heads and windows of one attention layer share: the token grid, the relative-
+// position tables (one per layer, as in the reference) and the scale.
+struct RelPosAttentionParams {
+    int64_t head_dim = 0;
+    int64_t grid_h = 0, grid_w = 0;    // keys: grid_h * grid_w tokens, row-major over the grid
+    const float* rel_pos_h = nullptr;  // (2 * grid_h - 1, head_dim)
+    const float* rel_pos_w = nullptr;  // (2 * grid_w - 1, head_dim)
+    float scale = 1.0f;                // multiplies q . k, not the relative terms
+};
+
+// 64-byte aligned float storage that only grows; contents unspecified after a resize.
+class AlignedFloats {
+  public:
+    float* reserve(size_t n);
+    float* data() { return data_.get(); }
+    const float* data() const { return data_.get(); }
+
+  private:
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float[], Free> data_;
+    size_t size_ = 0;
+};
+
+// Attention over one head of one window at a time. The constructor packs (copies) the
+// tables; set_keys_values packs a head's keys and values (a head_dim x tokens copy, reused by
+// every query block of that head); attend() then takes any number of queries. Rows are given by
+// pointer so that windows (whose tokens are scattered over the image, and whose padding
+// tokens all share one row) need no gathering by the caller. One object per thread: it keeps
+// its buffers from call to call.
+class RelPosAttention {
+  public:
+    explicit RelPosAttention(const RelPosAttentionParams& params);
+    // k_rows[t], v_rows[t]: key and value of grid token t (head_dim floats each).
+    void set_keys_values(const float* const* k_rows, const float* const* v_rows);
+    // out_rows[i] (head_dim floats) = attention of query q_rows[i], at grid token q_tok[i].
+    void attend(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows);
+    // The same blocking with plain C++ loops: the fallback where AVX2/FMA is not built for,
+    // and an oracle for the vector kernels in the tests.
+    void attend_portable(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows);
+
+  private:
+    template <class Kernels>
+    void attend_with(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows);
+
+    RelPosAttentionParams params_;
+    AlignedFloats keys_, values_, table_h_, table_w_;  // packed (see attention_kernels.cpp)
+    AlignedFloats work_;                               // per query block buffers
+    std::vector<int32_t> positions_;
+};
+
+}  // namespace sam::ops
