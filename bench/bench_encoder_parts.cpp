@@ -1,7 +1,9 @@
 // Where the image encoder's time goes, part by part, on vit_b shapes (random weights).
 // Times are the calling thread's CPU time with one thread, best of 3, so that other load on
 // the machine does not distort them; GFLOP/s are against the part's own FLOP count.
-//   build/bench/bench_encoder_parts [model_type]
+// The linear layers run in the precision given (f32, or int8 as the encoder blocks use it);
+// attention and layer norm are fp32 in every precision.
+//   build/bench/bench_encoder_parts [model_type] [f32|int8]
 #include <ctime>
 #include <cstdio>
 #include <string>
@@ -30,6 +32,12 @@ double cpu_seconds(F&& f) {
 int main(int argc, char** argv) {
     ops::set_num_threads(1);
     const SamConfig cfg = sam_config_for(argc > 1 ? argv[1] : "vit_b");
+    const std::string precision = argc > 2 ? argv[2] : "f32";
+    if (precision != "f32" && precision != "int8") {
+        std::fprintf(stderr, "precision must be f32 or int8, not %s\n", precision.c_str());
+        return 2;
+    }
+    if (precision == "int8") ops::set_precision(ops::Precision::INT8);
     const int64_t C = cfg.encoder.embed_dim, N = 4096, hd = C / cfg.encoder.num_heads;
     const int depth = cfg.encoder.depth, n_global = static_cast<int>(cfg.encoder.global_attn_indexes.size());
     RandomSource src(1);
@@ -45,6 +53,7 @@ int main(int argc, char** argv) {
     std::vector<Part> parts;
     auto add_linear = [&](const char* name, int64_t out, int64_t in, ops::Epilogue e) {
         Linear l = w[name].linear(out, in);
+        l.mm.allow_reduced_precision();
         Tensor a({N, in}), y({N, out});
         double s = cpu_seconds([&] { l.mm.forward(a.data(), N, y.data(), e); });
         parts.push_back({name, 2.0 * N * in * out, s, depth});
@@ -78,7 +87,8 @@ int main(int argc, char** argv) {
 
     double total = 0;
     for (const Part& p : parts) total += p.seconds_per_call * p.calls;
-    std::printf("%s encoder blocks, 1 thread, CPU time per image\n", cfg.model_type.c_str());
+    std::printf("%s encoder blocks, linear layers in %s, 1 thread, CPU time per image\n", cfg.model_type.c_str(),
+                precision.c_str());
     std::printf("%-24s %8s %10s %8s %7s\n", "part", "calls", "seconds", "share", "GFLOP/s");
     for (const Part& p : parts)
         std::printf("%-24s %8d %10.3f %7.1f%% %7.1f\n", p.name.c_str(), p.calls, p.seconds_per_call * p.calls,
