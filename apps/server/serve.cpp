@@ -36,7 +36,8 @@ int run_serve(const ServeOptions& o) {
         std::cerr << "sam serve: warning: listening on " << o.host
                   << ", not only on loopback; the API has no authentication" << std::endl;
     // Tests wait for this line to learn the port (--port 0 picks a free one).
-    std::cerr << "sam serve: " << model.config().model_type << " model, " << num_threads() << " threads, listening on http://"
+    std::cerr << "sam serve: " << model.config().model_type << " model, "
+              << (model.execution().threads > 0 ? model.execution().threads : available_cores()) << " threads, listening on http://"
               << o.host << ":" << port << "/" << std::endl;
     return http.listen_after_bind() ? 0 : 1;
 }

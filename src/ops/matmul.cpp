@@ -23,8 +23,6 @@ dnnl::engine& cpu_engine() {
     return engine;
 }
 
-Precision g_precision = Precision::F32;
-
 // Whether oneDNN has a non-reference matmul for these data types here (a reference
 // implementation exists for some types on every CPU but is far slower than fp32).
 bool has_fast_matmul(dt src, dt wei) {
@@ -89,9 +87,6 @@ void quantise_weights(const float* w, int64_t N, int64_t K, std::vector<int8_t>&
 }
 
 }  // namespace
-
-void set_precision(Precision p) { g_precision = p; }
-Precision precision() { return g_precision; }
 
 bool bf16_supported() {
     static const bool supported = has_fast_matmul(dt::bf16, dt::bf16);
@@ -165,12 +160,14 @@ struct PackedLinear::Entry {
 
 PackedLinear::PackedLinear(Tensor w, Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
 
-void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int64_t lda, int64_t ldy) const {
+void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int64_t lda, int64_t ldy,
+                           Precision prec) const {
     const int64_t N = out_features(), K = in_features();
     if (lda < 0) lda = K;
     if (ldy < 0) ldy = N;
     if (M == 0) return;
-    const Precision prec = reduced_ok_ ? g_precision : Precision::F32;
+    if ((prec == Precision::BF16 && !bf16_supported()) || (prec == Precision::INT8 && !int8_supported()))
+        throw Error(std::string("matmul: ") + to_string(prec) + " asked for on a CPU without fast instructions for it");
     std::shared_ptr<Entry> entry;
     {
         std::lock_guard<std::mutex> lock(cache_->mutex);

@@ -12,10 +12,6 @@
 
 namespace sam::ops {
 
-// Threads used by every kernel and by the GEMM library. n <= 0: all cores.
-void set_num_threads(int n);
-int num_threads();
-
 // C (M, N) = alpha * A (M, K) * op(B) + beta * C; op(B) = B^T when `b_transposed`
 // (B stored (N, K)), else B stored (K, N). Leading dimensions are explicit for sub-views.
 void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
