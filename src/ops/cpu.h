@@ -30,5 +30,8 @@ KernelIsa best_kernel_isa();
 KernelIsa kernel_isa();
 // Whether this CPU can run `isa`'s kernels.
 bool cpu_runs(KernelIsa isa);
+// The instruction set oneDNN's own dispatch settled on ("avx512_core_bf16", "avx2", ...; capped
+// by the environment variable ONEDNN_MAX_CPU_ISA).
+std::string gemm_library_isa();
 
 }  // namespace sam::ops

@@ -9,6 +9,7 @@
 #include <string>
 #include <tuple>
 
+#include "ops/cpu.h"
 #include "sam/error.h"
 
 namespace sam::ops {
@@ -87,6 +88,20 @@ void quantise_weights(const float* w, int64_t N, int64_t K, std::vector<int8_t>&
 }
 
 }  // namespace
+
+std::string gemm_library_isa() {
+    switch (dnnl::get_effective_cpu_isa()) {
+        case dnnl::cpu_isa::sse41: return "sse41";
+        case dnnl::cpu_isa::avx: return "avx";
+        case dnnl::cpu_isa::avx2: return "avx2";
+        case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+        case dnnl::cpu_isa::avx512_core: return "avx512_core";
+        case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+        case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+        case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+        default: return "other";
+    }
+}
 
 bool bf16_supported() {
     static const bool supported = has_fast_matmul(dt::bf16, dt::bf16);
