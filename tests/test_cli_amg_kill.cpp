@@ -165,7 +165,7 @@ TEST(CliAmgKill, ResumedAfterSigkillsMatchesAnUninterruptedRun) {
         // 48 masks per image: a folder of PNGs to write, so kills land in writes too.
         return std::vector<std::string>{"-i", in.string(), "-o", o.string(), "--overlay", "--skip-existing",
                                         "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh",
-                                        "0", "--box-nms-thresh", "1.0", "--threads", "1"};
+                                        "0", "--box-nms-thresh", "1.0", "--threads", "2"};
     };
 
     const auto t0 = Clock::now();
