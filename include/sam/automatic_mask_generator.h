@@ -59,6 +59,11 @@ struct AmgTimings {
     int crops = 0, prompts = 0, masks_decoded = 0, masks_upsampled = 0;
 };
 
+// Computes with its model's execution options (Sam::with_execution), on the calling thread and
+// the threads it opens.
+//
+// Thread safety: generate() records last_timings(), so one generator runs one generate() at a
+// time; to segment images in parallel, give each thread its own generator (on one shared Sam).
 class SamAutomaticMaskGenerator {
   public:
     // Throws sam::InputError naming the option for values out of range.
