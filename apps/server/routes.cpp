@@ -265,7 +265,8 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
         // The generator encodes the image (and its crops) itself: it takes the encoder's turn.
         const std::vector<MaskRecord> records = store.with_encoder([&] {
             const auto check = [&](int64_t done, int64_t total) { watch.check(done, total); };
-            check(0, amg_prompt_count(amg));  // the client may have left, or the time run out, while we waited
+            // While this request waited for the encoder, its client may have gone or its time run out.
+            check(0, amg_prompt_count(amg));
             // The whole-image crop reuses the cached embedding; only crop layers encode.
             return generator.generate(entry->image, check, entry->predictor.embedding());
         });
