@@ -69,7 +69,9 @@ class SamAutomaticMaskGenerator {
     // Throws sam::InputError naming the option for values out of range.
     explicit SamAutomaticMaskGenerator(Sam model, AmgOptions options = {});
 
-    // Called after every decoded batch: (prompts done, prompts in all).
+    // Called after every decoded batch: (prompts done, prompts in all). To cancel, throw from
+    // it: generate() stops before the next batch (or crop) and lets the exception through; the
+    // generator stays usable.
     using Progress = std::function<void(int64_t done, int64_t total)>;
 
     // Records in the reference's order (descending score of the last NMS). An image where no
