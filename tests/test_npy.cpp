@@ -89,6 +89,11 @@ TEST(Npy, ShapeWhoseByteCountOverflowsIsRefused) {
     // Dimensions whose product overflows, and one that does not fit 64 bits at all.
     expect_load_error(write_npy("product.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", ""),
                       "overflows 64 bits");
+    // Found by fuzz_npy (UBSan: signed overflow in shape_numel): an empty array whose other
+    // dimensions multiply past 2^63.
+    expect_load_error(write_npy("empty_overflow.npy",
+                                "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4611686018427387905, 0), }", ""),
+                      "shape (2, 4611686018427387905, 0) of |u1 overflows 64 bits");
     expect_load_error(write_npy("huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", ""),
                       "field 'shape': dimension 0 does not fit 64 bits");
 }

@@ -170,11 +170,19 @@ NpyArray decode_npy(const uint8_t* data, size_t size, const std::string& name) {
     const size_t isize = item_size(h.descr);
     if (isize == 0) throw Error(name + ": unsupported npy dtype '" + h.descr + "'");
     if (h.fortran_order) throw Error(name + ": Fortran-order arrays are not supported");
-    // numel x item size, checked for overflow, must be exactly what follows the header.
-    uint64_t nbytes = isize;
-    for (int64_t d : h.shape)
-        if (__builtin_mul_overflow(nbytes, static_cast<uint64_t>(d), &nbytes))
+    // numel x item size must be exactly what follows the header. As NumPy, the product of the
+    // non-zero dimensions must fit a signed 64-bit size even when another dimension is 0: tensors
+    // multiply dimensions left to right.
+    int64_t nonzero_bytes = static_cast<int64_t>(isize);
+    bool empty = false;
+    for (int64_t d : h.shape) {
+        if (d == 0) {
+            empty = true;
+        } else if (__builtin_mul_overflow(nonzero_bytes, d, &nonzero_bytes)) {
             throw Error(name + ": npy shape " + shape_str(h.shape) + " of " + h.descr + " overflows 64 bits");
+        }
+    }
+    const uint64_t nbytes = empty ? 0 : static_cast<uint64_t>(nonzero_bytes);
     const size_t data_start = header_start + header_len, available = size - data_start;
     if (nbytes > available)
         throw Error(name + ": truncated npy data (shape " + shape_str(h.shape) + " of " + h.descr + " expected " +
