@@ -70,11 +70,12 @@ struct Avx512Kernels {
     }
 
     // acc[r] += sum_d a(r)[d] x[d][0..15] for r < MR, a(r) being row r of the panels starting at
-    // `a` (rows r0 .. r0 + 11 span two panels, the second `depth` * 6 floats on).
+    // `a`; rows r0 .. r0 + 11 span two panels, the second `panel_floats` floats on (keys and
+    // tables: depth * 6; values, whose panels run over all tokens: tokens * 6).
     template <int MR>
-    [[gnu::always_inline]] static inline void accumulate(int64_t depth, const float* a, const float* x, int64_t ldx,
-                                                         __m512 (&acc)[MR]) {
-        const float* a1 = a + depth * kRowTile;
+    [[gnu::always_inline]] static inline void accumulate(int64_t depth, int64_t panel_floats, const float* a,
+                                                         const float* x, int64_t ldx, __m512 (&acc)[MR]) {
+        const float* a1 = a + panel_floats;
         for (int64_t d = 0; d < depth; ++d, a += kRowTile, a1 += kRowTile, x += ldx) {
             const __m512 xd = _mm512_loadu_ps(x);
 #pragma GCC unroll 12
@@ -95,7 +96,7 @@ struct Avx512Kernels {
                 constexpr int MR = decltype(mr)::value;
                 __m512 acc[MR];
                 zero(acc);
-                accumulate(depth, a + r0 * depth, x + i0, b.ldq, acc);
+                accumulate(depth, depth * kRowTile, a + r0 * depth, x + i0, b.ldq, acc);
                 float* o = out + r0 * b.ldq + i0;
 #pragma GCC unroll 12
                 for (int r = 0; r < MR; ++r) _mm512_storeu_ps(o + r * b.ldq, acc[r]);
@@ -109,7 +110,7 @@ struct Avx512Kernels {
                 constexpr int MR = decltype(mr)::value;
                 __m512 acc[MR];
                 zero(acc);
-                accumulate(p.hd, p.keys + (j0 + r0) * p.hd, b.qs + i0, b.ldq, acc);
+                accumulate(p.hd, p.hd * kRowTile, p.keys + (j0 + r0) * p.hd, b.qs + i0, b.ldq, acc);
                 int64_t kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;  // grid position of the tile's first key
                 float* s = b.s + r0 * b.ldq + i0;
 #pragma GCC unroll 12
@@ -175,22 +176,9 @@ struct Avx512Kernels {
             for (int r = 0; r < MR; ++r) acc[r] = _mm512_mul_ps(_mm512_loadu_ps(o + r * b.ldq), alpha);
         }
         const float* v = p.values + (c0 / kRowTile) * p.tokens * kRowTile + j0 * kRowTile;
-        accumulate_values(nk, p.tokens, v, b.s + i0, b.ldq, acc);
+        accumulate(nk, p.tokens * kRowTile, v, b.s + i0, b.ldq, acc);
 #pragma GCC unroll 12
         for (int r = 0; r < MR; ++r) _mm512_storeu_ps(o + r * b.ldq, acc[r]);
-    }
-
-    // accumulate() with the second panel panel_rows * 6 floats on rather than depth * 6.
-    template <int MR>
-    [[gnu::always_inline]] static inline void accumulate_values(int64_t depth, int64_t panel_rows, const float* a,
-                                                                const float* x, int64_t ldx, __m512 (&acc)[MR]) {
-        const float* a1 = a + panel_rows * kRowTile;
-        for (int64_t d = 0; d < depth; ++d, a += kRowTile, a1 += kRowTile, x += ldx) {
-            const __m512 xd = _mm512_loadu_ps(x);
-#pragma GCC unroll 12
-            for (int r = 0; r < MR; ++r)
-                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(r < kRowTile ? a[r] : a1[r - kRowTile]), xd, acc[r]);
-        }
     }
 
     static void weighted_values(const Packed& p, const Block& b, int64_t j0, int64_t nk, bool first) {
