@@ -46,7 +46,14 @@ std::string read_bytes(const std::string& path) {
 class ServerProcess {
   public:
     explicit ServerProcess(std::vector<std::string> extra, const std::string& name) {
-        log_ = (fs::temp_directory_path() / ("sam_test_server_" + name + "_" + std::to_string(getpid()) + ".log")).string();
+        // A name of this process and moment, removed first: a log left by an earlier process
+        // that had the same pid would otherwise be read (and its port taken) before the child
+        // has truncated it.
+        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        log_ = (fs::temp_directory_path() /
+                ("sam_test_server_" + name + "_" + std::to_string(getpid()) + "_" + std::to_string(now) + ".log"))
+                   .string();
+        fs::remove(log_);
         std::vector<std::string> args = {SAM_CLI_PATH, "serve", "--checkpoint", test::data_path("sam_tiny.pth"),
                                          "--config", test::data_path("config.json"), "--host", "127.0.0.1",
                                          "--port", "0", "--threads", "2"};
@@ -81,10 +88,18 @@ class ServerProcess {
         ADD_FAILURE() << "sam serve did not start; its log:\n" << log();
     }
     ~ServerProcess() {
+        stop();
+        std::error_code ignored;
+        fs::remove(log_, ignored);
+    }
+    void stop() {
         if (pid_ <= 0) return;
         kill(pid_, SIGTERM);
         for (int i = 0; i < 250; ++i) {
-            if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+            if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                pid_ = -1;
+                return;
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         kill(pid_, SIGKILL);
