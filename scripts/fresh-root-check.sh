@@ -75,9 +75,17 @@ mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
 mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
 
-# A clean environment: nothing of this machine's but its proxies, if any.
+# A clean environment: nothing of this machine's but its network settings. The root trusts
+# what this machine trusts (a TLS-inspecting proxy's CA, where there is one) for pip and curl,
+# as it resolves names as this machine does.
 env_in=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
         TERM=dumb CI="${CI:-true}")
+ca="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
+if [ -f "$ca" ]; then
+    mkdir -p "$root/etc/ssl"
+    cp -L "$ca" "$root/etc/ssl/host-ca-certificates.crt"
+    env_in+=(PIP_CERT=/etc/ssl/host-ca-certificates.crt CURL_CA_BUNDLE=/etc/ssl/host-ca-certificates.crt)
+fi
 for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY SAM_CTEST_ARGS; do
     [ -n "${!v:-}" ] && env_in+=("$v=${!v}")
 done
