@@ -65,7 +65,11 @@ class Server:
     def wait_url(self):
         self.ready.wait(TIMEOUT_S)
         if not self.url:
-            fail(f"sam serve exited ({self.proc.poll()}):\n{self.log}")
+            try:
+                code = self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                fail(f"sam serve did not say where it listens:\n{self.log}")
+            fail(f"sam serve exited ({code}):\n{self.log}")
         return self.url
 
     def kill(self):
