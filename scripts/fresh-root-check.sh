@@ -90,15 +90,23 @@ for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY SAM_CTE
     [ -n "${!v:-}" ] && env_in+=("$v=${!v}")
 done
 in_root() { chroot "$root" /usr/bin/env -i "${env_in[@]}" /bin/bash -c "cd /root/sam && $1"; }
+# Each line of the scripts under test with the minutes and seconds since this check began.
+stamped() {
+    local now
+    in_root "$1" 2>&1 | while IFS= read -r line; do
+        printf -v now '%(%s)T' -1
+        printf '[%2d:%02d] %s\n' $(( (now - start) / 60 )) $(( (now - start) % 60 )) "$line"
+    done
+}
 
 t=$(date +%s)
-in_root scripts/demo.sh
+stamped scripts/demo.sh
 [ -s "$root/root/sam/out/truck_overlay.png" ] || { say "scripts/demo.sh wrote no out/truck_overlay.png"; exit 1; }
 say "scripts/demo.sh passed ($(( $(date +%s) - t )) s)"
 
 t=$(date +%s)
 [ -z "${SAM_CTEST_ARGS:-}" ] || say "SAM_CTEST_ARGS=$SAM_CTEST_ARGS (not the plain README command)"
-in_root scripts/test.sh
+stamped scripts/test.sh
 grep -q '^Browser\.ClickShowsMask$' <(in_root 'ctest --test-dir build -N' | sed -n 's/^ *Test *#[0-9]*: //p') ||
     { say "the browser test was not registered: scripts/setup.sh left out one of its requirements"; exit 1; }
 say "scripts/test.sh passed ($(( $(date +%s) - t )) s)"
