@@ -39,7 +39,7 @@ root="$work/root"
 cleanup() {
     local rc=$?
     for m in dev sys proc; do
-        mountpoint -q "$root/$m" 2>/dev/null && { umount -R "$root/$m" 2>/dev/null || umount -R -l "$root/$m"; }
+        if mountpoint -q "$root/$m"; then umount -R "$root/$m" 2>/dev/null || umount -R -l "$root/$m"; fi
     done
     if findmnt -rn -o TARGET | grep -q "^$root/"; then
         say "left $work in place: something is still mounted there"
@@ -87,7 +87,7 @@ if [ -f "$ca" ]; then
     env_in+=(PIP_CERT=/etc/ssl/host-ca-certificates.crt CURL_CA_BUNDLE=/etc/ssl/host-ca-certificates.crt)
 fi
 for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY SAM_CTEST_ARGS; do
-    [ -n "${!v:-}" ] && env_in+=("$v=${!v}")
+    if [ -n "${!v:-}" ]; then env_in+=("$v=${!v}"); fi
 done
 in_root() { chroot "$root" /usr/bin/env -i "${env_in[@]}" /bin/bash -c "cd /root/sam && $1"; }
 # Each line of the scripts under test with the minutes and seconds since this check began.
