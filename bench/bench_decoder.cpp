@@ -20,6 +20,7 @@
 #include "modeling/mask_decoder.h"
 #include "modeling/prompt_encoder.h"
 #include "ops/ops.h"
+#include "ops/threads.h"
 #include "postprocess.h"
 #include "sam/config.h"
 
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    ops::set_num_threads(threads);
+    ops::ThreadScope scope(threads);
     const SamConfig cfg = sam_config_vit_b();  // the decoder is the same for vit_b / l / h
     RandomSource src(7);
     WeightLoader root(src, "");
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
     });
 
     std::printf("decoder (vit_b shapes, random weights), %d threads, min (median) over %d runs (batch: %d)\n",
-                ops::num_threads(), iters, std::max(3, iters / 5));
+                ops::current_threads(), iters, std::max(3, iters / 5));
     std::printf("%-52s %20s %20s %8s\n", "", "low-rank", "reference", "ratio");
     auto row = [&](const char* what, Timing f, Timing r, double div) {
         std::printf("%-52s %9.2f (%8.2f) ", what, f.min / div, f.median / div);

@@ -12,6 +12,7 @@
 #include "modeling/image_encoder.h"
 #include "ops/matmul.h"
 #include "ops/ops.h"
+#include "ops/threads.h"
 
 using namespace sam;
 
@@ -30,14 +31,14 @@ double cpu_seconds(F&& f) {
 }
 
 int main(int argc, char** argv) {
-    ops::set_num_threads(1);
+    ops::ThreadScope one_thread(1);
     const SamConfig cfg = sam_config_for(argc > 1 ? argv[1] : "vit_b");
     const std::string precision = argc > 2 ? argv[2] : "f32";
     if (precision != "f32" && precision != "int8") {
         std::fprintf(stderr, "precision must be f32 or int8, not %s\n", precision.c_str());
         return 2;
     }
-    if (precision == "int8") ops::set_precision(ops::Precision::INT8);
+    const Precision prec = precision == "int8" ? Precision::INT8 : Precision::F32;
     const int64_t C = cfg.encoder.embed_dim, N = 4096, hd = C / cfg.encoder.num_heads;
     const int depth = cfg.encoder.depth, n_global = static_cast<int>(cfg.encoder.global_attn_indexes.size());
     RandomSource src(1);
@@ -53,9 +54,8 @@ int main(int argc, char** argv) {
     std::vector<Part> parts;
     auto add_linear = [&](const char* name, int64_t out, int64_t in, ops::Epilogue e) {
         Linear l = w[name].linear(out, in);
-        l.mm.allow_reduced_precision();
         Tensor a({N, in}), y({N, out});
-        double s = cpu_seconds([&] { l.mm.forward(a.data(), N, y.data(), e); });
+        double s = cpu_seconds([&] { l.mm.forward(a.data(), N, y.data(), e, -1, -1, prec); });
         parts.push_back({name, 2.0 * N * in * out, s, depth});
     };
     add_linear("qkv", 3 * C, C, ops::Epilogue::None);
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     // qkv projection minus the qkv projection.
     Linear qkv = w["attn.qkv"].linear(3 * C, C);
     Tensor q_only({N, 3 * C});
-    const double qkv_s = cpu_seconds([&] { qkv.mm.forward(x.data(), N, q_only.data()); });
+    const double qkv_s = cpu_seconds([&] { qkv.mm.forward(x.data(), N, q_only.data(), ops::Epilogue::None, -1, -1, prec); });
     for (bool global : {false, true}) {
         EncoderBlockWeights b;
         b.qkv = qkv;
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
         b.rel_pos_h = w.tensor(global ? "gh" : "wh", {rel, hd});
         b.rel_pos_w = w.tensor(global ? "gw" : "ww", {rel, hd});
         EncoderWorkspace work;  // reused as the encoder does: fresh buffers would add page faults
-        const double s = cpu_seconds([&] { encoder_attention(b, x, 64, 64, cfg.encoder.num_heads, work); }) - qkv_s;
+        const double s = cpu_seconds([&] { encoder_attention(b, x, 64, 64, cfg.encoder.num_heads, work, prec); }) - qkv_s;
         const double T = global ? 4096.0 : 196.0, windows = global ? 1.0 : 25.0;
         parts.push_back({global ? "attention, global" : "attention, windowed", windows * 4.0 * T * T * C, s,
                          global ? n_global : depth - n_global});

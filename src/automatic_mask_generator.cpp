@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "amg_utils.h"
+#include "ops/threads.h"
 #include "postprocess.h"
 #include "sam/error.h"
 #include "sam/predictor.h"
@@ -118,6 +119,7 @@ SamAutomaticMaskGenerator::SamAutomaticMaskGenerator(Sam model, AmgOptions o)
 std::vector<MaskRecord> SamAutomaticMaskGenerator::generate(const Image& image, const Progress& progress,
                                                             const Tensor& embedding) {
     const auto t_start = clock_type::now();
+    ops::ThreadScope threads(model_.execution().threads);
     timings_ = {};
     if (image.width <= 0 || image.height <= 0) throw InputError("image", "empty image");
     const int H = image.height, W = image.width;

@@ -9,6 +9,7 @@
 #include "io/atomic_file.h"
 #include "modeling/mask_decoder.h"
 #include "modeling/prompt_encoder.h"
+#include "ops/threads.h"
 #include "modeling/sam.h"
 #include "postprocess.h"
 #include "sam/error.h"
@@ -85,6 +86,7 @@ void SamPredictor::set_embedding(const Tensor& embedding, int orig_h, int orig_w
                                           " for this model");
     if (orig_h <= 0 || orig_w <= 0)
         throw InputError("image size", std::to_string(orig_h) + "x" + std::to_string(orig_w) + " is not a valid size");
+    ops::ThreadScope threads(model_.execution().threads);
     const SamModel& m = model_.model();
     embedding_ = embedding.clone();
     geom_ = model_.geometry(orig_h, orig_w);
@@ -135,6 +137,7 @@ void SamPredictor::load_embedding(const std::string& path, int orig_h, int orig_
 }
 
 BatchPrediction SamPredictor::predict_batch(const BatchPrompt& p, bool upsample) const {
+    ops::ThreadScope threads(model_.execution().threads);
     require_image();
     const SamModel& m = model_.model();
     const PromptEncoderWeights& pe = m.prompt_encoder;

@@ -1,5 +1,6 @@
 #include "sam/tensor.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -23,6 +24,8 @@ int64_t shape_numel(const Shape& shape) {
 namespace {
 // 64-byte aligned so that vector kernels and the GEMM library see aligned rows.
 std::shared_ptr<void> allocate_floats(int64_t n) {
+    if (n < 0 || static_cast<uint64_t>(n) > (SIZE_MAX - 63) / sizeof(float))
+        throw Error("tensor of " + std::to_string(n) + " elements cannot be allocated");
     size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
     if (!p) throw std::bad_alloc();

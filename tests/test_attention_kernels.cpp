@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "modeling/image_encoder.h"
@@ -79,11 +80,9 @@ std::vector<double> naive_attention(const HeadCase& c, const float* q, int64_t t
     return out;
 }
 
-enum class Path { Vector, Portable };
-
 // Attends the given tokens (any order, any count) and compares with the definition:
 // max abs difference <= rel x the largest output magnitude.
-::testing::AssertionResult matches_naive(const HeadCase& c, const std::vector<int64_t>& tokens, Path path,
+::testing::AssertionResult matches_naive(const HeadCase& c, const std::vector<int64_t>& tokens, ops::KernelIsa isa,
                                          double rel = 1e-5) {
     const int64_t nq = static_cast<int64_t>(tokens.size());
     std::vector<const float*> q_rows;
@@ -93,10 +92,7 @@ enum class Path { Vector, Portable };
     for (int64_t i = 0; i < nq; ++i) out_rows.push_back(out.data() + i * c.hd);
     ops::RelPosAttention attention(c.params());
     attention.set_keys_values(c.k.data(), c.v.data());
-    if (path == Path::Vector)
-        attention.attend(nq, q_rows.data(), tokens.data(), out_rows.data());
-    else
-        attention.attend_portable(nq, q_rows.data(), tokens.data(), out_rows.data());
+    attention.attend(nq, q_rows.data(), tokens.data(), out_rows.data(), isa);
     double max_diff = 0, max_mag = 0;
     for (int64_t i = 0; i < nq; ++i) {
         const std::vector<double> want = naive_attention(c, q_rows[size_t(i)], tokens[size_t(i)]);
@@ -106,7 +102,7 @@ enum class Path { Vector, Portable };
         }
     }
     if (!(max_diff <= rel * max_mag))
-        return ::testing::AssertionFailure() << "hd " << c.hd << " grid " << c.gh << "x" << c.gw << " nq " << nq
+        return ::testing::AssertionFailure() << ops::to_string(isa) << ": hd " << c.hd << " grid " << c.gh << "x" << c.gw << " nq " << nq
                                              << ": max abs diff " << max_diff << " > " << rel << " x " << max_mag;
     return ::testing::AssertionSuccess();
 }
@@ -124,31 +120,43 @@ std::vector<int64_t> random_tokens(const HeadCase& c, int64_t n, std::mt19937& r
     return t;
 }
 
-TEST(AttentionKernels, MatchNaiveOnOddShapes) {
+// Every kernel set (portable, AVX2, AVX-512) runs every case; a set this CPU cannot run is
+// reported as skipped, with the reason.
+class AttentionKernels : public ::testing::TestWithParam<ops::KernelIsa> {
+  protected:
+    void SetUp() override {
+        if (!ops::cpu_runs(GetParam()))
+            GTEST_SKIP() << "skipped: CPU lacks " << ops::to_string(GetParam()) << " (it has: "
+                         << ops::cpu_features().summary() << ")";
+    }
+};
+
+INSTANTIATE_TEST_SUITE_P(Isa, AttentionKernels,
+                         ::testing::Values(ops::KernelIsa::Portable, ops::KernelIsa::Avx2, ops::KernelIsa::Avx512),
+                         [](const auto& p) { return std::string(ops::to_string(p.param)); });
+
+TEST_P(AttentionKernels, MatchNaiveOnOddShapes) {
     std::mt19937 rng(11);
     struct Shape { int64_t hd, gh, gw; };
     for (Shape s : {Shape{1, 1, 1}, Shape{5, 3, 7}, Shape{13, 17, 9}, Shape{8, 14, 14}, Shape{7, 2, 65},
                     Shape{64, 14, 14}, Shape{80, 14, 14}, Shape{6, 11, 23}}) {
         HeadCase c(s.hd, s.gh, s.gw, rng);
-        for (Path path : {Path::Vector, Path::Portable}) {
-            EXPECT_TRUE(matches_naive(c, all_tokens(c), path));
-            EXPECT_TRUE(matches_naive(c, random_tokens(c, 1 + int64_t(rng() % 150), rng), path));
-        }
+        EXPECT_TRUE(matches_naive(c, all_tokens(c), GetParam()));
+        EXPECT_TRUE(matches_naive(c, random_tokens(c, 1 + int64_t(rng() % 150), rng), GetParam()));
     }
 }
 
-TEST(AttentionKernels, MatchNaiveOnGlobalGrid) {
+TEST_P(AttentionKernels, MatchNaiveOnGlobalGrid) {
     std::mt19937 rng(12);
     for (int64_t hd : {64, 80, 13}) {  // 4096 keys: 33 key blocks with a short last one
         HeadCase c(hd, 64, 64, rng);
-        for (Path path : {Path::Vector, Path::Portable})
-            EXPECT_TRUE(matches_naive(c, random_tokens(c, 83, rng), path));
+        EXPECT_TRUE(matches_naive(c, random_tokens(c, 83, rng), GetParam()));
     }
 }
 
 // Scores spread over hundreds: exponentials underflow, and the running maximum grows from key
 // block to key block, so the output accumulator is rescaled many times.
-TEST(AttentionKernels, MatchNaiveWithLargeGrowingScores) {
+TEST_P(AttentionKernels, MatchNaiveWithLargeGrowingScores) {
     std::mt19937 rng(13);
     HeadCase c(16, 40, 37, rng);
     const int64_t T = c.gh * c.gw;
@@ -165,18 +173,16 @@ TEST(AttentionKernels, MatchNaiveWithLargeGrowingScores) {
     // inherit: the tolerance is looser than elsewhere, and still far below any slip in the
     // rescaling, which would be of order one.
     const double rel = 1e-3;
-    for (Path path : {Path::Vector, Path::Portable}) {
-        EXPECT_TRUE(matches_naive(c, random_tokens(c, 70, rng), path, rel));
-        // The same keys in reverse order: the maximum comes first, later blocks underflow.
-        HeadCase r = c;
-        std::reverse(r.k.begin(), r.k.end());
-        std::reverse(r.v.begin(), r.v.end());
-        EXPECT_TRUE(matches_naive(r, random_tokens(r, 70, rng), path, rel));
-    }
+    EXPECT_TRUE(matches_naive(c, random_tokens(c, 70, rng), GetParam(), rel));
+    // The same keys in reverse order: the maximum comes first, later blocks underflow.
+    HeadCase r = c;
+    std::reverse(r.k.begin(), r.k.end());
+    std::reverse(r.v.begin(), r.v.end());
+    EXPECT_TRUE(matches_naive(r, random_tokens(r, 70, rng), GetParam(), rel));
 }
 
 // Windows point their padding tokens at one shared row; heads reuse one object.
-TEST(AttentionKernels, SharedRowsAndReusedObject) {
+TEST_P(AttentionKernels, SharedRowsAndReusedObject) {
     std::mt19937 rng(14);
     HeadCase a(13, 5, 5, rng), b(13, 5, 5, rng);
     b.rel_h = a.rel_h;  // one layer: the tables are shared by its heads
@@ -199,10 +205,10 @@ TEST(AttentionKernels, SharedRowsAndReusedObject) {
     }
     ops::RelPosAttention attention(a.params());
     attention.set_keys_values(a.k.data(), a.v.data());
-    attention.attend(25, qa.data(), tokens.data(), rows_a.data());
+    attention.attend(25, qa.data(), tokens.data(), rows_a.data(), GetParam());
     attention.set_keys_values(b.k.data(), b.v.data());
-    attention.attend(25, qb.data(), tokens.data(), rows_b.data());
-    EXPECT_TRUE(matches_naive(b, tokens, Path::Vector));
+    attention.attend(25, qb.data(), tokens.data(), rows_b.data(), GetParam());
+    EXPECT_TRUE(matches_naive(b, tokens, GetParam()));
     for (int64_t i = 0; i < 25; ++i) {
         const std::vector<double> want_a = naive_attention(a, qa[size_t(i)], i), want_b = naive_attention(b, qb[size_t(i)], i);
         for (int64_t d = 0; d < 13; ++d) {

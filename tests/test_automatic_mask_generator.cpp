@@ -147,6 +147,28 @@ TEST(AutomaticMaskGenerator, RejectsBadOptions) {
     EXPECT_THROW(output_mode_from_string("png"), InputError);
 }
 
+// A progress callback that throws cancels the run after that batch; the generator still works.
+TEST(AutomaticMaskGenerator, ThrowingFromProgressCancels) {
+    AmgOptions o;
+    o.points_per_side = 8;
+    o.points_per_batch = 16;  // 4 batches
+    o.pred_iou_thresh = 0.0;
+    o.stability_score_thresh = 0.5;
+    struct Cancelled {};
+    Image img = read_image(test::data_path("images/synthetic.png"));
+    SamAutomaticMaskGenerator gen(tiny_model(), o);
+    int64_t calls = 0;
+    EXPECT_THROW(gen.generate(img, [&](int64_t done, int64_t total) {
+        ++calls;
+        EXPECT_EQ(total, 64);
+        if (done >= 16) throw Cancelled{};
+    }), Cancelled);
+    EXPECT_EQ(calls, 1);
+    calls = 0;
+    gen.generate(img, [&](int64_t, int64_t) { ++calls; });
+    EXPECT_EQ(calls, 4);
+}
+
 TEST(AutomaticMaskGenerator, ExplicitPointGridsEqualTheBuiltGrid) {
     AmgOptions a;
     a.points_per_side = 4;

@@ -437,4 +437,87 @@ TEST_F(Checkpoint, ErrorMalformedPickleNeverCrashes) {
     }
 }
 
+// ---- limits against pickles that ask for far more than their size ----
+
+// Pickle bytes (protocol 2) appended by hand.
+struct RawPickle {
+    Bytes b = {0x80, 0x02};
+    RawPickle& op(std::initializer_list<uint8_t> ops) {
+        b.insert(b.end(), ops);
+        return *this;
+    }
+    RawPickle& text(const std::string& s) {
+        b.insert(b.end(), s.begin(), s.end());
+        return *this;
+    }
+    RawPickle& str(const std::string& s) {  // BINUNICODE
+        op({'X'});
+        for (int k = 0; k < 4; ++k) b.push_back(static_cast<uint8_t>(s.size() >> (8 * k)));
+        return text(s);
+    }
+    RawPickle& put(uint8_t index) { return op({'q', index}); }  // BINPUT
+    RawPickle& get(uint8_t index) { return op({'h', index}); }  // BINGET
+    RawPickle& int32(int32_t v) {  // BININT
+        op({'J'});
+        for (int k = 0; k < 4; ++k) b.push_back(static_cast<uint8_t>(static_cast<uint32_t>(v) >> (8 * k)));
+        return *this;
+    }
+    // memo 0: _rebuild_tensor_v2; memo 1: the storage ('storage', FloatStorage, key, 'cpu', numel).
+    RawPickle& rebuild_and_storage(const std::string& storage_key, int32_t numel = 1) {
+        text("ctorch._utils\n_rebuild_tensor_v2\n").put(0);
+        op({'('}).str("storage").text("ctorch\nFloatStorage\n").str(storage_key).str("cpu").int32(numel).op({'t', 'Q'});
+        return put(1);
+    }
+    // _rebuild_tensor_v2(storage, 0, memo[size], memo[stride], False, {})
+    RawPickle& tensor(uint8_t size, uint8_t stride) {
+        return get(0).op({'('}).get(1).op({'K', 0}).get(size).get(stride).op({0x89, '}', 't', 'R'});
+    }
+};
+
+// A memoised tuple of 10^6 ints passed as size and stride to 10^4 REDUCE calls: 2 MB of pickle
+// that would copy 2 x 10^10 ints (160 GB) if each call copied the tuple.
+TEST_F(Checkpoint, ErrorMemoisedHugeTupleReusedByManyReduces) {
+    RawPickle p;
+    p.rebuild_and_storage("0").op({'('});
+    for (int i = 0; i < 1000000; ++i) p.op({'K', 1});
+    p.op({'t'}).put(2);
+    for (int i = 0; i < 10000; ++i) p.tensor(2, 2);
+    p.op({'.'});
+    ASSERT_GT(p.b.size(), 2000000u);
+    write_bytes(file("tuple.pth"), make_zip({{"a/data.pkl", p.b}, {"a/data/0", Bytes(4)}}));
+    expect_error([&] { sam::Checkpoint::open(file("tuple.pth")); },
+                 {file("tuple.pth"), "a/data.pkl", "tensor size has 1000000 dimensions, more than 8"});
+}
+
+// A memoised 1 MB storage key copied into every storage a persistent id creates.
+TEST_F(Checkpoint, ErrorMemoisedHugeStringReusedIsBoundedBySize) {
+    RawPickle p;
+    p.str(std::string(1 << 20, 'k')).put(3).text("ctorch\nFloatStorage\n").put(4).str("storage").put(5).str("cpu").put(6);
+    for (int i = 0; i < 10000; ++i) p.op({'('}).get(5).get(4).get(3).get(6).op({'K', 1, 't', 'Q'});
+    p.op({'.'});
+    expect_error([&] { from_bytes(zip_with_pickle(p.b), "string.pth"); },
+                 {"string.pth", "a/data.pkl", "more copying than its", "allow"});
+}
+
+TEST_F(Checkpoint, ErrorTooManyTensors) {
+    RawPickle p;
+    p.rebuild_and_storage("0").op({'K', 1, 0x85}).put(2);  // size and stride (1,)
+    for (int i = 0; i < 65537; ++i) p.tensor(2, 2);
+    p.op({'.'});
+    expect_error([&] { from_bytes(make_zip({{"a/data.pkl", p.b}, {"a/data/0", Bytes(4)}}), "many.pth"); },
+                 {"many.pth", "a/data.pkl", "more than 65536 tensors"});
+}
+
+// Many keys over one storage: the tensors may describe at most 8 times the file's bytes.
+TEST_F(Checkpoint, ErrorManyKeysSharingOneStorage) {
+    const int32_t n = 1 << 16;  // floats in the one storage (256 KiB)
+    RawPickle p;
+    p.rebuild_and_storage("0", n).int32(n).op({0x85}).put(2).op({'K', 1, 0x85}).put(3);  // size (n,), stride (1,)
+    p.text("ccollections\nOrderedDict\n").op({')', 'R', '('});
+    for (int i = 0; i < 40; ++i) p.str("w" + std::to_string(i)).tensor(2, 3);
+    p.op({'u', '.'});
+    expect_error([&] { from_bytes(make_zip({{"a/data.pkl", p.b}, {"a/data/0", Bytes(4 * n)}}), "shared.pth"); },
+                 {"shared.pth", "more than 8 times the file's"});
+}
+
 }  // namespace checkpoint_test

@@ -1,6 +1,8 @@
 // `sam predict` end to end: runs the built CLI on the tiny model and checks its files.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -110,6 +112,59 @@ TEST(CliPredict, BadArgumentsFailWithAMessage) {
     EXPECT_NE(run_cli(base + " --point 10,abc", log), 0);
     EXPECT_NE(run_cli(base + " --point 10,10,5", log), 0);
     EXPECT_NE(run_cli(base + " --mask-input " + test::data_path("predict/point_multimask/low_res.npy"), log), 0);
+    EXPECT_FALSE(fs::exists(out / "mask_0.png"));
+    fs::remove_all(out);
+}
+
+// A hostile .npy: version 1.0 header `dict`, then `payload`.
+std::string write_raw_npy(const std::string& name, const std::string& dict, const std::string& payload) {
+    std::string header = dict;
+    header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+    header += '\n';
+    const std::string path = (fs::temp_directory_path() / name).string();
+    std::ofstream out(path, std::ios::binary);
+    out << std::string("\x93NUMPY\x01\x00", 8) << static_cast<char>(header.size() & 0xff)
+        << static_cast<char>(header.size() >> 8) << header << payload;
+    return path;
+}
+
+// An overflowing shape, a 0-d array and an empty 2-d array, as --embedding and as --mask-input:
+// each run exits with status 1 and one error line naming the option and the file.
+TEST(CliPredict, HostileNpyInputsFailWithAMessage) {
+    const std::vector<std::pair<std::string, std::string>> files = {
+        {write_raw_npy("sam_hostile_overflow.npy",
+                       "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387905,), }", std::string(8, '\0')),
+         "overflows 64 bits"},
+        {write_raw_npy("sam_hostile_scalar.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
+                       std::string(8, '\0')),
+         "shape ()"},
+        {write_raw_npy("sam_hostile_empty.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 0), }", ""),
+         "shape (0, 0)"},
+    };
+    fs::path out = fresh_dir("hostile");
+    const fs::path log = fs::temp_directory_path() / "sam_cli_predict_hostile.log";
+    const std::string base = model_args() + " --image " + test::data_path("images/synthetic.png") + " --point 10,10" +
+                             " --output " + out.string();
+    const std::string good_embedding = " --embedding " + test::data_path("embedding_synthetic.npy");
+    for (const auto& [path, why] : files) {
+        for (const std::string option : {"--embedding", "--mask-input"}) {
+            const std::string args = option == "--embedding" ? base + " --embedding " + path
+                                                             : base + good_embedding + " --mask-input " + path;
+            const int status = run_cli(args, log);
+            std::ifstream f(log);
+            const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            ASSERT_TRUE(WIFEXITED(status)) << option << " " << path << ": killed by a signal\n" << text;
+            EXPECT_EQ(WEXITSTATUS(status), 1) << option << " " << path << "\n" << text;
+            EXPECT_EQ(text.rfind("error: ", 0), 0u) << text;
+            EXPECT_NE(text.find(path), std::string::npos) << text;
+            EXPECT_NE(text.find(why), std::string::npos) << text;
+            if (why != "overflows 64 bits") {
+                EXPECT_NE(text.find(option), std::string::npos) << text;
+            }
+            EXPECT_EQ(text.find("Sanitizer"), std::string::npos) << text;
+        }
+        fs::remove(path);
+    }
     EXPECT_FALSE(fs::exists(out / "mask_0.png"));
     fs::remove_all(out);
 }

@@ -15,6 +15,7 @@
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
 
+#include "hostile_images.h"
 #include "sam/error.h"
 #include "sam/image.h"
 
@@ -406,6 +407,41 @@ TEST(Image, DecompressionBombsAreRefused) {
     jpg[sof + 6] = jpg[sof + 8] = static_cast<uint8_t>(20000 & 0xff);
     expect_image_error([&] { sam::decode_image(jpg.data(), jpg.size(), "bomb.jpg"); },
                        {"bomb.jpg", "decompression bomb"});
+}
+
+// ImageLimits: the size from the header, before any pixel is decoded; the scans as they come.
+TEST(Image, PixelLimitIsCheckedFromTheHeader) {
+    // ~33 KB of PNG for 16384 x 16384 pixels (2^28, within kMaxImagePixels).
+    const std::string bomb = sam::test::pixel_bomb_png(16384, 16384);
+    EXPECT_LT(bomb.size(), size_t{64} << 10);
+    sam::ImageLimits limits;
+    limits.max_pixels = 40'000'000;
+    const auto* bytes = reinterpret_cast<const uint8_t*>(bomb.data());
+    EXPECT_THROW(sam::decode_image(bytes, bomb.size(), "bomb.png", limits), sam::ImageTooLargeError);
+    expect_image_error([&] { sam::decode_image(bytes, bomb.size(), "bomb.png", limits); },
+                       {"bomb.png", "16384x16384", "268435456 pixels", "40000000"});
+    // The same kind of file, small, decodes; a real image over a small limit does not.
+    const std::string small = sam::test::pixel_bomb_png(64, 32);
+    const sam::Image img = sam::decode_image(reinterpret_cast<const uint8_t*>(small.data()), small.size(), "s.png", limits);
+    EXPECT_EQ(img.width, 64);
+    EXPECT_EQ(img.height, 32);
+    limits.max_pixels = kQuadW * kQuadH - 1;
+    std::vector<uint8_t> jpg = encode_jpeg(quadrant_image(), kQuadW, kQuadH);
+    EXPECT_THROW(sam::decode_image(jpg.data(), jpg.size(), "q.jpg", limits), sam::ImageTooLargeError);
+    limits.max_pixels = kQuadW * kQuadH;
+    EXPECT_EQ(sam::decode_image(jpg.data(), jpg.size(), "q.jpg", limits).width, kQuadW);
+}
+
+TEST(Image, ProgressiveJpegScansAreLimited) {
+    const std::string jpg = sam::test::many_scans_jpeg();  // 190 scans
+    const auto* bytes = reinterpret_cast<const uint8_t*>(jpg.data());
+    expect_image_error([&] { sam::decode_image(bytes, jpg.size(), "scans.jpg"); },
+                       {"scans.jpg", "more than 100 scans"});
+    sam::ImageLimits limits;
+    limits.max_jpeg_scans = 190;
+    const sam::Image img = sam::decode_image(bytes, jpg.size(), "scans.jpg", limits);
+    EXPECT_EQ(img.width, 16);
+    EXPECT_EQ(img.height, 16);
 }
 
 TEST(Image, EncodeRejectsBadArguments) {

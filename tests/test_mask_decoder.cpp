@@ -18,6 +18,7 @@
 
 #include "modeling/mask_decoder.h"
 #include "ops/ops.h"
+#include "ops/threads.h"
 #include "sam/config.h"
 
 namespace sam {
@@ -63,7 +64,7 @@ struct Case {
 
 // Decodes `batch` random prompts of `ns` sparse tokens both ways and compares.
 void compare(const Case& c, int64_t batch, int64_t ns, bool multimask, int threads, uint64_t seed) {
-    ops::set_num_threads(threads);
+    ops::ThreadScope scope(threads);
     const int64_t C = c.cfg.transformer_dim, G = c.grid;
     UniformSource src(seed);
     const MaskDecoderWeights w = load_mask_decoder(WeightLoader(src, "mask_decoder"), c.cfg);
@@ -95,7 +96,6 @@ void compare(const Case& c, int64_t batch, int64_t ns, bool multimask, int threa
     float again_err = 0.0f;
     for (int64_t i = 0; i < again.masks.numel(); ++i) again_err = std::max(again_err, std::fabs(again.masks[i] - want.masks[i]));
     EXPECT_LE(again_err, kLogitRelTol * (1.0f + logit_max));
-    ops::set_num_threads(0);
 }
 
 Case small_odd() {

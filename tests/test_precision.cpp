@@ -4,9 +4,8 @@
 // grid (so any slip in the scale / zero-point / bias algebra shows), and within a bound on
 // random odd shapes with strides and every epilogue. The whole encoder is then checked on the
 // tiny fixture: embedding relative L2 error and the IoU of the predictor cases' masks, fp32
-// against the reduced precision. Where the CPU lacks the instructions, set_precision must fall
-// back to fp32, and that is what is checked (this is all the bf16 test can check on a CPU
-// without AVX512-BF16 or AMX).
+// against the reduced precision. Where the CPU lacks the instructions, a model asked for them
+// must fall back to fp32; that is checked and the test reports itself skipped.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -30,11 +29,6 @@ namespace {
 
 using nlohmann::json;
 
-// Restores fp32 however a test ends.
-struct PrecisionGuard {
-    ~PrecisionGuard() { set_precision(Precision::F32); }
-};
-
 Tensor random_tensor(const Shape& s, std::mt19937& g, float lo = -1.0f, float hi = 1.0f) {
     Tensor t(s);
     std::uniform_real_distribution<float> d(lo, hi);
@@ -50,7 +44,6 @@ void reference_linear(const Tensor& x, int64_t M, int64_t lda, const Tensor& w, 
 }
 
 TEST(Int8Linear, ExactOnTheQuantisationGrid) {
-    PrecisionGuard guard;
     // Activations are the integers -100..155 (range 255: scale 1, zero point 100) and every
     // weight row is integers in [-63, 63] reaching 63 (scale 1), so int8 is exact.
     const int64_t M = 37, K = 29, N = 23;
@@ -67,16 +60,12 @@ TEST(Int8Linear, ExactOnTheQuantisationGrid) {
         for (int64_t i = 0; i < want.numel(); ++i) want[i] = got[i] = static_cast<float>(i % 11);
         reference_linear(x, M, K, w, b, e, want.data(), N);
         ops::PackedLinear q(w, b);
-        q.allow_reduced_precision();
-        ops::set_precision(ops::Precision::INT8);
-        q.forward(x.data(), M, got.data(), e);
-        ops::set_precision(ops::Precision::F32);
+        q.forward(x.data(), M, got.data(), e, -1, -1, Precision::INT8);
         EXPECT_EQ(test::max_abs_diff(got, want), 0.0f) << "epilogue " << static_cast<int>(e);
     }
 }
 
 TEST(Int8Linear, CloseToF32OnOddShapesStridesAndEpilogues) {
-    PrecisionGuard guard;
     std::mt19937 g(7);
     struct Case {
         int64_t M, K, N, lda_pad, ldy_pad;
@@ -91,10 +80,7 @@ TEST(Int8Linear, CloseToF32OnOddShapesStridesAndEpilogues) {
             Tensor want = random_tensor({c.M, ldy}, g), got = want.clone();
             reference_linear(x, c.M, lda, w, b, e, want.data(), ldy);
             ops::PackedLinear q(w, b);
-            q.allow_reduced_precision();
-            ops::set_precision(ops::Precision::INT8);
-            q.forward(x.data(), c.M, got.data(), e, lda, ldy);
-            ops::set_precision(ops::Precision::F32);
+            q.forward(x.data(), c.M, got.data(), e, lda, ldy, Precision::INT8);
             // Quantisation steps: x (range 5) / 255 and |w| <= 1 / 63; the error of a K-term dot
             // product grows like sqrt(K) times one term's.
             const float tol = 0.05f * std::sqrt(static_cast<float>(c.K)) + 1e-3f;
@@ -107,15 +93,17 @@ TEST(Int8Linear, CloseToF32OnOddShapesStridesAndEpilogues) {
     }
 }
 
-TEST(Int8Linear, LayersNotMarkedStayFp32) {
-    PrecisionGuard guard;
+// Precision is a property of the call: one layer run in int8 and then in fp32 gives fp32's
+// result exactly the second time (nothing of the int8 call leaks into later ones).
+TEST(Int8Linear, PrecisionIsPerCall) {
     std::mt19937 g(3);
     Tensor x = random_tensor({9, 17}, g), w = random_tensor({5, 17}, g), b = random_tensor({5}, g);
-    Tensor want({9, 5}), got({9, 5});
+    Tensor want({9, 5}), low({9, 5}), got({9, 5});
     reference_linear(x, 9, 17, w, b, ops::Epilogue::None, want.data(), 5);
-    ops::PackedLinear l(w, b);  // not allowed reduced precision
-    ops::set_precision(ops::Precision::INT8);
+    ops::PackedLinear l(w, b);
+    l.forward(x.data(), 9, low.data(), ops::Epilogue::None, -1, -1, Precision::INT8);
     l.forward(x.data(), 9, got.data());
+    EXPECT_GT(test::max_abs_diff(low, want), 0.0f);
     EXPECT_EQ(test::max_abs_diff(got, want), 0.0f);
 }
 
@@ -162,10 +150,8 @@ Accuracy compare_with_f32(const char* label, const OtherEmbedding& other) {
         if (c["prompt"].contains("mask_input") || c["prompt"].contains("boxes")) continue;
         const json& info = m["images"][c["image"].get<std::string>()];
         const Image image = read_image(test::data_path(info["png"].get<std::string>()));
-        set_precision(Precision::F32);
         const Tensor e32 = model.embed(image);
         const Tensor e = other(image, e32);
-        set_precision(Precision::F32);
         acc.worst_embedding_error = std::max(acc.worst_embedding_error, relative_l2(e, e32));
 
         Prompt prompt;
@@ -194,13 +180,11 @@ Accuracy compare_with_f32(const char* label, const OtherEmbedding& other) {
     return acc;
 }
 
-// The model run in reduced precision p (a model of its own, so its primitives are made in p).
+// The model run in reduced precision p.
 Accuracy reduced_vs_f32(Precision p) {
-    const Sam low = load_tiny();
-    return compare_with_f32(to_string(p), [&](const Image& image, const Tensor&) {
-        EXPECT_EQ(set_precision(p), p);
-        return low.embed(image);
-    });
+    const Sam low = load_tiny().with_execution({0, p});
+    EXPECT_EQ(low.execution().precision, p);
+    return compare_with_f32(to_string(p), [&](const Image& image, const Tensor&) { return low.embed(image); });
 }
 
 // fp32's embedding plus Gaussian noise of relative L2 size eps.
@@ -228,16 +212,14 @@ TEST(Precision, FixtureMasksMoveUnderTinyEmbeddingNoise) {
 
 // Where the CPU has precision p: the embedding within max_error (relative L2) of fp32, and the
 // masks moved no more than Gaussian noise of the same size on the embedding moves them (mean
-// IoU against fp32, within iou_slack). Elsewhere: set_precision falls back to fp32, which is
-// all that can be checked on such a CPU.
+// IoU against fp32, within iou_slack). Elsewhere: a model asked for p falls back to fp32, which
+// is all that can be checked on such a CPU, and the test says it was skipped.
 void expect_accurate_or_falls_back(Precision p, bool supported, double max_error, double iou_slack) {
-    PrecisionGuard guard;
-    const Precision got = set_precision(p);
+    const Precision got = load_tiny().with_execution({0, p}).execution().precision;
     EXPECT_EQ(got == p, supported);
     if (got != p) {
-        EXPECT_EQ(ops::precision(), ops::Precision::F32);
-        std::printf("%s: not available on this CPU; checked the fall back to fp32\n", to_string(p));
-        return;
+        EXPECT_EQ(got, Precision::F32);
+        GTEST_SKIP() << to_string(p) << ": this CPU has no fast instructions for it; checked only the fall back to f32";
     }
     Accuracy acc = reduced_vs_f32(p);
     EXPECT_LE(acc.worst_embedding_error, max_error);

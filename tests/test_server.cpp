@@ -1,9 +1,12 @@
 // `sam serve` end to end: starts the built binary on a free loopback port with the tiny model and
 // drives every route and every error with httplib::Client. The server process is always killed
 // (destructor, and PR_SET_PDEATHSIG should the test itself die).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,9 +23,12 @@
 #include <thread>
 #include <vector>
 
+#include "hostile_images.h"
+#include "sam/error.h"
 #include "sam/image.h"
 #include "sam/predictor.h"
 #include "sam/rle.h"
+#include "server/request_parsing.h"
 #include "test_util.h"
 
 namespace sam {
@@ -128,6 +134,66 @@ json upload(httplib::Client& c, const std::string& bytes) {
     EXPECT_TRUE(r && r->status == 200) << (r ? r->body : httplib::to_string(r.error()));
     return body_of(r);
 }
+
+// One exchange on a raw socket, for requests httplib::Client will not send (chunked, no length,
+// a foreign Host): the status and the body of the answer.
+struct RawResponse {
+    int status = 0;
+    std::string body;
+};
+// A socket connected to 127.0.0.1:port that has sent `request`; -1 if the connection failed.
+int send_raw(int port, const std::string& request) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    timeval tv{30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        close(fd);
+        return -1;
+    }
+    for (size_t sent = 0; sent < request.size();) {
+        const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+    }
+    return fd;
+}
+
+RawResponse raw_http(int port, const std::string& request) {
+    RawResponse r;
+    const int fd = send_raw(port, request);
+    if (fd < 0) return r;
+    // Read the head, then Content-Length bytes of body.
+    std::string text;
+    char buf[4096];
+    size_t head_end = std::string::npos, length = 0;
+    while (head_end == std::string::npos || text.size() < head_end + 4 + length) {
+        const ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        text.append(buf, static_cast<size_t>(n));
+        if (head_end == std::string::npos && (head_end = text.find("\r\n\r\n")) != std::string::npos) {
+            const size_t at = text.find("Content-Length: ");
+            if (at != std::string::npos && at < head_end) length = std::stoul(text.substr(at + 16));
+        }
+    }
+    close(fd);
+    if (text.size() > 12 && text.rfind("HTTP/1.1 ", 0) == 0) r.status = std::stoi(text.substr(9, 3));
+    if (head_end != std::string::npos) r.body = text.substr(head_end + 4);
+    return r;
+}
+
+void expect_raw_error(const RawResponse& r, int status, const std::string& needle) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object() && j.contains("error") && j["error"].is_string()) << r.body;
+    EXPECT_NE(j["error"].get<std::string>().find(needle), std::string::npos) << j["error"];
+}
+
+// `depth` nested arrays around one number: "[[[...1...]]]".
+std::string nested_arrays(size_t depth) { return std::string(depth, '[') + "1" + std::string(depth, ']'); }
 
 std::vector<uint8_t> decode_mask(const json& m) {
     const int h = m["size"][0], w = m["size"][1];
@@ -378,6 +444,264 @@ TEST_F(Server, ConcurrentClients) {
     for (auto& t : threads) t.join();
     EXPECT_EQ(failures.load(), 0);
     EXPECT_EQ(done.load(), 32);
+}
+
+// Finding: {"points": [[[[...300000 deep...]]]]} ended the process (the error message printed the
+// value with json::dump, which recurses once per level). The body is now refused for its size
+// before it is read; within the size limit, nesting is refused while parsing.
+TEST_F(Server, DeeplyNestedJsonIsRefusedNotACrash) {
+    auto c = client();
+    json up = upload(c, dog());
+    const std::string base = "/api/images/" + up["id"].get<std::string>();
+    const std::string deep = "{\"points\":" + nested_arrays(300000) + "}";
+    expect_error(c.Post((base + "/predict").c_str(), deep, "application/json"), 413, "65536");
+    const std::string within_size = "{\"points\":" + nested_arrays(30000) + "}";
+    ASSERT_LT(within_size.size(), size_t{64} << 10);
+    expect_error(c.Post((base + "/predict").c_str(), within_size, "application/json"), 400,
+                 "points: JSON nested deeper than 32 levels");
+    expect_error(c.Post((base + "/everything").c_str(), "{\"crop_n_layers\":" + nested_arrays(30000) + "}",
+                        "application/json"),
+                 400, "crop_n_layers: JSON nested deeper");
+    // Shallow but wrong values are named by type, not printed.
+    expect_error(c.Post((base + "/predict").c_str(), "{\"points\": [" + nested_arrays(20) + "]}", "application/json"),
+                 400, "points[0]: expected [x, y], got an array of 1");
+    expect_error(post_json(c, base + "/predict", {{"points", {{{"a", 1}}}}}), 400, "got an object");
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
+}
+
+// Without a socket: the 300000-deep body itself, with the size limit out of the way.
+TEST(ServerParsing, NestingIsRefusedWhileParsing) {
+    server::JsonLimits limits;
+    limits.max_bytes = size_t{1} << 20;
+    const std::string deep = "{\"points\":" + nested_arrays(300000) + "}";
+    try {
+        server::parse_json_object(deep, limits);
+        ADD_FAILURE() << "accepted";
+    } catch (const server::HttpError& e) {
+        EXPECT_EQ(e.status, 400);
+        EXPECT_NE(std::string(e.what()).find("points: JSON nested deeper than 32 levels"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(server::parse_json_object("{\"a\":" + nested_arrays(30) + "}", limits)["a"].size(), 1u);
+    EXPECT_THROW(server::parse_json_object(nested_arrays(300000), limits), server::HttpError);
+    EXPECT_THROW(server::parse_json_object(std::string(70000, ' '), {}), server::HttpError);  // over 64 KiB
+}
+
+TEST(ServerParsing, PromptCountsOverEveryCrop) {
+    AmgOptions o;
+    o.points_per_side = 32;
+    EXPECT_EQ(server::amg_prompt_count(o), 1024);
+    o.crop_n_layers = 2;
+    o.crop_n_points_downscale_factor = 2;
+    EXPECT_EQ(server::amg_prompt_count(o), 1024 + 4 * 256 + 16 * 64);
+}
+
+// Finding: crop_n_layers=3, points_per_side=128 and thresholds outside [0, 1] were accepted
+// (millions of prompts under the encoder lock).
+TEST_F(Server, EverythingOptionsAreBounded) {
+    auto c = client();
+    json up = upload(c, dog());
+    const std::string path = "/api/images/" + up["id"].get<std::string>() + "/everything";
+    const std::vector<std::pair<json, std::string>> cases = {
+        {{{"crop_n_layers", 3}}, "crop_n_layers: 3 is outside [0, 2]"},
+        {{{"points_per_side", 128}}, "points_per_side: 128 points per side"},
+        {{{"points_per_side", 40}, {"crop_n_layers", 1}}, "more than the 4096"},
+        {{{"points_per_side", 0}}, "points_per_side"},
+        {{{"points_per_side", 8.5}}, "points_per_side: expected an integer"},
+        {{{"points_per_batch", 100000}}, "points_per_batch"},
+        {{{"pred_iou_thresh", 1.5}}, "pred_iou_thresh: 1.5 is outside [0, 1]"},
+        {{{"pred_iou_thresh", -0.1}}, "pred_iou_thresh"},
+        {{{"stability_score_thresh", 2}}, "stability_score_thresh"},
+        {{{"stability_score_offset", -1}}, "stability_score_offset"},
+        {{{"box_nms_thresh", "high"}}, "box_nms_thresh: expected a number, got a string"},
+        {{{"crop_nms_thresh", nullptr}, {"crop_overlap_ratio", 1.0}}, "crop_overlap_ratio"},
+        {{{"crop_n_layers", 2}, {"crop_n_points_downscale_factor", 16}}, "crop_n_points_downscale_factor"},
+        {{{"min_mask_region_area", -1}}, "min_mask_region_area"},
+        {{{"min_mask_region_area", json::array()}}, "min_mask_region_area: expected an integer, got an array of 0"},
+    };
+    for (const auto& [body, needle] : cases) {
+        SCOPED_TRACE(body.dump());
+        expect_error(post_json(c, path, body), 400, needle);
+    }
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
+}
+
+// A client that gives up on "segment everything" stops the job (the encoder is free again).
+TEST_F(Server, EverythingStopsWhenTheClientDisconnects) {
+    auto c = client();
+    json up = upload(c, dog());
+    const std::string path = "/api/images/" + up["id"].get<std::string>() + "/everything";
+    const json big = {{"points_per_side", 64}, {"pred_iou_thresh", 0.0}, {"stability_score_thresh", 0.0}};
+    {
+        auto impatient = client();
+        impatient.set_read_timeout(0, 300000);  // 0.3 s, then the client closes the connection
+        auto r = post_json(impatient, path, big);
+        EXPECT_FALSE(r) << "the job finished within 0.3 s: it cannot show cancellation";
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (server_->log().find("the client disconnected") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_NE(server_->log().find("segment everything stopped after"), std::string::npos) << server_->log();
+    json small = body_of(post_json(c, path, {{"points_per_side", 2}, {"pred_iou_thresh", 0.0}}));
+    EXPECT_TRUE(small.contains("records")) << small.dump().substr(0, 300);
+}
+
+// Finding: a ~33 KB 1-bit 16384x16384 PNG decoded to ~1 GB (and each prediction then took
+// ~800 MB). Refused from its header; likewise a progressive JPEG of 190 scans.
+TEST_F(Server, ImageBombsAreRefusedBeforeDecoding) {
+    auto c = client();
+    const std::string bomb = test::pixel_bomb_png(16384, 16384);
+    ASSERT_LT(bomb.size(), size_t{64} << 10);
+    const auto t0 = std::chrono::steady_clock::now();
+    expect_error(c.Post("/api/images", bomb, "application/octet-stream"), 413, "16384x16384");
+    expect_error(c.Post("/api/images", bomb, "application/octet-stream"), 413, "--max-pixels");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+    expect_error(c.Post("/api/images", test::many_scans_jpeg(), "application/octet-stream"), 415,
+                 "more than 100 scans");
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
+}
+
+// Finding: httplib 0.11 bounds neither chunked nor compressed bodies, nor bodies without a length.
+TEST_F(Server, UnboundedBodiesAreRefused) {
+    const int port = server_->port();
+    const std::string host = "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";
+    // The head and a first chunk only: the answer must come without the rest.
+    expect_raw_error(raw_http(port, "POST /api/images HTTP/1.1\r\n" + host +
+                                        "Transfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"
+                                        "5\r\nhello\r\n"),
+                     411, "Transfer-Encoding");
+    expect_raw_error(raw_http(port, "POST /api/images HTTP/1.1\r\n" + host + "Content-Encoding: gzip\r\n"
+                                        "Content-Type: application/octet-stream\r\nContent-Length: 4\r\n\r\nabcd"),
+                     415, "Content-Encoding");
+    expect_raw_error(raw_http(port, "POST /api/images HTTP/1.1\r\n" + host +
+                                        "Content-Type: application/octet-stream\r\n\r\nabcd"),
+                     411, "Content-Length");
+    auto c = client();
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
+}
+
+// A client that resets its connection while its prediction runs: the server's answer then meets
+// a closed socket (httplib 0.11 writes without MSG_NOSIGNAL and relies on SIGPIPE being ignored).
+TEST_F(Server, ClientsThatLeaveEarlyDoNotEndTheServer) {
+    auto c = client();
+    json up = upload(c, dog());
+    const std::string body = json({{"points", {{400, 260}}}, {"labels", {1}}}).dump();
+    const std::string request = "POST /api/images/" + up["id"].get<std::string>() + "/predict HTTP/1.1\r\n"
+                                "Host: 127.0.0.1:" + std::to_string(server_->port()) + "\r\n"
+                                "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                                "\r\n\r\n" + body;
+    for (int delay_ms : {5, 20, 50, 100}) {
+        const int fd = send_raw(server_->port(), request);
+        ASSERT_GE(fd, 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        const linger reset{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        close(fd);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
+}
+
+// Finding: any web site could drive the loopback server (DNS rebinding, cross-site POSTs).
+TEST_F(Server, ForeignHostsAndOriginsAreRefused) {
+    const int port = server_->port();
+    const std::string p = std::to_string(port);
+    auto get_health = [&](const std::string& host_header) {
+        return raw_http(port, "GET /api/health HTTP/1.1\r\nHost: " + host_header + "\r\nConnection: close\r\n\r\n");
+    };
+    expect_raw_error(get_health("attacker.example:" + p), 403, "--allow-host");
+    expect_raw_error(get_health("127.0.0.1:" + std::to_string(port == 1 ? 2 : port - 1)), 403, "DNS rebinding");
+    expect_raw_error(get_health("127.0.0.1"), 403, "Host");
+    for (const std::string& ok : {"127.0.0.1:" + p, "localhost:" + p, "LOCALHOST:" + p, "[::1]:" + p})
+        EXPECT_EQ(get_health(ok).status, 200) << ok;
+
+    auto c = client();
+    json up = upload(c, dog());
+    const std::string path = "/api/images/" + up["id"].get<std::string>() + "/predict";
+    const std::string prompt = json({{"points", {{400, 260}}}, {"labels", {1}}}).dump();
+    for (const char* origin : {"http://attacker.example", "null", "https://127.0.0.1", "http://127.0.0.1:1"}) {
+        SCOPED_TRACE(origin);
+        expect_error(c.Post(path.c_str(), {{"Origin", origin}}, prompt, "application/json"), 403, "cross-origin");
+    }
+    auto same = c.Post(path.c_str(), {{"Origin", "http://127.0.0.1:" + p}}, prompt, "application/json");
+    ASSERT_TRUE(same);
+    EXPECT_EQ(same->status, 200) << same->body;
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
+}
+
+TEST_F(Server, JsonRoutesRequireJsonBodies) {
+    auto c = client();
+    json up = upload(c, dog());
+    const std::string path = "/api/images/" + up["id"].get<std::string>() + "/predict";
+    const std::string prompt = json({{"points", {{400, 260}}}, {"labels", {1}}}).dump();
+    expect_error(c.Post(path.c_str(), prompt, "text/plain"), 415, "application/json");
+    expect_error(c.Post(path.c_str(), prompt, "application/x-www-form-urlencoded"), 415, "application/json");
+    auto charset = c.Post(path.c_str(), prompt, "application/json; charset=utf-8");
+    ASSERT_TRUE(charset);
+    EXPECT_EQ(charset->status, 200) << charset->body;
+    // Valid JSON, but over 64 KiB.
+    const std::string padded = "{\"points\": [[400, 260]], \"labels\": [1]" + std::string(70000, ' ') + "}";
+    expect_error(c.Post(path.c_str(), padded, "application/json"), 413, "more than the 65536 accepted");
+    // The page sends its JSON as application/json.
+    const std::string app = read_bytes(std::string(SAM_TEST_DATA) + "/../../web/app.js");
+    size_t at = 0, bodies = 0;
+    while ((at = app.find("body: JSON.stringify", at)) != std::string::npos) {
+        const size_t from = at > 200 ? at - 200 : 0;
+        EXPECT_NE(app.substr(from, at - from).find("'Content-Type': 'application/json'"), std::string::npos)
+            << app.substr(from, 240);
+        ++bodies;
+        ++at;
+    }
+    EXPECT_EQ(bodies, 2u);
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
+}
+
+// Finding: a point at 1e38 overflowed after the coordinate transform and came back as null
+// scores (the page then failed on .toFixed).
+TEST_F(Server, NonFiniteAndFarCoordinatesAreRefused) {
+    auto c = client();
+    json up = upload(c, dog());  // 800 x 534
+    const std::string path = "/api/images/" + up["id"].get<std::string>() + "/predict";
+    const std::vector<std::pair<json, std::string>> cases = {
+        {{{"points", {{1e38, 5}}}, {"labels", {1}}}, "points[0]: x = 1e+38 is outside [-800, 1600]"},
+        {{{"points", {{5, 5}, {5, -1e38}}}, {"labels", {1, 1}}}, "points[1]: y = -1e+38 is outside [-534, 1068]"},
+        {{{"points", {{-801, 5}}}, {"labels", {1}}}, "points[0]"},
+        {{{"box", {0, 0, 1e38, 100}}}, "box: x1 = 1e+38"},
+        {{{"box", {0, -600, 10, 100}}}, "box: y0"},
+    };
+    for (const auto& [body, needle] : cases) {
+        SCOPED_TRACE(body.dump());
+        expect_error(post_json(c, path, body), 400, needle);
+    }
+    expect_error(c.Post(path.c_str(), "{\"points\": [[1e400, 5]], \"labels\": [1]}", "application/json"), 400,
+                 "bad JSON");
+    // Outside the image but within one image size: accepted, with finite scores.
+    json r = body_of(post_json(c, path, {{"points", {{-790, 1060}}}, {"labels", {1}}, {"box", {-800, -534, 1600, 1068}}}));
+    ASSERT_EQ(r["scores"].size(), 3u) << r.dump().substr(0, 300);
+    for (const json& v : r["scores"]) EXPECT_TRUE(v.is_number()) << r["scores"].dump();
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
+}
+
+// The limits' flags: --max-pixels, --max-prompts, --job-timeout, --allow-host.
+TEST(ServerLimits, FlagsChangeTheLimits) {
+    ServerProcess server({"--max-pixels", "500000", "--max-prompts", "5000", "--job-timeout", "0.3", "--allow-host",
+                          "sam.test"},
+                         "limits");
+    ASSERT_GT(server.port(), 0);
+    auto c = server.client();
+    expect_error(c.Post("/api/images", read_bytes(std::string(SAM_TEST_DATA) + "/../../assets/images/truck.jpg"),
+                        "application/octet-stream"),
+                 413, "more than the 500000 accepted");
+    json up = upload(c, read_bytes(test::data_path("images/dog.jpg")));  // 427200 pixels
+    const std::string path = "/api/images/" + up["id"].get<std::string>() + "/everything";
+    expect_error(post_json(c, path, {{"points_per_side", 71}}), 400, "more than the 5000");
+    // 70 x 70 = 4900 prompts: within --max-prompts, not within 0.3 s.
+    expect_error(post_json(c, path, {{"points_per_side", 70}, {"pred_iou_thresh", 0.0}, {"stability_score_thresh", 0.0}}),
+                 503, "--job-timeout");
+    const std::string p = std::to_string(server.port());
+    EXPECT_EQ(raw_http(server.port(), "GET /api/health HTTP/1.1\r\nHost: sam.test:" + p + "\r\nConnection: close\r\n\r\n").status,
+              200);
+    EXPECT_EQ(body_of(c.Get("/api/health"))["status"], "ok");
 }
 
 TEST(ServerCache, EvictsTheLeastRecentlyUsedImage) {

@@ -158,7 +158,7 @@ function drawCandidates() {
     ctx.drawImage(imageCanvas, 0, 0, tw, th);
     ctx.drawImage(maskLayer(decodeRle(m), state.image.width, state.image.height, MASK_RGB, 150), 0, 0, tw, th);
     const label = document.createElement('span');
-    label.textContent = `#${k + 1} score ${r.scores[k].toFixed(3)}`;
+    label.textContent = `#${k + 1} score ${formatScore(r.scores[k])}`;
     item.append(thumb, label);
     item.addEventListener('click', () => {
       state.selected = k;
@@ -166,6 +166,11 @@ function drawCandidates() {
     });
     box.append(item);
   });
+}
+
+// A score as text; JSON has no NaN or infinity (they arrive as null), so say "n/a" for those.
+function formatScore(v) {
+  return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(3) : 'n/a';
 }
 
 function describePrompts() {
@@ -190,7 +195,7 @@ function refresh() {
   if (state.everything) $('score').textContent = `${state.everything.length} masks (segment everything)`;
   else if (r && r.masks.length) {
     const of = r.masks.length > 1 ? ` — candidate ${state.selected + 1} of ${r.masks.length}` : '';
-    $('score').textContent = `Score ${r.scores[state.selected].toFixed(3)}${of}`;
+    $('score').textContent = `Score ${formatScore(r.scores[state.selected])}${of}`;
   } else $('score').textContent = state.image ? 'Click the image to add a point, drag for a box.' : 'No image yet.';
   const has = !!state.image;
   $('undo').disabled = !has || state.history.length === 0;

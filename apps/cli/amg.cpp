@@ -1,10 +1,10 @@
 // sam amg: segment everything in an image or a folder of images, writing what the reference
 // script (scripts/amg.py) writes: per image a folder of 0.png, 1.png, ... with metadata.csv, or
 // (--convert-to-rle) <image>.json with COCO RLE records; --overlay adds <image>_overlay.png.
-#include <unistd.h>
-
+// Over a folder it is a batch: see amg_batch.h for what makes it safe to kill and resume.
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "cli/amg_batch.h"
 #include "cli/model_loading.h"
 #include "cli/progress.h"
 #include "io/atomic_file.h"
@@ -43,6 +44,8 @@ std::pair<size_t, size_t> parse_shard(const std::string& s) {
 
 // Python's str(float): the shortest repr, fixed notation for exponents in [-4, 16).
 std::string py_float(double v) {
+    if (std::isnan(v)) return "nan";  // e.g. the stability score of an empty mask (0 / 0)
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
     char buf[64];
     auto r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
     std::string s(buf, r.ptr);
@@ -68,6 +71,8 @@ std::string py_float(double v) {
     return (neg ? "-" : "") + out;
 }
 
+// Writes 0.png, 1.png, ... and metadata.csv into `dir`, a new folder of sam's own, each file
+// fsynced; the caller syncs the folder and renames it into place.
 void write_masks_to_folder(const std::vector<MaskRecord>& masks, const std::string& dir, int h, int w) {
     std::string csv =
         "id,area,bbox_x0,bbox_y0,bbox_w,bbox_h,point_input_x,point_input_y,predicted_iou,stability_score,"
@@ -76,14 +81,14 @@ void write_masks_to_folder(const std::vector<MaskRecord>& masks, const std::stri
         const MaskRecord& m = masks[i];
         std::vector<uint8_t> png = m.mask.empty() ? rle_decode(m.rle) : m.mask;
         for (uint8_t& v : png) v = v ? 255 : 0;
-        write_png(dir + "/" + std::to_string(i) + ".png", png.data(), w, h, 1);
+        write_new_file_durable(dir + "/" + std::to_string(i) + ".png", encode_png(png.data(), w, h, 1));
         csv += "\n" + std::to_string(i) + "," + std::to_string(m.area);
         for (int v : m.bbox) csv += "," + py_float(v);
         csv += "," + py_float(m.point[0]) + "," + py_float(m.point[1]) + "," + py_float(m.predicted_iou) + "," +
                py_float(m.stability_score);
         for (int v : m.crop_box) csv += "," + std::to_string(v);
     }
-    write_file_atomic(dir + "/metadata.csv", [&](std::ostream& out) { out << csv; });
+    write_new_file_durable(dir + "/metadata.csv", std::vector<uint8_t>(csv.begin(), csv.end()));
 }
 
 nlohmann::json records_json(const std::vector<MaskRecord>& masks) {
@@ -127,75 +132,122 @@ void write_overlay(const std::string& path, const Image& img, const std::vector<
     write_png(path, out.data(), img.width, img.height, 3);
 }
 
-int run_amg(AmgCliOptions& o) {
-    std::vector<std::string> targets;
-    if (fs::is_directory(o.input)) {
-        for (const auto& e : fs::directory_iterator(o.input))
-            if (!e.is_directory()) targets.push_back(e.path().string());
-        std::sort(targets.begin(), targets.end());
+// One image's outputs, each atomic and fsynced, between the two markers: a kill at any moment
+// leaves either a complete image or one that --skip-existing redoes.
+void write_outputs(const ImageOutputs& io, bool rle, const Image& img, const std::vector<MaskRecord>& masks) {
+    mark_started(io);
+    if (rle) {
+        const std::string text = records_json(masks).dump();
+        write_file_atomic(io.main_path(), [&](std::ostream& out) { out << text; });
     } else {
-        targets.push_back(o.input);
-    }
-    if (!o.shard.empty()) {
-        // A batch job over many machines: every task runs the same command with its own K
-        // (e.g. a Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) and takes
-        // the images K, K+N, K+2N, ... of the sorted list; outputs never collide.
-        auto [k, n] = parse_shard(o.shard);
-        std::vector<std::string> mine;
-        for (size_t i = k; i < targets.size(); i += n) mine.push_back(targets[i]);
-        targets = std::move(mine);
-        if (targets.empty()) {
-            std::cerr << "shard " << o.shard << ": no images to process\n";
-            return 0;
+        // Built under a temporary name and renamed into place as a whole.
+        const std::string tmp = make_temporary_dir(io.main_path());
+        try {
+            write_masks_to_folder(masks, tmp, img.height, img.width);
+            sync_directory(tmp);
+            rename_durable(tmp, io.main_path());
+        } catch (...) {
+            std::error_code ec;
+            fs::remove_all(tmp, ec);
+            throw;
         }
     }
+    if (io.names.size() > 1) write_overlay(io.path(io.names[1]), img, masks);
+    mark_complete(io);
+}
+
+// Prints each problem as an error line; true if there was any.
+bool report_problems(const std::vector<std::string>& problems) {
+    const size_t shown = std::min<size_t>(problems.size(), 20);
+    for (size_t i = 0; i < shown; ++i) std::cerr << "error: " << problems[i] << "\n";
+    if (problems.size() > shown) std::cerr << "error: ... and " << problems.size() - shown << " more\n";
+    return !problems.empty();
+}
+
+// The reason an image failed, without the path its message may start with.
+std::string failure_reason(const std::string& image, const std::string& what) {
+    return what.starts_with(image + ": ") ? what.substr(image.size() + 2) : what;
+}
+
+// Checks everything that can refuse the run, before the model loads. Returns the images this run
+// (or shard) takes; an empty list means stop with `code`.
+std::vector<ImageOutputs> plan_batch(const AmgCliOptions& o, const InputListing& listing, int& code) {
+    code = 1;
+    const auto [k, n] = o.shard.empty() ? std::pair<size_t, size_t>{0, 1} : parse_shard(o.shard);
+    for (const std::string& f : listing.not_regular) std::cerr << f << ": not a regular file, skipped\n";
+    if (listing.images.empty()) {
+        std::cerr << "error: no images in " << o.input << " (only regular, non-hidden files are read)\n";
+        return {};
+    }
+    std::vector<ImageOutputs> all, mine;
+    for (const std::string& image : listing.images)
+        all.push_back(image_outputs(image, o.output, o.convert_to_rle, o.overlay));
+    if (report_problems(check_output_folder(o.input, o.output)) || report_problems(find_name_collisions(all))) return {};
+    // A batch job over many machines: every task runs the same command with its own K (e.g. a
+    // Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) and takes the images
+    // K, K+N, K+2N, ... of the sorted list; their outputs, markers and temporaries never collide.
+    for (size_t i = k; i < all.size(); i += n) mine.push_back(all[i]);
+    if (mine.empty()) {
+        std::cerr << "shard " << o.shard << ": no images to process\n";
+        code = 0;
+        return {};
+    }
+    std::vector<std::string> problems;
+    for (const ImageOutputs& io : mine) {
+        if (o.skip_existing && is_complete(io)) continue;
+        for (std::string& p : check_ownership(io)) problems.push_back(std::move(p));
+    }
+    if (report_problems(problems)) return {};
+    for (const ImageOutputs& io : mine) remove_stale_temporaries(io);
+    return mine;
+}
+
+// Segments one image and writes its outputs; throws whatever stops it.
+void process_image(SamAutomaticMaskGenerator& gen, const ImageOutputs& io, bool rle) {
+    const Image img = read_image(io.image);
+    std::vector<MaskRecord> masks;
+    {
+        ProgressBar bar(fs::path(io.image).filename().string());
+        masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
+    }
+    write_outputs(io, rle, img, masks);
+    const AmgTimings& tm = gen.last_timings();
+    std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
+                 io.image.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
+}
+
+int run_amg(AmgCliOptions& o) {
+    const InputListing listing = list_inputs(o.input);
+    int code = 0;
+    const std::vector<ImageOutputs> mine = plan_batch(o, listing, code);
+    if (mine.empty()) return code;
+
     o.amg.output_mode = o.convert_to_rle ? OutputMode::CocoRle : OutputMode::BinaryMask;
     Sam sam = load_model(o.model);
     SamAutomaticMaskGenerator gen(sam, o.amg);
-    fs::create_directories(o.output);
-    int failures = 0;
-    for (const std::string& t : targets) {
-        Image img;
-        if (o.skip_existing && fs::exists(o.convert_to_rle ? (fs::path(o.output) / fs::path(t).stem()).string() + ".json"
-                                                           : (fs::path(o.output) / fs::path(t).stem()).string())) {
-            std::cerr << t << ": output exists, skipped\n";
+    size_t done = 0, skipped = listing.not_regular.size();
+    std::vector<std::string> failed;  // "<image>: <reason>"
+    for (const ImageOutputs& io : mine) {
+        if (o.skip_existing && is_complete(io)) {
+            std::cerr << io.image << ": output exists, skipped\n";
+            ++skipped;
             continue;
         }
+        // One image failing (corrupt, out of memory, a write error) does not stop the batch.
         try {
-            img = read_image(t);
-        } catch (const ImageError& e) {
-            std::cerr << "Could not load '" << t << "' as an image, skipping... (" << e.what() << ")\n";
-            ++failures;
+            process_image(gen, io, o.convert_to_rle);
+            ++done;
             continue;
+        } catch (const std::bad_alloc&) {
+            failed.push_back(io.image + ": out of memory");
+        } catch (const std::exception& e) {
+            failed.push_back(io.image + ": " + failure_reason(io.image, e.what()));
         }
-        const std::string base = fs::path(t).stem().string(), save_base = (fs::path(o.output) / base).string();
-        std::vector<MaskRecord> masks;
-        {
-            ProgressBar bar(fs::path(t).filename().string());
-            masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
-        }
-        if (o.convert_to_rle) {
-            const std::string text = records_json(masks).dump();
-            write_file_atomic(save_base + ".json", [&](std::ostream& out) { out << text; });
-        } else {
-            // Written to a temporary folder and renamed, so a crash leaves no folder that looks complete.
-            const std::string tmp = save_base + ".tmp-" + std::to_string(::getpid());
-            fs::remove_all(tmp);
-            fs::create_directories(tmp);
-            write_masks_to_folder(masks, tmp, img.height, img.width);
-            fs::remove_all(save_base);
-            fs::rename(tmp, save_base);
-        }
-        if (o.overlay) write_overlay(save_base + "_overlay.png", img, masks);
-        const AmgTimings& tm = gen.last_timings();
-        std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
-                     t.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
+        std::cerr << "error: " << failed.back() << "; continuing with the next image\n";
     }
-    if (failures > 0 && failures == static_cast<int>(targets.size())) {
-        std::cerr << "error: no image could be read from " << o.input << "\n";
-        return 1;
-    }
-    return 0;
+    std::cerr << "amg: " << done << " done, " << skipped << " skipped, " << failed.size() << " failed\n";
+    for (const std::string& f : failed) std::cerr << "  failed: " << f << "\n";
+    return failed.empty() ? 0 : 1;
 }
 
 Registration reg("amg", "Segment everything: the automatic mask generator over an image or a folder",
@@ -211,7 +263,7 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                      cmd.add_option("--shard", o->shard,
                                     "K/N: process only images K, K+N, ... of the sorted folder (one task of a batch job)");
                      cmd.add_flag("--skip-existing", o->skip_existing,
-                                  "Skip images whose output already exists (resume an interrupted batch)");
+                                  "Skip images whose outputs are complete (resume an interrupted batch)");
                      cmd.add_option("--points-per-side", a.points_per_side, "Points sampled along one side of the image")->capture_default_str();
                      cmd.add_option("--points-per-batch", a.points_per_batch, "Points decoded together")->capture_default_str();
                      cmd.add_option("--pred-iou-thresh", a.pred_iou_thresh, "Keep masks with predicted IoU above this")->capture_default_str();

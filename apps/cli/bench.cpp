@@ -14,6 +14,7 @@
 #include "flops.h"
 #include "ops/matmul.h"
 #include "ops/ops.h"
+#include "ops/threads.h"
 #include "sam/automatic_mask_generator.h"
 #include "sam/image.h"
 #include "sam/predictor.h"
@@ -38,7 +39,7 @@ double peak_rss_gib() {
 }
 
 // Best GFLOP/s of the library's matmul in precision p over the encoder's linear-layer shapes.
-double matmul_peak_gflops(ops::Precision p, int64_t C, int reps) {
+double matmul_peak_gflops(Precision p, int64_t C, int reps) {
     double best = 0.0;
     for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{3 * C, C}, {4 * C, C}, {C, 4 * C}})
         best = std::max(best, ops::matmul_peak_gflops(p, 4096, N, K, reps));
@@ -90,13 +91,13 @@ Stats time_runs(int reps, F&& f) {
 }
 
 int run_bench(const BenchOptions& o) {
-    set_num_threads(o.threads);
-    std::printf("sam bench: %d threads, %d repetitions (random weights, made in memory)\n", num_threads(),
+    ops::ThreadScope threads(o.threads);  // for the peak measurements; the models carry their own
+    std::printf("sam bench: %d threads, %d repetitions (random weights, made in memory)\n", ops::current_threads(),
                 o.repetitions);
     for (const std::string& type : o.model_types) {
         SamConfig cfg = sam_config_for(type);
         auto t0 = std::chrono::steady_clock::now();
-        Sam sam = Sam::random(cfg, 1);
+        const Sam sam = Sam::random(cfg, 1).with_execution({o.threads, Precision::F32});
         double make_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double peak = gemm_peak_gflops(cfg.encoder.embed_dim, 3);
         Tensor input({1, 3, cfg.encoder.img_size, cfg.encoder.img_size});
@@ -108,17 +109,17 @@ int run_bench(const BenchOptions& o) {
         Tensor f32_embedding;
         for (const std::string& name : o.precisions) {
             const Precision want = precision_from_string(name);
-            if (set_precision(want) != want) {
+            if (!precision_supported(want)) {
                 std::printf("  encoder  %s: not available on this CPU, skipped\n", name.c_str());
                 continue;
             }
-            Tensor embedding = sam.encode(input);  // warm-up (and weights converted, for bf16 / int8)
-            Stats enc = time_runs(o.repetitions, [&] { sam.encode(input); });
+            const Sam model = sam.with_execution({o.threads, want});
+            Tensor embedding = model.encode(input);  // warm-up (and weights converted, for bf16 / int8)
+            Stats enc = time_runs(o.repetitions, [&] { model.encode(input); });
             std::printf("  encoder  %-4s %.1f GFLOP  min %.3f s  median %.3f s  %6.1f GFLOP/s  %.0f%% of sgemm peak",
                         name.c_str(), gflop, enc.min_s, enc.median_s, gflop / enc.min_s, 100.0 * gflop / enc.min_s / peak);
             if (want != Precision::F32) {
-                const auto p = want == Precision::BF16 ? ops::Precision::BF16 : ops::Precision::INT8;
-                const double low_peak = matmul_peak_gflops(p, cfg.encoder.embed_dim, 3);
+                const double low_peak = matmul_peak_gflops(want, cfg.encoder.embed_dim, 3);
                 std::printf(", %.0f%% of %s matmul peak (%.1f GFLOP/s)", 100.0 * gflop / enc.min_s / low_peak,
                             name.c_str(), low_peak);
             }
@@ -128,7 +129,6 @@ int run_bench(const BenchOptions& o) {
                 std::printf("           %s embedding vs f32: relative L2 error %.2e\n", name.c_str(),
                             relative_l2(embedding, f32_embedding));
         }
-        set_precision(Precision::F32);
         if (o.decoder) {
             // One click: 1 point (+ padding), multimask, upsampled to a 1200 x 1800 image.
             SamPredictor predictor(sam);

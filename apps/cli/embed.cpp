@@ -26,7 +26,8 @@ int run_embed(const EmbedOptions& o) {
     save_npy(o.output, emb);
     auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     std::cerr << "embedding " << shape_str(emb.shape()) << " -> " << o.output << " (load " << ms(t0, t1)
-              << " ms, decode " << ms(t1, t2) << " ms, encode " << ms(t2, t3) << " ms, " << num_threads()
+              << " ms, decode " << ms(t1, t2) << " ms, encode " << ms(t2, t3) << " ms, "
+              << (sam.execution().threads > 0 ? sam.execution().threads : available_cores())
               << " threads)\n";
     return 0;
 }

@@ -1,12 +1,29 @@
-// sam info: what a checkpoint holds.
+// sam info: what a checkpoint holds, and how this machine will run it.
 #include <iostream>
 
 #include "cli/model_loading.h"
+#include "ops/cpu.h"
+#include "ops/matmul.h"
 
 namespace sam::cli {
 namespace {
 
+void print_runtime(const ModelOptions& o) {
+    const ops::CpuFeatures& f = ops::cpu_features();
+    const ExecutionOptions e = execution_options(o);
+    std::cout << "cpu:         " << (f.model.empty() ? "(unknown)" : f.model) << "\n"
+              << "cpu flags:   " << f.summary() << "\n"
+              << "kernels:     attention " << ops::to_string(ops::kernel_isa()) << " (best for this CPU: "
+              << ops::to_string(ops::best_kernel_isa()) << "), GEMM library " << ops::gemm_library_isa() << "\n"
+              << "precision:   " << to_string(e.precision) << " (bf16 " << (precision_supported(Precision::BF16) ? "yes" : "no")
+              << ", int8 " << (precision_supported(Precision::INT8) ? "yes" : "no") << ")\n"
+              << "threads:     " << (e.threads > 0 ? e.threads : available_cores()) << " (cores available "
+              << available_cores() << ")\n";
+}
+
 int run_info(const ModelOptions& o) {
+    print_runtime(o);
+    if (o.checkpoint.empty()) return 0;
     Sam sam = load_model(o);
     const SamConfig& c = sam.config();
     std::cout << "checkpoint:  " << sam.checkpoint_path() << "\n"
@@ -23,9 +40,10 @@ int run_info(const ModelOptions& o) {
     return 0;
 }
 
-Registration reg("info", "Print a checkpoint's model type, dtype and parameter count", [](CLI::App& cmd) {
+Registration reg("info", "Print the CPU's features and kernels in use, and a checkpoint's model type, dtype and size",
+                 [](CLI::App& cmd) {
     auto o = std::make_shared<ModelOptions>();
-    add_model_options(cmd, *o);
+    add_model_options(cmd, *o, false);
     return [o] { return run_info(*o); };
 });
 

@@ -46,10 +46,13 @@ std::vector<float> parse_numbers(const std::string& option, const std::string& t
 }
 
 // The mask input file: one (1, 256, 256) mask, or mask `index` of an (N, 256, 256) file.
+// The shape is checked before any use: a scalar, an empty or a non-square array is refused.
 Tensor read_mask_input(const std::string& path, int index) {
     Tensor t = load_npy(path);
+    if (t.ndim() < 2 || t.dim(-1) <= 0 || t.dim(-2) != t.dim(-1))
+        throw InputError("--mask-input", path + ": shape " + shape_str(t.shape()) + ", expected (N, S, S)");
     const int64_t S = t.dim(-1), n = t.numel() / (S * S);
-    if (t.ndim() < 2 || t.dim(-2) != S) throw InputError("--mask-input", path + ": shape " + shape_str(t.shape()));
+    if (n == 0) throw InputError("--mask-input", path + ": shape " + shape_str(t.shape()) + " holds no mask");
     if (index < 0 && n != 1)
         throw InputError("--mask-input", path + " holds " + std::to_string(n) +
                                              " masks; choose one with --mask-input-index");
@@ -58,6 +61,16 @@ Tensor read_mask_input(const std::string& path, int index) {
     Tensor m({1, S, S});
     std::copy(t.data() + k * S * S, t.data() + (k + 1) * S * S, m.data());
     return m;
+}
+
+// The embedding file, checked against the exact (1, C, G, G) this model's decoder takes.
+Tensor read_embedding(const std::string& path, const SamConfig& c) {
+    Tensor t = load_npy(path);
+    const int64_t C = c.prompt.embed_dim, G = c.embedding_size();
+    if (t.shape() != Shape{1, C, G, G})
+        throw InputError("--embedding", path + ": shape " + shape_str(t.shape()) + ", expected " +
+                                            shape_str({1, C, G, G}) + " for this model");
+    return t;
 }
 
 // The image with every mask tinted in its own colour (alpha 0.5).
@@ -87,7 +100,7 @@ int run_predict(const PredictOptions& o) {
     if (o.embedding.empty())
         predictor.set_image(img);
     else
-        predictor.set_embedding(load_npy(o.embedding), img.height, img.width);
+        predictor.set_embedding(read_embedding(o.embedding, sam.config()), img.height, img.width);
     auto t1 = clock::now();
 
     // Build the (batched) prompt: one prompt per box, or a single prompt.

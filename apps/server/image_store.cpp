@@ -48,8 +48,15 @@ ImageStore::Added ImageStore::add(const std::string& bytes) {
     const std::string id = sha256_hex(data, bytes.size()).substr(0, 16);
     if (auto e = find(id)) return {e, true, 0.0};
 
+    // A decode slot, held until the image is encoded: it bounds the decoded images in memory
+    // that are not yet in the cache.
+    decode_slots_.acquire();
+    struct Release {
+        std::counting_semaphore<1024>& slots;
+        ~Release() { slots.release(); }
+    } release{decode_slots_};
     // Decode outside every lock; a bad upload fails here without holding anyone up.
-    Image image = decode_image(data, bytes.size(), "upload");
+    Image image = decode_image(data, bytes.size(), "upload", limits_);
 
     std::lock_guard<std::mutex> encoding(encode_mutex_);
     if (auto e = find(id)) return {e, true, 0.0};  // encoded by a request we waited for

@@ -4,13 +4,16 @@
 //
 // Thread safety: every method may be called from any request thread. The image encoder runs one
 // image at a time (encode_mutex); predictions on a cached image run concurrently with another
-// image's encoding, through a shared_ptr that keeps the entry alive after it is evicted.
+// image's encoding, through a shared_ptr that keeps the entry alive after it is evicted. At most
+// max_decodes uploads are decoded (and then encoded) at once, each taking up to max_pixels * 7
+// bytes; others wait.
 #pragma once
 
 #include <cstdint>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <semaphore>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -48,7 +51,8 @@ struct ImageEntry {
 
 class ImageStore {
   public:
-    ImageStore(Sam model, size_t capacity) : model_(std::move(model)), capacity_(capacity) {}
+    ImageStore(Sam model, size_t capacity, ImageLimits limits = {}, int max_decodes = 2)
+        : model_(std::move(model)), capacity_(capacity), limits_(limits), decode_slots_(max_decodes) {}
 
     struct Added {
         std::shared_ptr<const ImageEntry> entry;
@@ -56,7 +60,8 @@ class ImageStore {
         double encode_ms = 0.0;  // time in the encoder (0 when cached)
     };
     // Decodes and encodes the image unless bytes with the same hash are cached. Throws
-    // sam::ImageError for bytes that are not a supported image.
+    // sam::ImageError for bytes that are not a supported image, sam::ImageTooLargeError for
+    // an image over the limits (checked from its header, before decoding).
     Added add(const std::string& bytes);
 
     // The entry, or nullptr for an unknown (or evicted) id.
@@ -77,6 +82,8 @@ class ImageStore {
 
     Sam model_;
     size_t capacity_;
+    ImageLimits limits_;
+    std::counting_semaphore<1024> decode_slots_;  // uploads being decoded
     std::mutex encode_mutex_;  // one image in the encoder at a time
     std::mutex mutex_;         // guards lru_ and index_
     std::list<std::shared_ptr<const ImageEntry>> lru_;  // most recent first

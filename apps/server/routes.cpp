@@ -17,6 +17,9 @@
 #include "sam/automatic_mask_generator.h"
 #include "sam/error.h"
 #include "sam/rle.h"
+#include "server/client_connection.h"
+#include "server/request_checks.h"
+#include "server/request_parsing.h"
 #include "server/web_assets.h"
 
 namespace sam::server {
@@ -25,14 +28,6 @@ namespace {
 using json = nlohmann::json;
 using httplib::Request;
 using httplib::Response;
-
-constexpr size_t kMaxPoints = 256;
-
-// An error with its HTTP status; the message becomes {"error": message}.
-struct HttpError : std::runtime_error {
-    int status;
-    HttpError(int status_, const std::string& message) : std::runtime_error(message), status(status_) {}
-};
 
 void send_json(Response& res, const json& body, int status = 200) {
     res.status = status;
@@ -52,8 +47,8 @@ httplib::Server::Handler guarded(std::function<void(const Request&, Response&)> 
             handler(req, res);
         } catch (const HttpError& e) {
             send_error(res, e.status, e.what());
-        } catch (const json::exception& e) {
-            send_error(res, 400, std::string("bad JSON: ") + e.what());
+        } catch (const ImageTooLargeError& e) {
+            send_error(res, 413, std::string(e.what()) + " (the server's --max-pixels)");
         } catch (const ImageError& e) {
             send_error(res, 415, std::string("not a supported image (JPEG or PNG): ") + e.what());
         } catch (const InputError& e) {
@@ -70,77 +65,11 @@ httplib::Server::Handler guarded(std::function<void(const Request&, Response&)> 
     };
 }
 
-// The request body as a JSON object; an empty body is an empty object.
-json parse_object(const Request& req) {
-    if (req.body.empty()) return json::object();
-    json j = json::parse(req.body);  // json::parse_error -> 400 "bad JSON"
-    if (!j.is_object()) throw HttpError(400, "bad JSON: expected an object, got " + std::string(j.type_name()));
-    return j;
-}
-
-void reject_unknown_keys(const json& j, std::initializer_list<const char*> known) {
-    for (const auto& [key, value] : j.items())
-        if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
-            std::string list;
-            for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
-            throw InputError(key, "unknown field (expected one of: " + list + ")");
-        }
-}
-
 std::shared_ptr<const ImageEntry> find_image(ImageStore& store, const std::string& id) {
     auto e = store.find(id);
-    if (!e) throw HttpError(404, "unknown image id '" + id + "' (upload it again: POST /api/images)");
+    if (!e)
+        throw HttpError(404, "unknown image id '" + id.substr(0, 64) + "' (upload it again: POST /api/images)");
     return e;
-}
-
-float number(const json& v, const char* field, const char* expected) {
-    if (!v.is_number()) throw InputError(field, std::string("expected ") + expected + ", got " + v.dump());
-    return static_cast<float>(v.get<double>());
-}
-
-// {"points": [[x, y], ...], "labels": [1, 0, ...], "box": [x0, y0, x1, y1], "mask_input": handle,
-//  "multimask": bool} -> the predictor's prompt (it checks counts, labels, finiteness, the box).
-Prompt parse_prompt(const json& j, const ImageEntry& entry) {
-    reject_unknown_keys(j, {"points", "labels", "box", "mask_input", "multimask"});
-    Prompt p;
-    if (j.contains("points") && !j["points"].is_null()) {
-        const json& pts = j["points"];
-        if (!pts.is_array()) throw InputError("points", "expected [[x, y], ...]");
-        if (pts.size() > kMaxPoints) throw InputError("points", "at most " + std::to_string(kMaxPoints) + " points");
-        for (const json& pt : pts) {
-            if (!pt.is_array() || pt.size() != 2) throw InputError("points", "expected [[x, y], ...], got " + pt.dump());
-            p.point_coords.push_back({number(pt[0], "points", "a number"), number(pt[1], "points", "a number")});
-        }
-    }
-    if (j.contains("labels") && !j["labels"].is_null()) {
-        const json& labels = j["labels"];
-        if (!labels.is_array()) throw InputError("labels", "expected [1, 0, ...]");
-        if (labels.size() > kMaxPoints) throw InputError("labels", "at most " + std::to_string(kMaxPoints) + " labels");
-        for (const json& l : labels) {
-            if (!l.is_number_integer()) throw InputError("labels", "expected integers 1, 0 or -1, got " + l.dump());
-            const int64_t v = l.get<int64_t>();
-            if (v < -1 || v > 1) throw InputError("labels", "must be 1, 0 or -1, got " + std::to_string(v));
-            p.point_labels.push_back(static_cast<int>(v));
-        }
-    }
-    if (j.contains("box") && !j["box"].is_null()) {
-        const json& b = j["box"];
-        if (!b.is_array() || b.size() != 4) throw InputError("box", "expected [x0, y0, x1, y1]");
-        p.box = std::array<float, 4>{number(b[0], "box", "a number"), number(b[1], "box", "a number"),
-                                     number(b[2], "box", "a number"), number(b[3], "box", "a number")};
-    }
-    if (j.contains("mask_input") && !j["mask_input"].is_null()) {
-        const json& m = j["mask_input"];
-        if (!m.is_string()) throw InputError("mask_input", "expected the \"logits\" handle of a previous prediction");
-        if (!entry.logits.get(m.get<std::string>(), p.mask_input))
-            throw InputError("mask_input", "unknown or expired handle '" + m.get<std::string>() +
-                                               "' (handles are kept for the last 32 masks of an image)");
-    }
-    if (j.contains("multimask")) {
-        if (!j["multimask"].is_boolean()) throw InputError("multimask", "expected true or false");
-        p.multimask_output = j["multimask"].get<bool>();
-    }
-    return p;
 }
 
 json coco_rle(const uint8_t* mask, int height, int width) {
@@ -165,40 +94,37 @@ json predict(const ImageEntry& entry, const Prompt& prompt) {
             {"logits", masks.empty() ? json(nullptr) : masks[static_cast<size_t>(best)]["logits"]}};
 }
 
-// Generator parameters from the request; the server bounds the ones that set the amount of work.
-AmgOptions parse_amg_options(const json& j) {
-    reject_unknown_keys(j, {"points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
-                            "stability_score_offset", "box_nms_thresh", "crop_n_layers", "crop_nms_thresh",
-                            "crop_overlap_ratio", "crop_n_points_downscale_factor", "min_mask_region_area"});
-    AmgOptions o;
-    o.output_mode = OutputMode::CocoRle;
-    auto integer = [&](const char* key, int& out, int lo, int hi) {
-        if (!j.contains(key)) return;
-        if (!j[key].is_number_integer()) throw InputError(key, "expected an integer, got " + j[key].dump());
-        const int64_t v = j[key].get<int64_t>();
-        if (v < lo || v > hi)
-            throw InputError(key, std::to_string(v) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-        out = static_cast<int>(v);
-    };
-    auto real = [&](const char* key, double& out) {
-        if (!j.contains(key)) return;
-        if (!j[key].is_number()) throw InputError(key, "expected a number, got " + j[key].dump());
-        out = j[key].get<double>();
-        if (!std::isfinite(out)) throw InputError(key, "must be finite");
-    };
-    integer("points_per_side", o.points_per_side, 1, 128);
-    integer("points_per_batch", o.points_per_batch, 1, 1024);
-    integer("crop_n_layers", o.crop_n_layers, 0, 3);
-    integer("crop_n_points_downscale_factor", o.crop_n_points_downscale_factor, 1, 16);
-    integer("min_mask_region_area", o.min_mask_region_area, 0, 1 << 30);
-    real("pred_iou_thresh", o.pred_iou_thresh);
-    real("stability_score_thresh", o.stability_score_thresh);
-    real("stability_score_offset", o.stability_score_offset);
-    real("box_nms_thresh", o.box_nms_thresh);
-    real("crop_nms_thresh", o.crop_nms_thresh);
-    real("crop_overlap_ratio", o.crop_overlap_ratio);
-    return o;
-}
+// Stops "segment everything" from the generator's progress callback (after a batch) once the
+// request has run past its time limit, waiting for the encoder included, or its client has gone.
+class JobWatch {
+  public:
+    JobWatch(const Request& req, double timeout_s)
+        : client_(req),
+          timeout_s_(timeout_s),
+          deadline_(std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(timeout_s))) {}
+
+    void check(int64_t done, int64_t total) const {
+        const std::string progress = std::to_string(done) + " of " + std::to_string(total) + " prompts";
+        if (client_.closed()) {
+            std::fprintf(stderr, "sam serve: segment everything stopped after %s: the client disconnected\n",
+                         progress.c_str());
+            throw HttpError(499, "client disconnected");  // nginx's "client closed request"; nobody reads it
+        }
+        if (std::chrono::steady_clock::now() > deadline_) {
+            char limit[32];
+            std::snprintf(limit, sizeof limit, "%g", timeout_s_);
+            throw HttpError(503, "segment everything stopped after " + progress + ": it ran past the " + limit +
+                                     " s a request may take (the server's --job-timeout); ask for fewer points");
+        }
+    }
+
+  private:
+    ClientConnection client_;
+    double timeout_s_;
+    std::chrono::steady_clock::time_point deadline_;
+};
 
 json record_json(const MaskRecord& r) {
     return {{"segmentation", {{"size", {r.rle.height, r.rle.width}}, {"counts", r.coco_counts}}},
@@ -253,10 +179,28 @@ void serve_asset(const std::string& web_dir, std::string name, Response& res) {
     throw HttpError(404, "no such file: /" + name);
 }
 
+// Checks Host, Origin and body framing before httplib reads a body (request_checks.h). The
+// refused request's body is left unread, so the connection closes after the answer.
+void add_request_checks(httplib::Server& server, const ServerOptions& options) {
+    const RequestPolicy policy = make_request_policy(options.host, options.port, options.allowed_hosts);
+    server.set_pre_routing_handler([policy](const Request& req, Response& res) {
+        try {
+            check_request(req, policy);
+            return httplib::Server::HandlerResponse::Unhandled;
+        } catch (const HttpError& e) {
+            send_error(res, e.status, e.what());
+        } catch (const std::exception& e) {
+            send_error(res, 400, std::string("malformed request: ") + e.what());
+        }
+        res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+    });
+}
+
 // Errors httplib answers itself (no route, payload too large, malformed request) get JSON too.
 void add_error_handler(httplib::Server& server, const ServerOptions& options) {
-    const size_t limit_mb = options.max_upload_bytes >> 20;
-    server.set_error_handler(httplib::Server::HandlerWithResponse([limit_mb](const Request& req, Response& res) {
+    const size_t limit_mb = options.max_upload_bytes >> 20, json_limit = options.json.max_bytes;
+    server.set_error_handler(httplib::Server::HandlerWithResponse([=](const Request& req, Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, already JSON
         std::string message;
         switch (res.status) {
@@ -266,6 +210,8 @@ void add_error_handler(httplib::Server& server, const ServerOptions& options) {
                 if (req.get_header_value("Content-Type") == "application/x-www-form-urlencoded")
                     message = "form-encoded bodies are limited to 8 KiB: send the image with Content-Type "
                               "application/octet-stream, or as the multipart field \"image\"";
+                else if (is_json_route(req.method, req.path))
+                    message = "JSON body too large: the limit is " + std::to_string(json_limit) + " bytes";
                 else
                     message = "upload too large: the limit is " + std::to_string(limit_mb) + " MiB (--max-upload-mb)";
                 break;
@@ -281,6 +227,7 @@ void add_error_handler(httplib::Server& server, const ServerOptions& options) {
 
 void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions& options) {
     server.set_payload_max_length(options.max_upload_bytes);
+    add_request_checks(server, options);
     add_error_handler(server, options);
     server.set_exception_handler([](const Request&, Response& res, std::exception_ptr) {
         send_error(res, 500, "internal error");  // handlers catch everything; this is the last resort
@@ -301,18 +248,27 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
                         {"encode_ms", a.encode_ms}});
     }));
 
-    server.Post(R"(/api/images/([^/]+)/predict)", guarded([&store](const Request& req, Response& res) {
+    server.Post(R"(/api/images/([^/]+)/predict)", guarded([&store, options](const Request& req, Response& res) {
+        check_json_content_type(req);
         auto entry = find_image(store, req.matches[1]);
-        send_json(res, predict(*entry, parse_prompt(parse_object(req), *entry)));
+        const json body = parse_json_object(req.body, options.json);
+        const LogitsLookup logits = [&](const std::string& handle, Tensor& out) { return entry->logits.get(handle, out); };
+        send_json(res, predict(*entry, parse_prompt(body, entry->image.width, entry->image.height, logits)));
     }));
 
-    server.Post(R"(/api/images/([^/]+)/everything)", guarded([&store](const Request& req, Response& res) {
+    server.Post(R"(/api/images/([^/]+)/everything)", guarded([&store, options](const Request& req, Response& res) {
+        const JobWatch watch(req, options.job_timeout_s);
+        check_json_content_type(req);
         auto entry = find_image(store, req.matches[1]);
-        SamAutomaticMaskGenerator generator(store.model(), parse_amg_options(parse_object(req)));
+        const AmgOptions amg = parse_amg_options(parse_json_object(req.body, options.json), options.amg);
+        SamAutomaticMaskGenerator generator(store.model(), amg);
         // The generator encodes the image (and its crops) itself: it takes the encoder's turn.
         const std::vector<MaskRecord> records = store.with_encoder([&] {
+            const auto check = [&](int64_t done, int64_t total) { watch.check(done, total); };
+            // While this request waited for the encoder, its client may have gone or its time run out.
+            check(0, amg_prompt_count(amg));
             // The whole-image crop reuses the cached embedding; only crop layers encode.
-            return generator.generate(entry->image, nullptr, entry->predictor.embedding());
+            return generator.generate(entry->image, check, entry->predictor.embedding());
         });
         json out = json::array();
         for (const MaskRecord& r : records) out.push_back(record_json(r));

@@ -7,14 +7,19 @@
 //   GET  /api/health                 {status, model_type}
 //   GET  /, /app.js, /style.css      the page (embedded in the binary, or from --web-dir)
 //
-// Errors are JSON {"error": "..."}: 400 bad JSON or prompt, 404 unknown image id or route,
-// 413 upload too large, 415 not a supported image, 500 anything unexpected.
+// Errors are JSON {"error": "..."} naming the field or header at fault: 400 bad JSON or prompt,
+// 403 a Host or Origin not this server's, 404 unknown image id or route, 411 a body without
+// Content-Length (chunked), 413 a body or image over its limit, 415 an unsupported image,
+// Content-Type or Content-Encoding, 503 a job past its time limit, 500 anything unexpected.
+// docs/RELIABILITY.md ("Server limits") lists every limit with its flag.
 #pragma once
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "server/image_store.h"
+#include "server/request_parsing.h"
 
 namespace httplib {
 class Server;
@@ -25,9 +30,18 @@ namespace sam::server {
 struct ServerOptions {
     size_t max_upload_bytes = size_t{32} << 20;
     std::string web_dir;  // serve the page from here instead of the embedded copy (development)
+    JsonLimits json;      // JSON bodies: size and nesting
+    AmgLimits amg;        // "segment everything": prompts per request
+    double job_timeout_s = 120.0;  // "segment everything": time per request, waiting included
+    // Host and Origin headers must name the address listened on (host:port), a loopback name or
+    // one of allowed_hosts: a web page cannot reach the server through a name of its own.
+    std::string host = "127.0.0.1";
+    int port = 0;
+    std::vector<std::string> allowed_hosts;
 };
 
-// Registers every route, the JSON error handler and the one-line-per-request logger.
+// Registers every route, the header checks, the JSON error handler and the one-line-per-request
+// logger. Call it once the port is known (after binding).
 void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions& options);
 
 }  // namespace sam::server

@@ -1,7 +1,10 @@
 // sam serve: the interactive segmentation page and its JSON API over HTTP (routes.h).
 #include <httplib.h>
 
+#include <cstdint>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli/model_loading.h"
 #include "server/image_store.h"
@@ -17,26 +20,44 @@ struct ServeOptions {
     int max_upload_mb = 32;
     int cache_size = 8;
     std::string web_dir;
+    int64_t max_pixels = 40'000'000;
+    int max_decodes = 2;
+    int64_t max_prompts = 4096;
+    double job_timeout_s = 120.0;
+    std::vector<std::string> allowed_hosts;
 };
 
 int run_serve(const ServeOptions& o) {
     if (o.max_upload_mb < 1) throw InputError("--max-upload-mb", "must be at least 1");
     if (o.cache_size < 1) throw InputError("--cache-size", "must be at least 1");
+    if (o.max_pixels < 1 || o.max_pixels > kMaxImagePixels)
+        throw InputError("--max-pixels", "must be in [1, " + std::to_string(kMaxImagePixels) + "]");
+    if (o.max_decodes < 1 || o.max_decodes > 1024) throw InputError("--max-decodes", "must be in [1, 1024]");
+    if (o.max_prompts < 1) throw InputError("--max-prompts", "must be at least 1");
+    if (!(o.job_timeout_s > 0)) throw InputError("--job-timeout", "must be a positive number of seconds");
     Sam model = load_model(o.model);
-    server::ImageStore store(model, static_cast<size_t>(o.cache_size));
+    ImageLimits limits;
+    limits.max_pixels = o.max_pixels;
+    server::ImageStore store(model, static_cast<size_t>(o.cache_size), limits, o.max_decodes);
     server::ServerOptions so;
     so.max_upload_bytes = static_cast<size_t>(o.max_upload_mb) << 20;
     so.web_dir = o.web_dir;
+    so.amg.max_prompts = o.max_prompts;
+    so.job_timeout_s = o.job_timeout_s;
+    so.host = o.host;
+    so.allowed_hosts = o.allowed_hosts;
 
     httplib::Server http;
-    server::add_routes(http, store, so);
     const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
     if (port < 0) throw InputError("--port", "cannot listen on " + o.host + ":" + std::to_string(o.port));
+    so.port = port;  // Host and Origin headers must name it
+    server::add_routes(http, store, so);
     if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
         std::cerr << "sam serve: warning: listening on " << o.host
                   << ", not only on loopback; the API has no authentication" << std::endl;
     // Tests wait for this line to learn the port (--port 0 picks a free one).
-    std::cerr << "sam serve: " << model.config().model_type << " model, " << num_threads() << " threads, listening on http://"
+    std::cerr << "sam serve: " << model.config().model_type << " model, "
+              << (model.execution().threads > 0 ? model.execution().threads : available_cores()) << " threads, listening on http://"
               << o.host << ":" << port << "/" << std::endl;
     return http.listen_after_bind() ? 0 : 1;
 }
@@ -50,6 +71,12 @@ Registration reg("serve", "Serve the interactive segmentation page and its JSON 
     cmd.add_option("--cache-size", o->cache_size, "Images whose embeddings are kept (LRU)");
     cmd.add_option("--web-dir", o->web_dir, "Serve the page from this directory instead of the built-in copy")
         ->check(CLI::ExistingDirectory);
+    cmd.add_option("--max-pixels", o->max_pixels, "Largest accepted image, in pixels (checked before decoding)");
+    cmd.add_option("--max-decodes", o->max_decodes, "Uploads decoded and encoded at once (others wait)");
+    cmd.add_option("--max-prompts", o->max_prompts, "Most prompts (points over every crop) of one \"everything\" request");
+    cmd.add_option("--job-timeout", o->job_timeout_s, "Seconds an \"everything\" request may take, waiting included");
+    cmd.add_option("--allow-host", o->allowed_hosts,
+                   "Another name clients may use for this server in Host/Origin headers (repeatable)");
     return [o] { return run_serve(*o); };
 });
 

@@ -59,12 +59,19 @@ struct AmgTimings {
     int crops = 0, prompts = 0, masks_decoded = 0, masks_upsampled = 0;
 };
 
+// Computes with its model's execution options (Sam::with_execution), on the calling thread and
+// the threads it opens.
+//
+// Thread safety: generate() records last_timings(), so one generator runs one generate() at a
+// time; to segment images in parallel, give each thread its own generator (on one shared Sam).
 class SamAutomaticMaskGenerator {
   public:
     // Throws sam::InputError naming the option for values out of range.
     explicit SamAutomaticMaskGenerator(Sam model, AmgOptions options = {});
 
-    // Called after every decoded batch: (prompts done, prompts in all).
+    // Called after every decoded batch: (prompts done, prompts in all). To cancel, throw from
+    // it: generate() stops before the next batch (or crop) and lets the exception through; the
+    // generator stays usable.
     using Progress = std::function<void(int64_t done, int64_t total)>;
 
     // Records in the reference's order (descending score of the last NMS). An image where no

@@ -54,8 +54,11 @@ SamConfig sam_config_vit_l();  // 1024, 24, 16, {5, 11, 17, 23}
 SamConfig sam_config_vit_h();  // 1280, 32, 16, {7, 15, 23, 31}
 // "vit_b" | "vit_l" | "vit_h"; throws sam::InputError otherwise.
 SamConfig sam_config_for(const std::string& model_type);
-// The fixture's config.json format (encoder_embed_dim, encoder_depth, ...). Throws naming the
-// file and field on a missing or ill-typed field.
+// The fixture's config.json format (encoder_embed_dim, encoder_depth, ...). Throws sam::Error
+// naming the file and field on a missing or ill-typed field, a size out of range (non-positive or
+// absurd), or sizes the model cannot divide (heads, patches, the decoder's upscaling).
 SamConfig sam_config_from_json(const std::string& path);
+// The same from the JSON text; `path` names it in messages.
+SamConfig sam_config_from_json_text(const std::string& text, const std::string& path);
 
 }  // namespace sam

@@ -25,6 +25,12 @@ class ImageError : public Error {
     ImageError(const std::string& path, const std::string& what) : Error(path + ": " + what) {}
 };
 
+// An image whose header declares more pixels than the caller accepts: "<file>: <what>".
+class ImageTooLargeError : public ImageError {
+  public:
+    using ImageError::ImageError;
+};
+
 // A prompt or argument the model cannot take: "<field>: <what>".
 class InputError : public Error {
   public:

@@ -18,16 +18,25 @@ struct Image {
 // Largest image accepted, in pixels (2^28); larger headers are refused as decompression bombs.
 inline constexpr int64_t kMaxImagePixels = int64_t{1} << 28;
 
+// What one decode may cost, checked before any pixel is decoded: the size from the PNG IHDR or
+// the JPEG frame header, and the scans of a progressive JPEG as they are read (each scan is a
+// pass over the whole image, and a hostile file can hold thousands).
+struct ImageLimits {
+    int64_t max_pixels = kMaxImagePixels;  // width * height; larger throws ImageTooLargeError
+    int max_jpeg_scans = 100;              // more throws ImageError; real files have at most a few dozen
+};
+
 // Reads a JPEG or PNG file (format from the content, not the name), as cv2.imread(path,
 // IMREAD_COLOR) followed by BGR->RGB:
 //   - grey becomes 3 equal channels; alpha is dropped without compositing; palettes expanded;
 //   - 16-bit samples keep their high byte;
 //   - JPEG EXIF orientation (all 8 values) is applied.
-// Throws sam::ImageError "<path>: <what>" for a missing, truncated, corrupt or unknown file.
-Image read_image(const std::string& path);
+// Throws sam::ImageError "<path>: <what>" for a missing, truncated, corrupt or unknown file, and
+// sam::ImageTooLargeError (an ImageError) for one over limits.max_pixels.
+Image read_image(const std::string& path, const ImageLimits& limits = {});
 
 // Same from bytes in memory (e.g. an HTTP upload); `name` is used in error messages.
-Image decode_image(const uint8_t* data, size_t size, const std::string& name);
+Image decode_image(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits = {});
 
 // Encodes 8-bit pixels, row-major (height, width, channels) with channels 1 (grey), 3 (RGB)
 // or 4 (RGBA), as a PNG.

@@ -69,6 +69,13 @@ struct BatchPrediction {
     Tensor low_res_logits;               // (B, M, 256, 256)
 };
 
+// Computes with its model's execution options (Sam::with_execution), on the calling thread.
+//
+// Thread safety: the const methods (predict, predict_batch, embedding, geometry,
+// save_embedding) may run on any number of threads at once, also while other predictors use
+// the same Sam. set_image, set_embedding, load_embedding and reset_image change the image and
+// must not overlap any other call on the same predictor (one predictor per image and thread of
+// control that changes it; predictors are cheap besides their image's embedding).
 class SamPredictor {
   public:
     explicit SamPredictor(Sam model);

@@ -14,6 +14,7 @@
 
 #include "sam/config.h"
 #include "sam/error.h"
+#include "sam/execution.h"
 #include "sam/image.h"
 #include "sam/tensor.h"
 
@@ -34,6 +35,8 @@ struct ImageGeometry {
     int input_h = 0, input_w = 0;  // after resizing the longest side to img_size
 };
 
+// Thread safety: a Sam is an immutable handle on shared weights. Any number of threads may call
+// its const methods at once, on one handle or on copies.
 class Sam {
   public:
     // Loads and checks every expected key and shape; throws sam::CheckpointError naming the
@@ -44,6 +47,11 @@ class Sam {
     // values). `tensors`, if given, receives every weight under its checkpoint key, in order.
     static Sam random(const SamConfig& config, uint64_t seed = 0,
                       std::vector<std::pair<std::string, Tensor>>* tensors = nullptr);
+
+    // A handle on the same weights (nothing copied) that computes with `options`. A precision
+    // this CPU has no fast instructions for becomes F32: compare execution().precision.
+    Sam with_execution(const ExecutionOptions& options) const;
+    const ExecutionOptions& execution() const { return execution_; }
 
     const SamConfig& config() const;
     const std::string& checkpoint_path() const;
@@ -60,23 +68,7 @@ class Sam {
 
   private:
     std::shared_ptr<const SamModel> model_;
+    ExecutionOptions execution_;
 };
-
-// Precision of the image encoder's transformer blocks (their linear layers: ~90% of the
-// encoder's work); everything else stays fp32.
-//   F32:  exact parity with the reference.
-//   BF16: bf16 inputs, fp32 accumulation; CPUs with native bf16 instructions (AVX512-BF16, AMX).
-//   INT8: dynamic int8 quantisation (u8 activations per tensor, 7-bit weights per channel),
-//         int32 accumulation; CPUs with AVX2 or later.
-// Takes effect for layers run afterwards, process-wide. Returns the precision in effect: F32
-// when the CPU lacks the instructions asked for.
-enum class Precision { F32, BF16, INT8 };
-Precision set_precision(Precision p);
-Precision precision_from_string(const std::string& s);  // "f32" | "bf16" | "int8"
-const char* to_string(Precision p);
-
-// Sets the number of threads for every computation; n <= 0 means all cores (the default).
-void set_num_threads(int n);
-int num_threads();
 
 }  // namespace sam

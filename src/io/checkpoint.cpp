@@ -32,6 +32,10 @@ namespace {
 
 size_t element_size(DType d) { return d == DType::F32 ? 4 : 2; }
 
+// Keys may share a storage (tied weights, views), but all tensors together may describe at most
+// this many times the file's bytes: fetching every tensor stays proportional to the file.
+constexpr uint64_t kMaxTensorBytesPerFileByte = 8;
+
 // What torch.load rejects as legacy: protocol-2 pickle of the magic number 0x1950a86a20f9469cfc6c.
 constexpr std::array<uint8_t, 14> kLegacyMagic = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
                                                   0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
@@ -164,6 +168,7 @@ Checkpoint Checkpoint::parse(std::string path, const uint8_t* data, size_t size,
     Checkpoint c;
     c.path_ = std::move(path);
     c.mapping_ = std::move(owner);
+    uint64_t tensor_bytes = 0;
     for (const PickledTensor& t : parse_state_dict_pickle(zip.payload(*pkl), c.path_, pkl->name)) {
         if (!t.dtype)
             throw CheckpointError(c.path_, t.key, "unsupported dtype " + t.storage_type +
@@ -174,6 +179,13 @@ Checkpoint Checkpoint::parse(std::string path, const uint8_t* data, size_t size,
             throw CheckpointError(c.path_, t.key, "storage " + prefix + "data/" + t.storage + " missing from the archive");
         c.index_.emplace(t.key, c.records_.size());
         c.records_.push_back(make_record(c.path_, t, *storage, data));
+        const TensorRecord& r = c.records_.back();
+        tensor_bytes += static_cast<uint64_t>(shape_numel(r.shape)) * element_size(r.dtype);  // each <= file size
+        if (tensor_bytes > kMaxTensorBytesPerFileByte * size)
+            throw CheckpointError(c.path_, t.key, "the tensors up to this key describe " + std::to_string(tensor_bytes) +
+                                                      " bytes, more than " + std::to_string(kMaxTensorBytesPerFileByte) +
+                                                      " times the file's " + std::to_string(size) +
+                                                      " (too many keys share one storage)");
     }
     return c;
 }

@@ -7,6 +7,7 @@
 // guards that free the library state live in the caller, so a longjmp skips no destructor.
 #include "sam/image.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -27,23 +28,20 @@ namespace {
 
 // How a protected decode ended. The message is formatted by the caller, outside the setjmp
 // frame, so that frame holds no std::string.
-enum class Status { kOk, kLibraryError, kBadSize, kUnsupported };
+enum class Status { kOk, kLibraryError, kBadSize, kTooManyScans, kUnsupported };
 
-bool size_ok(int64_t width, int64_t height) {
-    return width > 0 && height > 0 && width * height <= kMaxImagePixels;
+bool size_ok(int64_t width, int64_t height, int64_t max_pixels) {
+    return width > 0 && height > 0 && width * height <= std::min(max_pixels, kMaxImagePixels);
 }
 
-// Why a header's size is refused (empty, or over kMaxImagePixels).
-std::string size_problem(int64_t width, int64_t height) {
-    if (width <= 0 || height <= 0) {
-        return "invalid image size " + std::to_string(width) + "x" + std::to_string(height);
-    }
-    if (width * height > kMaxImagePixels) {
-        return "image is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
-               std::to_string(width * height) + " pixels, more than the 2^28 accepted " +
-               "(refused as a possible decompression bomb)";
-    }
-    return "";
+// Throws the error for a header size that size_ok refuses: empty, or over the limit.
+[[noreturn]] void throw_size_error(const std::string& name, int64_t width, int64_t height, int64_t max_pixels) {
+    const std::string size = std::to_string(width) + "x" + std::to_string(height);
+    if (width <= 0 || height <= 0) throw ImageError(name, "invalid image size " + size);
+    const int64_t limit = std::min(max_pixels, kMaxImagePixels);
+    throw ImageTooLargeError(name, "image is " + size + " = " + std::to_string(width * height) +
+                                       " pixels, more than the " + std::to_string(limit) +
+                                       " accepted (refused before decoding, as a possible decompression bomb)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,6 +114,20 @@ void jpeg_fail(j_common_ptr cinfo) {
     std::longjmp(err->jump, 1);
 }
 
+// Counts the scans of a progressive file as libjpeg reads them (the check libjpeg-turbo's
+// documentation recommends against hostile progressive JPEGs); past the limit it jumps out.
+struct JpegScanLimit {
+    jpeg_progress_mgr pub;  // first member: libjpeg hands back a pointer to it
+    int max_scans;
+};
+
+void jpeg_progress(j_common_ptr cinfo) {
+    if (!cinfo->is_decompressor) return;
+    const auto* limit = reinterpret_cast<JpegScanLimit*>(cinfo->progress);
+    if (reinterpret_cast<j_decompress_ptr>(cinfo)->input_scan_number > limit->max_scans)
+        std::longjmp(reinterpret_cast<JpegErrorManager*>(cinfo->err)->jump, 2);
+}
+
 // Warnings are ignored (as OpenCV does), except running out of data: libjpeg would otherwise
 // fill the rest of a truncated file with grey and succeed.
 void jpeg_message(j_common_ptr cinfo, int level) {
@@ -137,12 +149,13 @@ void cmyk_row_to_rgb(const uint8_t* cmyk, uint8_t* rgb, int width) {
     }
 }
 
-Status decode_jpeg_protected(jpeg_decompress_struct& cinfo, JpegErrorManager& err, JpegDecode& st) {
-    if (setjmp(err.jump)) return Status::kLibraryError;
+Status decode_jpeg_protected(jpeg_decompress_struct& cinfo, JpegErrorManager& err, JpegDecode& st,
+                             int64_t max_pixels) {
+    if (const int jumped = setjmp(err.jump)) return jumped == 2 ? Status::kTooManyScans : Status::kLibraryError;
     jpeg_read_header(&cinfo, TRUE);
     st.header_w = cinfo.image_width;
     st.header_h = cinfo.image_height;
-    if (!size_ok(st.header_w, st.header_h)) return Status::kBadSize;
+    if (!size_ok(st.header_w, st.header_h, max_pixels)) return Status::kBadSize;
     // The first APP1 segment holding Exif data gives the orientation.
     for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next) {
         if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && std::memcmp(m->data, "Exif\0\0", 6) == 0) {
@@ -170,23 +183,30 @@ Status decode_jpeg_protected(jpeg_decompress_struct& cinfo, JpegErrorManager& er
     return Status::kOk;
 }
 
-Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits) {
     jpeg_decompress_struct cinfo{};
     JpegErrorManager err{};
     cinfo.err = jpeg_std_error(&err.pub);
     err.pub.error_exit = jpeg_fail;
     err.pub.emit_message = jpeg_message;
     jpeg_create_decompress(&cinfo);
+    JpegScanLimit scan_limit{};
+    scan_limit.pub.progress_monitor = jpeg_progress;
+    scan_limit.max_scans = limits.max_jpeg_scans;
+    cinfo.progress = &scan_limit.pub;
     std::unique_ptr<jpeg_decompress_struct, void (*)(jpeg_decompress_struct*)> guard(
         &cinfo, [](jpeg_decompress_struct* c) { jpeg_destroy_decompress(c); });
     jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
     jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
 
     JpegDecode st;
-    switch (decode_jpeg_protected(cinfo, err, st)) {
+    switch (decode_jpeg_protected(cinfo, err, st, limits.max_pixels)) {
         case Status::kOk: break;
         case Status::kLibraryError: throw ImageError(name, std::string("corrupt or truncated JPEG: ") + err.message);
-        case Status::kBadSize: throw ImageError(name, size_problem(st.header_w, st.header_h));
+        case Status::kBadSize: throw_size_error(name, st.header_w, st.header_h, limits.max_pixels);
+        case Status::kTooManyScans:
+            throw ImageError(name, "progressive JPEG with more than " + std::to_string(limits.max_jpeg_scans) +
+                                       " scans (refused as a possible denial of service)");
         case Status::kUnsupported: throw ImageError(name, "JPEG decoder returned no scanline");
     }
     return apply_orientation(st.image, st.orientation);
@@ -228,13 +248,13 @@ struct PngDecode {
     int64_t header_w = 0, header_h = 0;
 };
 
-Status decode_png_protected(png_structp png, png_infop info, PngDecode& st) {
+Status decode_png_protected(png_structp png, png_infop info, PngDecode& st, int64_t max_pixels) {
     if (setjmp(png_jmpbuf(png))) return Status::kLibraryError;
     png_read_info(png, info);
     const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     st.header_w = w;
     st.header_h = h;
-    if (!size_ok(w, h)) return Status::kBadSize;
+    if (!size_ok(w, h, max_pixels)) return Status::kBadSize;
     const int bit_depth = png_get_bit_depth(png, info), color_type = png_get_color_type(png, info);
     // To 8-bit samples: 16-bit keeps the high byte (OpenCV uses png_set_strip_16 too);
     // palettes and 1/2/4-bit grey are expanded. Alpha and tRNS are left for us to drop.
@@ -273,7 +293,7 @@ Status decode_png_protected(png_structp png, png_infop info, PngDecode& st) {
     return Status::kOk;
 }
 
-Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
+Image decode_png(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits) {
     PngErrorState err;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_fail, png_warn);
     if (!png) throw ImageError(name, "cannot initialise the PNG decoder");
@@ -288,10 +308,11 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
     png_set_read_fn(png, &src, png_read_memory);
 
     PngDecode st;
-    switch (decode_png_protected(png, info, st)) {
+    switch (decode_png_protected(png, info, st, limits.max_pixels)) {
         case Status::kOk: break;
         case Status::kLibraryError: throw ImageError(name, std::string("corrupt or truncated PNG: ") + err.message);
-        case Status::kBadSize: throw ImageError(name, size_problem(st.header_w, st.header_h));
+        case Status::kBadSize: throw_size_error(name, st.header_w, st.header_h, limits.max_pixels);
+        case Status::kTooManyScans:
         case Status::kUnsupported: throw ImageError(name, "unsupported PNG layout");
     }
     return std::move(st.image);
@@ -339,15 +360,16 @@ bool encode_png_protected(png_structp png, png_infop info, PngEncode& st) {
 
 }  // namespace
 
-Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
+Image decode_image(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits) {
     static const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (size == 0 || data == nullptr) throw ImageError(name, "empty file");
-    if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return decode_png(data, size, name);
-    if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return decode_jpeg(data, size, name);
+    if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return decode_png(data, size, name, limits);
+    if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
+        return decode_jpeg(data, size, name, limits);
     throw ImageError(name, "unknown image format (only JPEG and PNG are read)");
 }
 
-Image read_image(const std::string& path) {
+Image read_image(const std::string& path, const ImageLimits& limits) {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
     if (!f) throw ImageError(path, std::string("cannot open: ") + std::strerror(errno));
     std::vector<uint8_t> bytes;
@@ -355,7 +377,7 @@ Image read_image(const std::string& path) {
     size_t n;
     while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) bytes.insert(bytes.end(), buf, buf + n);
     if (std::ferror(f.get())) throw ImageError(path, std::string("cannot read: ") + std::strerror(errno));
-    return decode_image(bytes.data(), bytes.size(), path);
+    return decode_image(bytes.data(), bytes.size(), path, limits);
 }
 
 std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, int channels) {

@@ -24,6 +24,16 @@ enum Op : uint8_t {
 // Hostile input cannot make the interpreter hold more than this many stack entries or marks.
 // Every value is built from at least one opcode byte, so memory is linear in the input anyway.
 constexpr size_t kMaxStack = size_t{1} << 22;
+// A tensor's size and stride tuples: SAM's parameters have at most 4 dimensions.
+constexpr size_t kMaxTensorDims = 8;
+// Tensors (and storages) in one state dict: SAM ViT-H has under 600.
+constexpr size_t kMaxTensors = size_t{1} << 16;
+// Copies are what a small pickle can multiply: a memoised string or tuple fetched again and again
+// costs two bytes per fetch but is copied each time it is used. Every element or byte copied is
+// charged against a budget proportional to the pickle's size; a torch.save state dict uses about
+// one unit per byte.
+constexpr uint64_t kWorkPerByte = 16;
+constexpr uint64_t kWorkBase = uint64_t{1} << 20;
 
 // A pickled value. Values live in one arena and refer to each other by index, so that shared and
 // even cyclic references (which a pickle can express) need no ownership and no recursion.
@@ -63,7 +73,7 @@ bool is_storage_global(const std::string& module, const std::string& name) {
 class Unpickler {
   public:
     Unpickler(std::span<const uint8_t> bytes, const std::string& path, const std::string& entry)
-        : b_(bytes), path_(path), entry_(entry) {}
+        : b_(bytes), path_(path), entry_(entry), budget_(kWorkBase + kWorkPerByte * bytes.size()) {}
 
     std::vector<PickledTensor> run();
 
@@ -95,8 +105,18 @@ class Unpickler {
         return std::string(reinterpret_cast<const char*>(start), n);
     }
 
+    // Charges `n` elements or bytes about to be copied; fails once the pickle has asked for more
+    // work than its size allows.
+    void charge(uint64_t n) {
+        if (n > budget_ - work_)
+            fail_at("pickle asks for more copying than its " + std::to_string(b_.size()) +
+                    " bytes allow (a memoised value reused too often)");
+        work_ += n;
+    }
+
     // The value arena, stack, marks and memo.
     uint32_t make(Value v) {
+        charge(1 + v.s.size() + v.items.size());
         arena_.push_back(std::move(v));
         return static_cast<uint32_t>(arena_.size() - 1);
     }
@@ -119,6 +139,7 @@ class Unpickler {
         if (marks_.empty()) fail_at("pickle MARK missing");
         size_t m = marks_.back();
         marks_.pop_back();
+        charge(stack_.size() - m);
         std::vector<uint32_t> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
         stack_.resize(m);
         return items;
@@ -141,7 +162,7 @@ class Unpickler {
     void tuple(std::vector<uint32_t> items) { push_new({Value::Tuple, 0, 0, {}, std::move(items)}); }
     void global(const std::string& module, const std::string& name);
     void reduce();
-    void rebuild_tensor(const std::vector<uint32_t>& args);
+    void rebuild_tensor(std::vector<uint32_t> args);
     void persistent_id();
     std::vector<int64_t> ints(uint32_t tuple, const char* what);
     void step(uint8_t op);
@@ -150,6 +171,8 @@ class Unpickler {
     std::span<const uint8_t> b_;
     const std::string& path_;
     const std::string& entry_;
+    const uint64_t budget_;
+    uint64_t work_ = 0;
     size_t pos_ = 0, op_pos_ = 0;
     bool stopped_ = false;
     std::vector<Value> arena_;
@@ -266,7 +289,10 @@ void Unpickler::step(uint8_t op) {
         }
         case STACK_GLOBAL: {
             uint32_t name = pop(), module = pop();
-            global(expect(module, Value::Str, "STACK_GLOBAL module").s, expect(name, Value::Str, "STACK_GLOBAL name").s);
+            const std::string& m = expect(module, Value::Str, "STACK_GLOBAL module").s;
+            const std::string& n = expect(name, Value::Str, "STACK_GLOBAL name").s;
+            charge(m.size() + n.size());
+            global(m, n);
             break;
         }
         case REDUCE: reduce(); break;
@@ -298,29 +324,39 @@ void Unpickler::global(const std::string& module, const std::string& name) {
 
 void Unpickler::reduce() {
     uint32_t args = pop();
-    const std::string callable = expect(pop(), Value::Global, "REDUCE callable").s;
-    std::vector<uint32_t> a = expect(args, Value::Tuple, "REDUCE arguments").items;
-    if (callable == "collections.OrderedDict") {
-        if (!a.empty()) fail_at("OrderedDict with constructor arguments is not supported");
+    uint32_t callable = pop();
+    const std::string& name = expect(callable, Value::Global, "REDUCE callable").s;
+    const size_t nargs = expect(args, Value::Tuple, "REDUCE arguments").items.size();
+    if (name == "collections.OrderedDict") {
+        if (nargs != 0) fail_at("OrderedDict with constructor arguments is not supported");
         push_new({Value::Dict, 0, 0, {}, {}});
-    } else if (callable == "torch._utils._rebuild_tensor_v2") {
-        rebuild_tensor(a);
+    } else if (name == "torch._utils._rebuild_tensor_v2") {
+        if (nargs != 6 && nargs != 7)
+            fail_at("_rebuild_tensor_v2 takes 6 or 7 arguments, got " + std::to_string(nargs));
+        charge(nargs);
+        rebuild_tensor(arena_[args].items);  // copied: rebuild_tensor grows the arena
     } else {
-        fail_at("cannot call " + callable);
+        fail_at("cannot call " + name.substr(0, 200));
     }
 }
 
+// A tensor's size or stride: a tuple of at most kMaxTensorDims ints.
 std::vector<int64_t> Unpickler::ints(uint32_t tuple, const char* what) {
+    const std::vector<uint32_t>& items = expect(tuple, Value::Tuple, what).items;
+    if (items.size() > kMaxTensorDims)
+        fail_at(std::string(what) + " has " + std::to_string(items.size()) + " dimensions, more than " +
+                std::to_string(kMaxTensorDims));
+    charge(items.size());
     std::vector<int64_t> out;
-    for (uint32_t v : expect(tuple, Value::Tuple, what).items) out.push_back(expect(v, Value::Int, what).i);
+    for (uint32_t v : items) out.push_back(expect(v, Value::Int, what).i);
     return out;
 }
 
 // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-void Unpickler::rebuild_tensor(const std::vector<uint32_t>& a) {
-    if (a.size() != 6 && a.size() != 7)
-        fail_at("_rebuild_tensor_v2 takes 6 or 7 arguments, got " + std::to_string(a.size()));
+void Unpickler::rebuild_tensor(std::vector<uint32_t> a) {
+    if (tensors_.size() >= kMaxTensors) fail_at("more than " + std::to_string(kMaxTensors) + " tensors");
     const Storage& s = storages_[static_cast<size_t>(expect(a[0], Value::Storage, "tensor storage").i)];
+    charge(s.type.size() + s.key.size());
     PickledTensor t;
     t.storage_type = s.type;
     t.dtype = s.dtype;
@@ -338,11 +374,16 @@ void Unpickler::rebuild_tensor(const std::vector<uint32_t>& a) {
 
 // ('storage', torch.<T>Storage, '<key>', '<location>', numel)
 void Unpickler::persistent_id() {
-    const std::vector<uint32_t> pid = expect(pop(), Value::Tuple, "persistent id").items;
-    if (pid.size() != 5 || expect(pid[0], Value::Str, "persistent id").s != "storage")
+    const uint32_t tuple = pop();
+    if (expect(tuple, Value::Tuple, "persistent id").items.size() != 5)
         fail_at("persistent id is not ('storage', type, key, location, numel)");
+    const std::vector<uint32_t> pid = arena_[tuple].items;
+    if (expect(pid[0], Value::Str, "persistent id").s != "storage")
+        fail_at("persistent id is not ('storage', type, key, location, numel)");
+    if (storages_.size() >= kMaxTensors) fail_at("more than " + std::to_string(kMaxTensors) + " storages");
+    charge(expect(pid[1], Value::Global, "storage type").s.size() + expect(pid[2], Value::Str, "storage key").s.size());
     Storage s;
-    s.type = expect(pid[1], Value::Global, "storage type").s;
+    s.type = arena_[pid[1]].s;
     if (s.type.rfind("torch.", 0) != 0) fail_at("storage type " + s.type + " is not a torch storage");
     s.dtype = storage_dtype(s.type);
     s.key = expect(pid[2], Value::Str, "storage key").s;
@@ -366,6 +407,7 @@ std::vector<PickledTensor> Unpickler::state_dict(uint32_t root) {
             throw CheckpointError(path_, key.s, std::string("value is a ") + kind_name(value.kind) + ", not a tensor");
         if (!seen.insert(key.s).second) throw CheckpointError(path_, key.s, "duplicate key in state dict");
         PickledTensor t = tensors_[static_cast<size_t>(value.i)];
+        charge(2 * key.s.size() + t.storage_type.size() + t.storage.size() + t.shape.size() + t.stride.size());
         t.key = key.s;
         out.push_back(std::move(t));
     }

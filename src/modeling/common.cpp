@@ -33,12 +33,12 @@ Tensor linear(const Tensor& x, const Linear& l, ops::Epilogue e) {
     return y;
 }
 
-void linear_add(const Tensor& x, const Linear& l, Tensor& y) {
+void linear_add(const Tensor& x, const Linear& l, Tensor& y, Precision p) {
     const int64_t K = x.dim(-1), M = x.numel() / K;
     if (K != l.w.dim(1) || y.numel() != M * l.out_features())
         throw Error("linear_add: input " + shape_str(x.shape()) + ", weight " + shape_str(l.w.shape()) +
                     ", output " + shape_str(y.shape()));
-    l.mm.forward(x.data(), M, y.data(), ops::Epilogue::Residual);
+    l.mm.forward(x.data(), M, y.data(), ops::Epilogue::Residual, -1, -1, p);
 }
 
 void layer_norm_inplace(Tensor& x, const LayerNorm& n, float eps) {

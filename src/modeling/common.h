@@ -72,8 +72,9 @@ class WeightLoader {
 
 // y = epilogue(x W^T + b) over the last dimension.
 Tensor linear(const Tensor& x, const Linear& l, ops::Epilogue e = ops::Epilogue::None);
-// y += x W^T + b (residual fused into the GEMM); y has x's rows and l's out features.
-void linear_add(const Tensor& x, const Linear& l, Tensor& y);
+// y += x W^T + b (residual fused into the GEMM); y has x's rows and l's out features; p is
+// the GEMM's precision.
+void linear_add(const Tensor& x, const Linear& l, Tensor& y, Precision p = Precision::F32);
 // Layer norm over the last dimension, in place.
 void layer_norm_inplace(Tensor& x, const LayerNorm& n, float eps);
 

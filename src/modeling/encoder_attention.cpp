@@ -20,12 +20,12 @@ Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, i
 }
 
 const Tensor& encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, int W, int num_heads,
-                                EncoderWorkspace& work) {
+                                EncoderWorkspace& work, Precision p) {
     const int64_t N = static_cast<int64_t>(H) * W, C = x.dim(1), hd = C / num_heads, C3 = 3 * C;
     if (work.qkv.shape() != Shape{N, C3}) work.qkv = Tensor::empty({N, C3});
     if (work.out.shape() != Shape{N, C}) work.out = Tensor::empty({N, C});
     const Tensor& qkv = work.qkv;  // (N, 3C): [q | k | v], heads contiguous inside each
-    w.qkv.mm.forward(x.data(), N, work.qkv.data());
+    w.qkv.mm.forward(x.data(), N, work.qkv.data(), ops::Epilogue::None, -1, -1, p);
     const float* qkv_d = qkv.data();
     const float* pad_row = w.qkv.b.data();  // q/k/v of a zero padding token
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));

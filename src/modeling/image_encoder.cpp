@@ -31,7 +31,6 @@ ImageEncoderWeights load_image_encoder(const WeightLoader& w, const ImageEncoder
         blk.rel_pos_w = b["attn"].tensor("rel_pos_w", {rel, hd});
         blk.lin1 = b["mlp.lin1"].linear(C * cfg.mlp_ratio, C);
         blk.lin2 = b["mlp.lin2"].linear(C, C * cfg.mlp_ratio);
-        for (Linear* l : {&blk.qkv, &blk.proj, &blk.lin1, &blk.lin2}) l->mm.allow_reduced_precision();
         e.blocks.push_back(std::move(blk));
     }
     e.neck_conv1 = make_linear(w["neck.0"].tensor("weight", {out, C, 1, 1}).reshape({out, C}), Tensor());
@@ -98,7 +97,7 @@ Tensor neck(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, const T
 }  // namespace
 
 Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, const Tensor& input,
-                             const ActivationObserver& observe) {
+                             Precision precision, const ActivationObserver& observe) {
     const int64_t S = cfg.img_size, G = S / cfg.patch_size, C = cfg.embed_dim;
     if (input.shape() != Shape{1, 3, S, S})
         throw InputError("image encoder input", "shape " + shape_str(input.shape()) + ", expected " +
@@ -113,12 +112,13 @@ Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderCon
         // x = x + proj(attn(norm1(x)))
         std::copy_n(x.data(), x.numel(), h.data());
         layer_norm_inplace(h, b.norm1, eps);
-        linear_add(encoder_attention(b, h, static_cast<int>(G), static_cast<int>(G), cfg.num_heads, ws), b.proj, x);
+        const Tensor& attn = encoder_attention(b, h, static_cast<int>(G), static_cast<int>(G), cfg.num_heads, ws, precision);
+        linear_add(attn, b.proj, x, precision);
         // x = x + lin2(gelu(lin1(norm2(x))))
         std::copy_n(x.data(), x.numel(), h.data());
         layer_norm_inplace(h, b.norm2, eps);
-        b.lin1.mm.forward(h.data(), G * G, m.data(), ops::Epilogue::Gelu);
-        linear_add(m, b.lin2, x);
+        b.lin1.mm.forward(h.data(), G * G, m.data(), ops::Epilogue::Gelu, -1, -1, precision);
+        linear_add(m, b.lin2, x, precision);
         if (observe) observe("block" + std::to_string(i), x.reshape({1, G, G, C}));
     }
     Tensor emb = neck(w, cfg, x);

@@ -37,8 +37,9 @@ ImageEncoderWeights load_image_encoder(const WeightLoader& w, const ImageEncoder
 using ActivationObserver = std::function<void(const std::string&, const Tensor&)>;
 
 // input (1, 3, S, S) normalised and padded -> image embedding (1, out_chans, S/16, S/16).
+// The blocks' linear layers run in `precision` (supported by this CPU); the rest in fp32.
 Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, const Tensor& input,
-                             const ActivationObserver& observe = nullptr);
+                             Precision precision = Precision::F32, const ActivationObserver& observe = nullptr);
 
 // Buffers reused from block to block: fresh multi-megabyte allocations cost a page fault per
 // 4 KiB on first touch (about a second per vit_b image).
@@ -50,8 +51,8 @@ struct EncoderWorkspace {
 // Multi-head attention with decomposed relative positions over a (H, W) token grid, windowed
 // when window_size > 0. x (H*W, C) -> (H*W, C), before the output projection.
 Tensor encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, int W, int num_heads);
-// Same, writing into ws.out (and using ws.qkv); returns ws.out.
+// Same, writing into ws.out (and using ws.qkv); returns ws.out. The qkv projection runs in p.
 const Tensor& encoder_attention(const EncoderBlockWeights& w, const Tensor& x, int H, int W, int num_heads,
-                                EncoderWorkspace& ws);
+                                EncoderWorkspace& ws, Precision p = Precision::F32);
 
 }  // namespace sam

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ops/ops.h"
+#include "ops/threads.h"
 
 namespace sam {
 
@@ -46,15 +47,8 @@ bool par(int64_t work) { return work >= kParallelMin && !omp_in_parallel(); }
 
 // Runs the enclosed calls on the calling thread alone: for small GEMMs a parallel region costs
 // more than it saves (and much more when the cores are shared with other work).
-class SingleThreaded {
-  public:
-    SingleThreaded() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-    ~SingleThreaded() { omp_set_num_threads(saved_); }
-    SingleThreaded(const SingleThreaded&) = delete;
-    SingleThreaded& operator=(const SingleThreaded&) = delete;
-
-  private:
-    int saved_;
+struct SingleThreaded : ops::ThreadScope {
+    SingleThreaded() : ops::ThreadScope(1) {}
 };
 
 // C (M, N) = A (M, K) op(B) (+ C when `acc`); K = 0 gives zeros (or leaves C).

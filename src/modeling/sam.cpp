@@ -4,6 +4,7 @@
 
 #include "ops/matmul.h"
 #include "ops/ops.h"
+#include "ops/threads.h"
 #include "sam/sam.h"
 #include "transforms.h"
 
@@ -73,8 +74,16 @@ const std::string& Sam::checkpoint_path() const { return model_->path; }
 std::string Sam::checkpoint_dtype() const { return model_->dtype; }
 int64_t Sam::parameter_count() const { return model_->parameter_count; }
 
+Sam Sam::with_execution(const ExecutionOptions& options) const {
+    Sam s = *this;
+    s.execution_ = options;
+    if (!precision_supported(options.precision)) s.execution_.precision = Precision::F32;
+    return s;
+}
+
 Tensor Sam::encode(const Tensor& input) const {
-    return image_encoder_forward(model_->image_encoder, model_->config.encoder, input);
+    ops::ThreadScope threads(execution_.threads);
+    return image_encoder_forward(model_->image_encoder, model_->config.encoder, input, execution_.precision);
 }
 
 Tensor Sam::embed(const Image& image) const {
@@ -87,13 +96,10 @@ ImageGeometry Sam::geometry(int orig_h, int orig_w) const {
     return {orig_h, orig_w, h, w};
 }
 
-Precision set_precision(Precision p) {
-    if (p == Precision::BF16 && !ops::bf16_supported()) p = Precision::F32;
-    if (p == Precision::INT8 && !ops::int8_supported()) p = Precision::F32;
-    ops::set_precision(p == Precision::BF16   ? ops::Precision::BF16
-                       : p == Precision::INT8 ? ops::Precision::INT8
-                                              : ops::Precision::F32);
-    return p;
+bool precision_supported(Precision p) {
+    if (p == Precision::BF16) return ops::bf16_supported();
+    if (p == Precision::INT8) return ops::int8_supported();
+    return true;
 }
 
 Precision precision_from_string(const std::string& s) {
@@ -111,7 +117,6 @@ const char* to_string(Precision p) {
     }
 }
 
-void set_num_threads(int n) { ops::set_num_threads(n); }
-int num_threads() { return ops::num_threads(); }
+int available_cores() { return ops::available_cores(); }
 
 }  // namespace sam

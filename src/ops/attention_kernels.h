@@ -22,6 +22,8 @@
 #include <memory>
 #include <vector>
 
+#include "ops/cpu.h"
+
 namespace sam::ops {
 
 // What the heads and windows of one attention layer share: the token grid, the relative-
@@ -60,16 +62,14 @@ class RelPosAttention {
     explicit RelPosAttention(const RelPosAttentionParams& params);
     // k_rows[t], v_rows[t]: key and value of grid token t (head_dim floats each).
     void set_keys_values(const float* const* k_rows, const float* const* v_rows);
-    // out_rows[i] (head_dim floats) = attention of query q_rows[i], at grid token q_tok[i].
+    // out_rows[i] (head_dim floats) = attention of query q_rows[i], at grid token q_tok[i],
+    // with the kernels in use (kernel_isa()).
     void attend(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows);
-    // The same blocking with plain C++ loops: the fallback where AVX2/FMA is not built for,
-    // and an oracle for the vector kernels in the tests.
-    void attend_portable(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows);
+    // The same with the kernels of `isa` (which the CPU must run: cpu_runs()). The portable
+    // kernels, the same blocking in plain C++ loops, are the oracle for the vector ones.
+    void attend(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows, KernelIsa isa);
 
   private:
-    template <class Kernels>
-    void attend_with(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows);
-
     RelPosAttentionParams params_;
     AlignedFloats keys_, values_, table_h_, table_w_;  // packed (see attention_kernels.cpp)
     AlignedFloats work_;                               // per query block buffers

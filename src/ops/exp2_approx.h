@@ -3,8 +3,8 @@
 // is a plain rounding, x = n + f with |f| <= 1/2, and 2^f a degree-7 polynomial (its Taylor
 // series: truncation error 5e-9, below float's rounding). libm's exp2f neither vectorises
 // nor inlines, and attention evaluates hundreds of millions of these per image, so this is
-// written by hand: a portable scalar version (the oracle) and an AVX2 version of the same
-// arithmetic.
+// written by hand: this portable scalar version (the oracle), and vector versions of the same
+// arithmetic beside the attention kernels of each instruction set.
 #pragma once
 
 #include <cmath>
@@ -12,9 +12,6 @@
 #include <cstring>
 #include <iterator>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
 
 namespace sam::ops::approx {
 
@@ -38,18 +35,5 @@ inline float exp2_nonpositive(float x) {
     return p * scale;
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
-inline __m256 exp2_nonpositive(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(kExp2Min));
-    // Adding 1.5 * 2^23 rounds to an integer (to nearest) and leaves it in the low mantissa bits.
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
-    const __m256 t = _mm256_add_ps(x, magic);
-    const __m256 f = _mm256_sub_ps(x, _mm256_sub_ps(t, magic));
-    __m256 p = _mm256_set1_ps(kExp2Poly[0]);
-    for (size_t k = 1; k < std::size(kExp2Poly); ++k) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(kExp2Poly[k]));
-    const __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(t), 23), _mm256_set1_epi32(127 << 23));
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-#endif
 
 }  // namespace sam::ops::approx

@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <dnnl.hpp>
 #include <string>
 #include <tuple>
 
+#include "ops/cpu.h"
 #include "sam/error.h"
 
 namespace sam::ops {
@@ -20,8 +23,6 @@ dnnl::engine& cpu_engine() {
     static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     return engine;
 }
-
-Precision g_precision = Precision::F32;
 
 // Whether oneDNN has a non-reference matmul for these data types here (a reference
 // implementation exists for some types on every CPU but is far slower than fp32).
@@ -88,8 +89,19 @@ void quantise_weights(const float* w, int64_t N, int64_t K, std::vector<int8_t>&
 
 }  // namespace
 
-void set_precision(Precision p) { g_precision = p; }
-Precision precision() { return g_precision; }
+std::string gemm_library_isa() {
+    switch (dnnl::get_effective_cpu_isa()) {
+        case dnnl::cpu_isa::sse41: return "sse41";
+        case dnnl::cpu_isa::avx: return "avx";
+        case dnnl::cpu_isa::avx2: return "avx2";
+        case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+        case dnnl::cpu_isa::avx512_core: return "avx512_core";
+        case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+        case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+        case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+        default: return "other";
+    }
+}
 
 bool bf16_supported() {
     static const bool supported = has_fast_matmul(dt::bf16, dt::bf16);
@@ -131,9 +143,31 @@ double matmul_peak_gflops(Precision p, int64_t M, int64_t N, int64_t K, int reps
     return best;
 }
 
+// The scratchpad of one primitive execution. Primitives are made with a user-managed
+// scratchpad so that one primitive may run on several threads at once (the decoder's per-prompt
+// loop, concurrent server requests): each executing thread passes its own buffer. With oneDNN's
+// default (library-managed, one per primitive) concurrent executions share that buffer, which
+// its AVX-512 kernels use, and overwrite each other's partial results.
+static memory thread_scratchpad(const memory::desc& md) {
+    struct Aligned {
+        void operator()(void* p) const { std::free(p); }
+    };
+    thread_local std::unique_ptr<void, Aligned> buffer;
+    thread_local size_t capacity = 0;
+    const size_t need = md.get_size();
+    if (need > capacity) {
+        buffer.reset();
+        const size_t bytes = (need + 63) / 64 * 64;
+        buffer.reset(std::aligned_alloc(64, bytes));
+        if (!buffer) throw std::bad_alloc();
+        capacity = bytes;
+    }
+    return memory(md, cpu_engine(), buffer.get());
+}
+
 struct PackedLinear::Entry {
     dnnl::matmul prim;
-    memory::desc src_md, dst_md;
+    memory::desc src_md, dst_md, scratchpad_md;
     memory weights;  // in the primitive's layout (fp32: the caller's weights in place)
     memory bias;
     Precision precision = Precision::F32;
@@ -141,12 +175,14 @@ struct PackedLinear::Entry {
 
 PackedLinear::PackedLinear(Tensor w, Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
 
-void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int64_t lda, int64_t ldy) const {
+void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int64_t lda, int64_t ldy,
+                           Precision prec) const {
     const int64_t N = out_features(), K = in_features();
     if (lda < 0) lda = K;
     if (ldy < 0) ldy = N;
     if (M == 0) return;
-    const Precision prec = reduced_ok_ ? g_precision : Precision::F32;
+    if ((prec == Precision::BF16 && !bf16_supported()) || (prec == Precision::INT8 && !int8_supported()))
+        throw Error(std::string("matmul: ") + to_string(prec) + " asked for on a CPU without fast instructions for it");
     std::shared_ptr<Entry> entry;
     {
         std::lock_guard<std::mutex> lock(cache_->mutex);
@@ -166,6 +202,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
             memory::desc w_md({K, N}, dt::f32, tag::ba);
             memory::desc b_md({1, N}, dt::f32, tag::ab);
             dnnl::primitive_attr attr;
+            attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
             if (prec == Precision::BF16) {
                 src_md = memory::desc({M, K}, dt::bf16, tag::ab);
                 w_md = memory::desc({K, N}, dt::bf16, tag::any);
@@ -186,6 +223,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
                                              : dnnl::matmul::desc(src_md, w_md, entry->dst_md);
             dnnl::matmul::primitive_desc pd(d, attr, eng);
             entry->src_md = pd.src_desc();
+            entry->scratchpad_md = pd.scratchpad_desc();
             entry->prim = dnnl::matmul(pd);
             dnnl::stream s(eng);
             memory user_w;
@@ -218,6 +256,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
     memory dst(entry->dst_md, eng, y);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, entry->weights}, {DNNL_ARG_DST, dst}};
     if (b_.defined()) args[DNNL_ARG_BIAS] = entry->bias;
+    args[DNNL_ARG_SCRATCHPAD] = thread_scratchpad(entry->scratchpad_md);
     entry->prim.execute(s, args);
     s.wait();
 }
@@ -252,7 +291,8 @@ void PackedLinear::forward_int8(const Entry& entry, const float* x, int64_t M, f
                            {DNNL_ARG_BIAS, bias_mem},
                            {DNNL_ARG_DST, dst},
                            {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zp_mem},
-                           {DNNL_ARG_ATTR_OUTPUT_SCALES, scale_mem}});
+                           {DNNL_ARG_ATTR_OUTPUT_SCALES, scale_mem},
+                           {DNNL_ARG_SCRATCHPAD, thread_scratchpad(entry.scratchpad_md)}});
     s.wait();
 }
 

@@ -1,8 +1,8 @@
 // Linear layers through oneDNN's matmul primitive: bias, GELU and the residual sum are fused
 // into the GEMM as post-ops, so a block's MLP and projections make no extra memory passes.
 //
-// Reduced precision (for layers marked with allow_reduced_precision(): the image encoder's
-// blocks) comes in two kinds:
+// Reduced precision (asked for per call: the image encoder asks for its blocks' layers) comes
+// in two kinds:
 //   BF16: weights converted once, activations converted per call; needs native bf16
 //         instructions (AVX512-BF16, AMX).
 //   INT8: weights quantised once per output channel to 7 bits (-63..63: CPUs without VNNI sum
@@ -17,6 +17,7 @@
 #include <mutex>
 #include <vector>
 
+#include "sam/execution.h"
 #include "sam/tensor.h"
 
 namespace sam::ops {
@@ -28,9 +29,6 @@ enum class Epilogue {
     Residual,  // y += x W^T + b               (y holds the residual on entry)
 };
 
-enum class Precision { F32, BF16, INT8 };
-void set_precision(Precision p);  // for every matmul created afterwards
-Precision precision();
 // Whether this CPU has native bf16 matrix instructions the library can use (AVX512-BF16, AMX).
 bool bf16_supported();
 // Whether the library has an optimised u8 x s8 matmul on this CPU (AVX2 and later).
@@ -41,7 +39,8 @@ bool int8_supported();
 double matmul_peak_gflops(Precision p, int64_t M, int64_t N, int64_t K, int reps);
 
 // A linear layer's weights plus the primitives and packed weights made for them, per row
-// count M. Thread-safe; copies share the cache.
+// shape and precision. Thread-safe: forward() may run on any number of threads at once (each
+// execution has its own scratchpad); copies share the cache.
 class PackedLinear {
   public:
     PackedLinear() = default;
@@ -51,18 +50,15 @@ class PackedLinear {
     const Tensor& bias() const { return b_; }
     int64_t out_features() const { return w_.dim(0); }
     int64_t in_features() const { return w_.dim(1); }
-    // Lets this layer run in the reduced precision set by set_precision (fp32 otherwise).
-    void allow_reduced_precision(bool on = true) { reduced_ok_ = on; }
-
-    // y (M, N) from x (M, K), rows with leading dimensions lda / ldy (in elements).
+    // y (M, N) from x (M, K), rows with leading dimensions lda / ldy (in elements), in
+    // precision p (which the caller has checked is supported: precision_supported()).
     void forward(const float* x, int64_t M, float* y, Epilogue e = Epilogue::None, int64_t lda = -1,
-                 int64_t ldy = -1) const;
+                 int64_t ldy = -1, Precision p = Precision::F32) const;
 
   private:
     struct Entry;
     void forward_int8(const Entry& entry, const float* x, int64_t M, float* y, int64_t lda) const;
     Tensor w_, b_;
-    bool reduced_ok_ = false;
     struct Cache {
         std::mutex mutex;
         std::vector<int8_t> w_int8;  // (N, K), made on first int8 use

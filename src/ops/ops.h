@@ -12,10 +12,6 @@
 
 namespace sam::ops {
 
-// Threads used by every kernel and by the GEMM library. n <= 0: all cores.
-void set_num_threads(int n);
-int num_threads();
-
 // C (M, N) = alpha * A (M, K) * op(B) + beta * C; op(B) = B^T when `b_transposed`
 // (B stored (N, K)), else B stored (K, N). Leading dimensions are explicit for sub-views.
 void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
@@ -30,10 +26,6 @@ void layer_norm(float* x, int64_t rows, int64_t C, const float* gamma, const flo
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
 
 void gelu_inplace(float* x, int64_t n);  // exact (erf) GELU, as nn.GELU()
-void relu_inplace(float* x, int64_t n);
 void add_inplace(float* x, const float* y, int64_t n);  // x += y
-void softmax_rows(float* x, int64_t rows, int64_t cols);  // in place, numerically stable
-void softmax_row(float* x, int64_t cols);                 // one row, no threading (AVX2 where built for it)
-void softmax_row_portable(float* x, int64_t cols);        // the same in plain C++ (the oracle)
 
 }  // namespace sam::ops
