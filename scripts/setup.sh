@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages sam and its tests need (as root or through sudo), the
-# browser test's Python packages into .venv (tests/browser/requirements.txt), and builds sam in
-# Release with native CPU flags into build/ (or $SAM_BUILD_DIR).
+# browser test's Python packages into .venv (tests/browser/requirements.txt), and builds sam
+# in Release into build/ (or $SAM_BUILD_DIR).
 #   scripts/setup.sh            install + build
 #   SAM_SKIP_APT=1 scripts/setup.sh   build only
 set -euo pipefail
