@@ -17,7 +17,9 @@ if [ ! -f "$ckpt" ]; then
     url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
     echo "demo: $ckpt not found; fetching $url"
     mkdir -p "$(dirname "$ckpt")"
-    if command -v curl >/dev/null && curl -fL --connect-timeout 10 -o "$ckpt.part" "$url"; then
+    # Gives up when the address cannot be reached in 10 s or the transfer stalls for 60 s.
+    if command -v curl >/dev/null &&
+        curl -fL --connect-timeout 10 --speed-limit 1024 --speed-time 60 -o "$ckpt.part" "$url"; then
         mv "$ckpt.part" "$ckpt"
     else
         rm -f "$ckpt.part"

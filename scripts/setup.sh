@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages sam needs (as root or through sudo) and builds it in
-# Release with native CPU flags into build/ (or $SAM_BUILD_DIR).
+# Installs the Debian/Ubuntu packages sam and its tests need (as root or through sudo), the
+# browser test's Python packages into .venv (tests/browser/requirements.txt), and builds sam
+# in Release into build/ (or $SAM_BUILD_DIR).
 #   scripts/setup.sh            install + build
 #   SAM_SKIP_APT=1 scripts/setup.sh   build only
 set -euo pipefail
@@ -9,22 +10,45 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config git
           libdnnl-dev ocl-icd-opencl-dev libpng-dev libjpeg62-turbo-dev libexif-dev
           nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
-          libgtest-dev libgmock-dev libbenchmark-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev
+          curl ca-certificates                 # scripts/demo.sh fetches the checkpoint
+          chromium python3-venv)               # the browser test (tests/browser)
 
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${SAM_SKIP_APT:-0}" != 1 ] && [ ${#missing[@]} -gt 0 ]; then
-    # Ubuntu names libjpeg-turbo's dev package libjpeg-turbo8-dev.
-    if ! apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
-        missing=("${missing[@]/libjpeg62-turbo-dev/libjpeg-turbo8-dev}")
-    fi
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "setup: installing ${missing[*]}"
+    # First: the package names below are checked against the lists (a fresh machine has none).
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    install=()
+    for p in "${missing[@]}"; do
+        if apt-cache show "$p" >/dev/null 2>&1; then
+            install+=("$p")
+        elif [ "$p" = libjpeg62-turbo-dev ]; then
+            install+=(libjpeg-turbo8-dev)   # Ubuntu's name for it
+        elif [ "$p" = chromium ]; then
+            echo "setup: no chromium package here (Ubuntu has a snap only); the browser test will be skipped"
+        else
+            install+=("$p")                 # apt-get names what it cannot find
+        fi
+    done
+    echo "setup: installing ${install[*]}"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        -o DPkg::Lock::Timeout=600 "${install[@]}" >/dev/null
+fi
+
+# The browser test's Python packages, in a venv of Debian's python3 (reinstalled when
+# requirements.txt changes). Playwright drives /usr/bin/chromium: no browser is downloaded.
+requirements=tests/browser/requirements.txt
+if [ "${SAM_SKIP_APT:-0}" != 1 ] && ! cmp -s "$requirements" .venv/requirements.txt; then
+    echo "setup: installing $requirements into .venv"
+    rm -rf .venv
+    /usr/bin/python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
+    cp "$requirements" .venv/requirements.txt
 fi
 
 build="${SAM_BUILD_DIR:-build}"
