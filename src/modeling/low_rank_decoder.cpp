@@ -45,6 +45,16 @@ class Array {
 // inside one (prompts are then decoded one per thread).
 bool par(int64_t work) { return work >= kParallelMin && !omp_in_parallel(); }
 
+// The hot loops of a click (found with perf: layer norms, the image-token scores, the softmax,
+// the per-row linear) are written for the compiler to vectorise; built for baseline x86-64
+// they would use SSE2 only. GCC compiles each marked function for these levels too and picks
+// one at load time by CPUID, so the portable binary runs them with AVX2 or AVX-512.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SAM_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define SAM_VECTOR_CLONES
+#endif
+
 // Runs the enclosed calls on the calling thread alone: for small GEMMs a parallel region costs
 // more than it saves (and much more when the cores are shared with other work).
 struct SingleThreaded : ops::ThreadScope {
@@ -97,6 +107,7 @@ inline float exp_nonpositive(float x) {
 }
 
 // In place, over n values, numerically stable.
+SAM_VECTOR_CLONES
 void softmax(float* v, int64_t n) {
     float mx = v[0];
     for (int64_t i = 1; i < n; ++i) mx = v[i] > mx ? v[i] : mx;
@@ -212,6 +223,7 @@ struct Rows {
 // 1/sqrt(hd), where the rows go through W (D, C) plus a bias; sw = S W^T, pe = key_pe W^T + b:
 //   score[p, h, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t].
 // X (H*T, N), X[h*T + t, p].
+SAM_VECTOR_CLONES
 void image_token_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
                         int heads, float* X) {
     const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads, HT = heads * T;
@@ -301,6 +313,7 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
 // does (in float); then
 //   (x - mu)/s * g + b = (alpha/s) (g S) + (coef/s) . (g basis) + (1/s) (g c) - (mu/s) g + b,
 // and g S is the next shared matrix; `full` becomes (x - mu)/s * g.
+SAM_VECTOR_CLONES
 void layer_norm_rows(Rows& x, const LayerNorm& n) {
     const int64_t N = x.N, C = x.C, r = x.r, r2 = r + 2;
     Array coef(N * r2);
@@ -344,6 +357,7 @@ void layer_norm_rows(Rows& x, const LayerNorm& n) {
 }
 
 // y (N, out) = rows W^T + b, given sw = S W^T (N, out).
+SAM_VECTOR_CLONES
 void linear_rows(const Rows& x, const float* sw, const Linear& l, float* y) {
     const int64_t N = x.N, C = x.C, r = x.r, out = l.out_features();
     Buf bw(static_cast<size_t>(r * out));
@@ -359,6 +373,7 @@ void linear_rows(const Rows& x, const float* sw, const Linear& l, float* y) {
 }
 
 // LayerNorm2d over each row of C4 channels, then GELU, in place on (rows, C4).
+SAM_VECTOR_CLONES
 void layer_norm_gelu(float* x, int64_t rows, int64_t C4, const LayerNorm& n) {
     const float* g = n.w.data();
     const float* b = n.b.data();
