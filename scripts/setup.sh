@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config git
-          libdnnl-dev ocl-icd-opencl-dev libpng-dev libjpeg62-turbo-dev libexif-dev
+          libdnnl-dev ocl-icd-opencl-dev libpng-dev libjpeg62-turbo-dev libexif-dev zlib1g-dev libssl-dev
           nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
           libgtest-dev libgmock-dev libbenchmark-dev
           curl ca-certificates                 # scripts/demo.sh fetches the checkpoint

@@ -87,7 +87,7 @@ void SamPredictor::set_embedding(const Tensor& embedding, int orig_h, int orig_w
     if (orig_h <= 0 || orig_w <= 0)
         throw InputError("image size", std::to_string(orig_h) + "x" + std::to_string(orig_w) + " is not a valid size");
     ops::ThreadScope threads(model_.execution().threads);
-    const SamModel& m = model_.model();
+    const SamModel& m = SamAccess::model(model_);
     embedding_ = embedding.clone();
     geom_ = model_.geometry(orig_h, orig_w);
     state_ = std::make_shared<const TransformerImageState>(
@@ -139,7 +139,7 @@ void SamPredictor::load_embedding(const std::string& path, int orig_h, int orig_
 BatchPrediction SamPredictor::predict_batch(const BatchPrompt& p, bool upsample) const {
     ops::ThreadScope threads(model_.execution().threads);
     require_image();
-    const SamModel& m = model_.model();
+    const SamModel& m = SamAccess::model(model_);
     const PromptEncoderWeights& pe = m.prompt_encoder;
     const int64_t S = pe.mask_side(), B = p.batch, N = p.points_per_prompt;
     validate(p, S);
@@ -205,7 +205,7 @@ Prediction SamPredictor::predict(const Prompt& prompt) const {
     b.point_labels = prompt.point_labels;
     if (prompt.box) b.boxes.push_back(*prompt.box);
     if (prompt.mask_input.defined()) {
-        const int64_t S = model_.model().prompt_encoder.mask_side();
+        const int64_t S = SamAccess::model(model_).prompt_encoder.mask_side();
         const Shape& s = prompt.mask_input.shape();
         if (s != Shape{1, S, S} && s != Shape{S, S} && s != Shape{1, 1, S, S})
             throw InputError("mask_input", "shape " + shape_str(s) + ", expected " + shape_str({1, S, S}) +

@@ -27,7 +27,7 @@ Tensor preprocessed(const Sam& sam, const std::string& image) {
 TEST(ImageEncoder, ActivationsMatchReferenceOnTruck) {
     Sam sam = tiny_model();
     std::map<std::string, Tensor> seen;
-    image_encoder_forward(sam.model().image_encoder, sam.config().encoder, preprocessed(sam, "truck"), Precision::F32,
+    image_encoder_forward(SamAccess::model(sam).image_encoder, sam.config().encoder, preprocessed(sam, "truck"), Precision::F32,
                           [&](const std::string& name, const Tensor& t) { seen[name] = t.clone(); });
     const std::map<std::string, std::string> files = {{"patch_embed", "encoder_patch_embed_truck.npy"},
                                                       {"block0", "encoder_block0_truck.npy"},

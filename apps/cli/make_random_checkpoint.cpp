@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "io/checkpoint.h"
+#include "modeling/sam.h"
 #include "sam/sam.h"
 
 namespace sam::cli {
@@ -16,8 +17,7 @@ struct RandomOptions {
 
 int run_make_random(const RandomOptions& o) {
     SamConfig cfg = o.config.empty() ? sam_config_for(o.model_type) : sam_config_from_json(o.config);
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    Sam::random(cfg, o.seed, &tensors);
+    const std::vector<std::pair<std::string, Tensor>> tensors = random_weights(cfg, o.seed);
     DType dt = o.dtype == "float16" ? DType::F16 : o.dtype == "bfloat16" ? DType::BF16 : DType::F32;
     std::string stem = o.output.substr(o.output.find_last_of('/') + 1);
     stem = stem.substr(0, stem.find('.'));

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "server/sha256.h"
+#include "io/content_hash.h"
 
 namespace sam::server {
 

@@ -1,5 +1,7 @@
 // Model shape: plain data with the reference's defaults (ViT-B). Generator thresholds live
 // in automatic_mask_generator.h, not here.
+// Thread safety: the functions here keep no state between calls; any number of threads may
+// call them at once on different arguments.
 #pragma once
 
 #include <array>

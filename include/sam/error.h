@@ -1,4 +1,5 @@
 // Errors thrown by the library. Every message names the file, key, shape or field at fault.
+// Thread safety: exceptions are values; nothing here is shared.
 #pragma once
 
 #include <stdexcept>

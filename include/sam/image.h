@@ -1,5 +1,7 @@
 // Image files in and out: JPEG and PNG decoding with the semantics of OpenCV's imread in colour
 // mode (what the reference reads images with), PNG encoding for masks and overlays.
+// Thread safety: the functions here keep no state between calls; any number of threads may
+// call them at once on different arguments.
 #pragma once
 
 #include <cstddef>

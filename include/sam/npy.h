@@ -1,4 +1,6 @@
 // NumPy .npy files (format 1.0-3.0): the format embeddings and logits are exchanged in.
+// Thread safety: the functions here keep no state between calls; any number of threads may
+// call them at once on different arguments.
 #pragma once
 
 #include <cstddef>

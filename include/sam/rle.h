@@ -1,6 +1,8 @@
 // Run-length encoding of binary masks, as the automatic mask generator and COCO write them
 // (segment_anything/utils/amg.py: mask_to_rle_pytorch, rle_to_mask, area_from_rle,
 // coco_encode_rle; pycocotools: rleToString, rleFrString, rleIou, rleToBbox).
+// Thread safety: the functions here keep no state between calls; any number of threads may
+// call them at once on different arguments.
 #pragma once
 
 #include <array>

@@ -7,10 +7,10 @@
 // everything through sam::SamAutomaticMaskGenerator (automatic_mask_generator.h).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "sam/config.h"
 #include "sam/error.h"
@@ -43,10 +43,9 @@ class Sam {
     // file and key for anything missing, unexpected or ill-shaped.
     static Sam load(const std::string& checkpoint_path, const LoadOptions& options = {});
 
-    // A model of the given shape with random weights (benchmarks; speed does not depend on
-    // values). `tensors`, if given, receives every weight under its checkpoint key, in order.
-    static Sam random(const SamConfig& config, uint64_t seed = 0,
-                      std::vector<std::pair<std::string, Tensor>>* tensors = nullptr);
+    // A model of the given shape with random weights, the same for the same seed (benchmarks:
+    // speed does not depend on values; its masks mean nothing).
+    static Sam random(const SamConfig& config, uint64_t seed = 0);
 
     // A handle on the same weights (nothing copied) that computes with `options`. A precision
     // this CPU has no fast instructions for becomes F32: compare execution().precision.
@@ -64,9 +63,11 @@ class Sam {
     Tensor encode(const Tensor& input) const;
     ImageGeometry geometry(int orig_h, int orig_w) const;
 
-    const SamModel& model() const { return *model_; }
-
   private:
+    // Only load() and random() make one: a Sam always holds weights.
+    explicit Sam(std::shared_ptr<const SamModel> model) : model_(std::move(model)) {}
+    friend struct SamAccess;  // the library's own access to the weights (src/modeling/sam.h)
+
     std::shared_ptr<const SamModel> model_;
     ExecutionOptions execution_;
 };

@@ -1,6 +1,15 @@
 // A minimal dense float32 tensor: row-major, contiguous, shared storage.
 // Storage is either owned (heap) or a view kept alive by an owner (e.g. a memory-mapped
 // checkpoint), so official fp32 weights are used in place without a copy.
+//
+// A Tensor is a handle, as torch.Tensor and cv::Mat are: copies and reshape() share the
+// elements, and const is a promise about this handle only (a const Tensor gives read-only
+// data(), but another handle on the same storage may write). clone() makes an independent copy;
+// every Tensor the library returns owns its storage alone unless its documentation says
+// otherwise.
+//
+// Thread safety: as for a shared buffer: any number of threads may read one storage at once;
+// writing needs the writer to be the only user of that storage.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +44,7 @@ class Tensor {
     int64_t numel() const { return shape_numel(shape_); }
     bool defined() const { return data_ != nullptr; }
 
-    // Same storage, new shape (element count must match).
+    // A handle on the same storage with a new shape (element count must match).
     Tensor reshape(Shape shape) const;
     // Deep copy.
     Tensor clone() const;

@@ -171,21 +171,6 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
     commit(tmp, path);
 }
 
-void write_path_atomic(const std::string& path, const std::function<void(const std::string&)>& write) {
-    auto [fd, tmp] = create_temporary(path);
-    ::close(fd);
-    try {
-        write(tmp);
-        const int rd = ::open(tmp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (rd < 0) fail(path, "cannot reopen the temporary file");
-        sync_and_close(rd, path);
-    } catch (...) {
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    commit(tmp, path);
-}
-
 void write_new_file_durable(const std::string& path, const std::vector<uint8_t>& bytes) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0) fail(path, "cannot create");

@@ -20,10 +20,6 @@ namespace sam {
 // otherwise, and leaves neither the temporary nor a changed `path`.
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
 
-// Same for a file produced by a library that writes to a path itself (e.g. libpng): `write`
-// gets the name of the new, empty temporary and must replace its content.
-void write_path_atomic(const std::string& path, const std::function<void(const std::string& tmp)>& write);
-
 // Writes `bytes` to `path`, which must not exist yet (O_EXCL|O_NOFOLLOW), and fsyncs it. For
 // files inside a folder built under a temporary name and renamed into place as a whole.
 void write_new_file_durable(const std::string& path, const std::vector<uint8_t>& bytes);

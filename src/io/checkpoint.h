@@ -39,7 +39,7 @@ class Checkpoint {
     // file, compressed entries, unknown pickle opcode or global, unsupported dtype, a tensor
     // whose storage is too small for its shape/stride.
     static Checkpoint open(const std::string& path);
-    // The same from bytes already in memory (tests, fuzzing); `name` stands for the path in
+    // The same from bytes already in memory (fuzzing); `name` stands for the path in
     // messages. fp32 views alias `bytes`, which the checkpoint keeps alive.
     static Checkpoint from_memory(std::shared_ptr<std::vector<uint8_t>> bytes, std::string name);
 

@@ -1,7 +1,8 @@
 #include "io/zip_reader.h"
 
-#include <array>
 #include <cstring>
+
+#include <zlib.h>
 
 #include "sam/error.h"
 
@@ -316,39 +317,9 @@ void ZipWriter::finish() {
     put16(0);
 }
 
-// ---- CRC-32, slicing by 8 ----
-
-namespace {
-struct Crc32Tables {
-    std::array<std::array<uint32_t, 256>, 8> t{};
-    Crc32Tables() {
-        for (uint32_t i = 0; i < 256; ++i) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[0][i] = c;
-        }
-        for (uint32_t i = 0; i < 256; ++i)
-            for (size_t s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xFF];
-    }
-};
-const Crc32Tables& crc_tables() {
-    static const Crc32Tables tables;
-    return tables;
-}
-}  // namespace
-
+// zlib's CRC-32 (zlib is in the process already, through libpng).
 uint32_t crc32_update(uint32_t crc, const void* data, size_t n) {
-    const auto& t = crc_tables().t;
-    const auto* p = static_cast<const uint8_t*>(data);
-    uint32_t c = ~crc;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint32_t lo = c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
-        uint32_t hi = uint32_t{p[4]} | uint32_t{p[5]} << 8 | uint32_t{p[6]} << 16 | uint32_t{p[7]} << 24;
-        c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
-            t[3][hi & 0xFF] ^ t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
-    }
-    while (n--) c = t[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
-    return ~c;
+    return static_cast<uint32_t>(crc32_z(crc, static_cast<const Bytef*>(data), n));
 }
 
 }  // namespace sam

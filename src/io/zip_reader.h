@@ -82,8 +82,7 @@ class ZipWriter {
     bool in_entry_ = false;
 };
 
-// CRC-32 (the zip/PNG polynomial), continuing from `crc` (0 to start). Hand-written (slicing by 8)
-// so that the library does not link zlib directly for 40 lines of table lookups.
+// CRC-32 (the zip/PNG polynomial), continuing from `crc` (0 to start); zlib's.
 uint32_t crc32_update(uint32_t crc, const void* data, size_t n);
 
 }  // namespace sam

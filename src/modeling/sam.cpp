@@ -31,18 +31,27 @@ void load_weights(SamModel& m, const TensorSource& src) {
     m.mask_decoder = load_mask_decoder(root["mask_decoder"], m.config.decoder);
 }
 
-Sam Sam::random(const SamConfig& config, uint64_t seed, std::vector<std::pair<std::string, Tensor>>* tensors) {
+namespace {
+std::shared_ptr<SamModel> random_model(const SamConfig& config, RandomSource& src) {
     auto m = std::make_shared<SamModel>();
     m->config = config;
     m->path = "(random weights)";
     m->dtype = "float32";
-    RandomSource src(seed);
     load_weights(*m, src);
     for (const auto& [key, t] : src.made()) m->parameter_count += t.numel();
-    if (tensors) *tensors = src.made();
-    Sam sam;
-    sam.model_ = std::move(m);
-    return sam;
+    return m;
+}
+}  // namespace
+
+Sam Sam::random(const SamConfig& config, uint64_t seed) {
+    RandomSource src(seed);
+    return Sam(random_model(config, src));
+}
+
+std::vector<std::pair<std::string, Tensor>> random_weights(const SamConfig& config, uint64_t seed) {
+    RandomSource src(seed);
+    random_model(config, src);
+    return src.made();
 }
 
 Sam Sam::load(const std::string& checkpoint_path, const LoadOptions& options) {
@@ -64,9 +73,7 @@ Sam Sam::load(const std::string& checkpoint_path, const LoadOptions& options) {
         throw CheckpointError(checkpoint_path, unused.front(),
                               "unexpected key (" + std::to_string(unused.size()) +
                                   " unexpected in all): wrong model type or not a SAM checkpoint?");
-    Sam sam;
-    sam.model_ = std::move(m);
-    return sam;
+    return Sam(std::move(m));
 }
 
 const SamConfig& Sam::config() const { return model_->config; }

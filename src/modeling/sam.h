@@ -3,12 +3,15 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "io/checkpoint.h"
 #include "modeling/image_encoder.h"
 #include "modeling/mask_decoder.h"
 #include "modeling/prompt_encoder.h"
 #include "sam/config.h"
+#include "sam/sam.h"
 
 namespace sam {
 
@@ -22,6 +25,16 @@ struct SamModel {
     PromptEncoderWeights prompt_encoder;
     MaskDecoderWeights mask_decoder;
 };
+
+// The library's access to what a public sam::Sam holds.
+struct SamAccess {
+    static const SamModel& model(const Sam& sam) { return *sam.model_; }
+    static Sam make(std::shared_ptr<const SamModel> model) { return Sam(std::move(model)); }
+};
+
+// Every weight of a model of this shape, random (seeded) as Sam::random makes them, under its
+// checkpoint key, in the order the model reads them (sam make-random-checkpoint writes these).
+std::vector<std::pair<std::string, Tensor>> random_weights(const SamConfig& config, uint64_t seed);
 
 // Fetches every part's weights from `src` (shapes checked against `config`).
 void load_weights(SamModel& m, const TensorSource& src);

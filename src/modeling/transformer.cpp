@@ -23,7 +23,7 @@ AttentionWeights load_attention(const WeightLoader& w, int64_t C, int64_t D, int
     return a;
 }
 
-// Per-prompt pointers to projected rows, for attention_core over a batch.
+// Per-prompt pointers to projected rows, for attention over a batch.
 struct BatchedAttention {
     std::vector<const float*> q, k, v;  // (Tq, D), (Tk, D), (Tk, D) per prompt
     std::vector<float*> out;            // (Tq, D) per prompt
@@ -63,7 +63,7 @@ void attend_rows(const float* q, const float* k, const float* v, float* out, int
     }
 }
 
-// attention_core for every prompt of a batch, threaded over (prompt, head, block of query rows).
+// Multi-head attention for every prompt of a batch, threaded over (prompt, head, block of query rows).
 void attention_batched(const BatchedAttention& a) {
     const int64_t B = static_cast<int64_t>(a.q.size()), H = a.heads, hd = a.D / H;
     const int64_t rows_per_task = 64, blocks = (a.Tq + rows_per_task - 1) / rows_per_task;
@@ -204,11 +204,6 @@ TwoWayTransformerWeights load_two_way_transformer(const WeightLoader& w, const M
     t.final_t2i = load_attention(w["final_attn_token_to_image"], C, Dc, cfg.num_heads);
     t.norm_final = w["norm_final_attn"].layer_norm(C);
     return t;
-}
-
-void attention_core(const float* q, int64_t Tq, const float* k, const float* v, int64_t Tk, int64_t D, int heads,
-                    float* out) {
-    attention_batched({{q}, {k}, {v}, {out}, Tq, Tk, D, heads});
 }
 
 TransformerImageState prepare_transformer_image(const TwoWayTransformerWeights& w, Tensor src, const Tensor& key_pe) {

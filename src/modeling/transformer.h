@@ -71,9 +71,4 @@ TransformerImageState prepare_transformer_image(const TwoWayTransformerWeights& 
 void two_way_transformer_forward(const TwoWayTransformerWeights& w, const std::vector<const TransformerImageState*>& states,
                                  const Tensor& key_pe, const Tensor& tokens, Tensor& queries, Tensor& keys);
 
-// Multi-head attention core on already projected rows, for one prompt:
-//   out (Tq, D) = concat_h softmax(q_h k_h^T / sqrt(D/heads)) v_h, q (Tq, D), k and v (Tk, D).
-void attention_core(const float* q, int64_t Tq, const float* k, const float* v, int64_t Tk, int64_t D, int heads,
-                    float* out);
-
 }  // namespace sam

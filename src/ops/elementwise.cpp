@@ -29,13 +29,6 @@ void layer_norm(float* x, int64_t rows, int64_t C, const float* gamma, const flo
     }
 }
 
-Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
-    Tensor y = x.clone();
-    const int64_t C = x.dim(-1);
-    layer_norm(y.data(), x.numel() / C, C, gamma.data(), beta.data(), eps);
-    return y;
-}
-
 void gelu_inplace(float* x, int64_t n) {
 #pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));

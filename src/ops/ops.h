@@ -22,8 +22,6 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 
 // In place over the last dimension (size C) of a (rows, C) buffer.
 void layer_norm(float* x, int64_t rows, int64_t C, const float* gamma, const float* beta, float eps);
-// out = layer_norm(x); x untouched.
-Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
 
 void gelu_inplace(float* x, int64_t n);  // exact (erf) GELU, as nn.GELU()
 void add_inplace(float* x, const float* y, int64_t n);  // x += y
