@@ -139,15 +139,9 @@ bool is_box_near_crop_edge(const BoxXyxy& box, const BoxXyxy& crop_box, const Bo
 }
 
 float stability_score(const float* logits, int64_t n, double mask_threshold, double threshold_offset) {
-    // The reference compares a float32 tensor with a Python float: the threshold is cast to float32.
-    const auto hi = static_cast<float>(mask_threshold + threshold_offset);
-    const auto lo = static_cast<float>(mask_threshold - threshold_offset);
-    int64_t intersections = 0, unions = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        intersections += logits[i] > hi;
-        unions += logits[i] > lo;
-    }
-    return static_cast<float>(intersections) / static_cast<float>(unions);
+    StabilityCounts counts(mask_threshold, threshold_offset);
+    for (int64_t i = 0; i < n; ++i) counts.add(logits[i]);
+    return counts.score();
 }
 
 namespace {
@@ -336,21 +330,6 @@ BoxXyxy uncrop_box_xyxy(const BoxXyxy& box, const BoxXyxy& crop_box) {
 
 Point uncrop_point(const Point& point, const BoxXyxy& crop_box) {
     return {point[0] + crop_box[0], point[1] + crop_box[1]};
-}
-
-std::vector<uint8_t> uncrop_mask(const uint8_t* mask, const BoxXyxy& crop_box, int orig_height, int orig_width) {
-    const auto [x0, y0, x1, y1] = crop_box;
-    if (x0 < 0 || y0 < 0 || x1 > orig_width || y1 > orig_height || x1 < x0 || y1 < y0) {
-        throw InputError("crop_box", "outside the " + std::to_string(orig_width) + "x" + std::to_string(orig_height) +
-                                         " image");
-    }
-    const auto ow = static_cast<size_t>(orig_width), cw = static_cast<size_t>(x1 - x0);
-    std::vector<uint8_t> out(static_cast<size_t>(orig_height) * ow, 0);
-    for (int r = y0; r < y1; ++r) {
-        std::memcpy(out.data() + static_cast<size_t>(r) * ow + static_cast<size_t>(x0),
-                    mask + static_cast<size_t>(r - y0) * cw, cw);
-    }
-    return out;
 }
 
 }  // namespace sam::amg

@@ -42,8 +42,26 @@ BoxXyxy mask_to_box(const uint8_t* mask, int height, int width);
 bool is_box_near_crop_edge(const BoxXyxy& box, const BoxXyxy& crop_box, const BoxXyxy& orig_box,
                            double atol = 20.0);
 
-// count(logit > threshold + offset) / count(logit > threshold - offset) over n logits, in float32
-// as the reference divides; 0/0 gives NaN, which passes no ">=" threshold.
+// The stability score, count(logit > threshold + offset) / count(logit > threshold - offset),
+// accumulated over a mask's logits in parts (the generator adds one band of rows at a time).
+// The reference compares a float32 tensor with Python floats: both thresholds are the double
+// sums rounded to float32. score() divides in float32 as the reference does; 0/0 gives NaN,
+// which passes no ">=" threshold.
+struct StabilityCounts {
+    StabilityCounts(double mask_threshold, double threshold_offset)
+        : hi(static_cast<float>(mask_threshold + threshold_offset)),
+          lo(static_cast<float>(mask_threshold - threshold_offset)) {}
+    void add(float logit) {
+        intersections += logit > hi;
+        unions += logit > lo;
+    }
+    float score() const { return static_cast<float>(intersections) / static_cast<float>(unions); }
+
+    float hi, lo;
+    int64_t intersections = 0, unions = 0;
+};
+
+// The stability score of n logits at once (calculate_stability_score).
 float stability_score(const float* logits, int64_t n, double mask_threshold, double threshold_offset);
 
 // torchvision.ops.nms: indices of the kept boxes in descending score order; a box is suppressed
@@ -75,9 +93,5 @@ BoxXyxy box_xyxy_to_xywh(const BoxXyxy& box);
 // Crop coordinates to image coordinates: add the crop's (x0, y0).
 BoxXyxy uncrop_box_xyxy(const BoxXyxy& box, const BoxXyxy& crop_box);
 Point uncrop_point(const Point& point, const BoxXyxy& crop_box);
-
-// A row-major (y1 - y0, x1 - x0) crop mask placed in an all-zero (orig_height, orig_width) image
-// (uncrop_masks).
-std::vector<uint8_t> uncrop_mask(const uint8_t* mask, const BoxXyxy& crop_box, int orig_height, int orig_width);
 
 }  // namespace sam::amg

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 
@@ -58,31 +59,222 @@ std::vector<MaskItem> select(std::vector<MaskItem>& items, const std::vector<int
 // Upsamples one low-res mask to the crop, row band by row band, and computes in the same pass
 // what the reference computes from the full-size float logits: the stability counts, the
 // binary mask and its box. No full-size float mask is ever stored.
-struct UpsampledMask {
-    int64_t count_hi = 0, count_lo = 0;  // logits > thr + offset, > thr - offset
-};
-UpsampledMask upsample_mask(const MaskPostprocessor& post, const float* low, float thr, float offset,
-                            std::vector<float>& band, uint8_t* mask) {
+amg::StabilityCounts upsample_mask(const MaskPostprocessor& post, const float* low, double mask_threshold,
+                                   double stability_offset, std::vector<float>& band, uint8_t* mask) {
     const int H = post.out_h(), W = post.out_w(), rows = 32;
-    const float hi = thr + offset, lo = thr - offset;
+    const auto thr = static_cast<float>(mask_threshold);
     band.resize(static_cast<size_t>(rows) * W);
-    UpsampledMask u;
+    amg::StabilityCounts stability(mask_threshold, stability_offset);
     for (int y0 = 0; y0 < H; y0 += rows) {
         const int y1 = std::min(H, y0 + rows);
         post.logits(low, band.data(), PixelRegion{y0, y1, 0, W});
         const int64_t n = static_cast<int64_t>(y1 - y0) * W;
         uint8_t* m = mask + static_cast<int64_t>(y0) * W;
-        int64_t chi = 0, clo = 0;
         for (int64_t i = 0; i < n; ++i) {
             const float v = band[static_cast<size_t>(i)];
-            chi += v > hi;
-            clo += v > lo;
+            stability.add(v);
             m[i] = v > thr;
         }
-        u.count_hi += chi;
-        u.count_lo += clo;
     }
-    return u;
+    return stability;
+}
+
+// One generate() call, along the reference's methods: _generate_masks (every crop, then NMS
+// between crops), _process_crop (embed a crop, decode its grid in batches, NMS within it,
+// uncrop) and _process_batch (decode, filter by predicted IoU, upsample, filter by stability
+// and crop edges, encode).
+class MaskGeneration {
+  public:
+    MaskGeneration(const Sam& model, const AmgOptions& options, const std::vector<std::vector<std::array<double, 2>>>& grids,
+                   const SamAutomaticMaskGenerator::Progress& progress, AmgTimings& timings)
+        : model_(model), o_(options), grids_(grids), progress_(progress), timings_(timings) {}
+
+    // _generate_masks
+    std::vector<MaskItem> generate_masks(const Image& image, const Tensor& embedding) {
+        const int H = image.height, W = image.width;
+        const std::vector<amg::CropBox> crops = amg::generate_crop_boxes(H, W, o_.crop_n_layers, o_.crop_overlap_ratio);
+        for (const auto& c : crops) total_prompts_ += static_cast<int64_t>(grids_[static_cast<size_t>(c.layer)].size());
+        timings_.crops = static_cast<int>(crops.size());
+        timings_.prompts = static_cast<int>(total_prompts_);
+
+        std::vector<MaskItem> all;
+        SamPredictor predictor(model_);
+        for (const amg::CropBox& crop : crops) {
+            std::vector<MaskItem> items = process_crop(image, crop, predictor, embedding);
+            all.insert(all.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+        }
+
+        // Remove duplicate masks between crops: smaller crops win
+        const auto t0 = clock_type::now();
+        if (crops.size() > 1) {
+            std::vector<float> scores;
+            for (const MaskItem& m : all)
+                scores.push_back(1.0f / static_cast<float>((m.crop[2] - m.crop[0]) * (m.crop[3] - m.crop[1])));
+            all = select(all, amg::batched_nms(float_boxes(all), scores, std::vector<int64_t>(all.size(), 0),
+                                               o_.crop_nms_thresh));
+        }
+        timings_.postprocess += since(t0);
+        return all;
+    }
+
+  private:
+    // _process_crop
+    std::vector<MaskItem> process_crop(const Image& image, const amg::CropBox& crop, SamPredictor& predictor,
+                                       const Tensor& embedding) {
+        const int H = image.height, W = image.width;
+        const amg::BoxXyxy& cb = crop.box;
+        auto t0 = clock_type::now();
+        const bool whole = cb[0] == 0 && cb[1] == 0 && cb[2] == W && cb[3] == H;
+        if (whole && embedding.defined())
+            predictor.set_embedding(embedding, H, W);
+        else
+            predictor.set_image(crop_image(image, cb));
+        timings_.encoder += since(t0);
+        const ImageGeometry g = predictor.geometry();
+        const SamConfig& config = model_.config();
+        const MaskPostprocessor post(4 * config.embedding_size(), config.encoder.img_size, g.input_h, g.input_w,
+                                     g.orig_h, g.orig_w);
+
+        // Decode the crop's grid in batches
+        const auto& grid = grids_[static_cast<size_t>(crop.layer)];
+        std::vector<MaskItem> items;
+        for (size_t start = 0; start < grid.size(); start += static_cast<size_t>(o_.points_per_batch)) {
+            const size_t n = std::min(grid.size() - start, static_cast<size_t>(o_.points_per_batch));
+            std::vector<amg::Point> points(n);
+            for (size_t i = 0; i < n; ++i) points[i] = {grid[start + i][0] * g.orig_w, grid[start + i][1] * g.orig_h};
+            process_batch(points, predictor, post, cb, {0, 0, W, H}, items);
+            done_prompts_ += static_cast<int64_t>(n);
+            if (progress_) progress_(done_prompts_, total_prompts_);
+        }
+
+        // Remove duplicates within this crop, then move boxes and points into the image frame
+        t0 = clock_type::now();
+        std::vector<float> scores;
+        for (const MaskItem& m : items) scores.push_back(m.iou);
+        items = select(items, amg::box_nms(float_boxes(items), scores, o_.box_nms_thresh));
+        for (MaskItem& m : items) {
+            m.box = amg::uncrop_box_xyxy(m.box, cb);
+            m.point = amg::uncrop_point(m.point, cb);
+            m.crop = cb;
+        }
+        timings_.postprocess += since(t0);
+        return items;
+    }
+
+    // _process_batch: the masks of `points` (crop pixels) that pass every filter, appended to `out`
+    // with their box and point still in crop coordinates and their RLE in the image frame.
+    void process_batch(const std::vector<amg::Point>& points, const SamPredictor& predictor,
+                       const MaskPostprocessor& post, const amg::BoxXyxy& crop_box, const amg::BoxXyxy& orig_box,
+                       std::vector<MaskItem>& out) {
+        BatchPrompt bp;
+        bp.batch = static_cast<int64_t>(points.size());
+        bp.points_per_prompt = 1;
+        bp.multimask_output = true;
+        bp.point_labels.assign(points.size(), 1);
+        for (const amg::Point& p : points) {
+            bp.point_coords.push_back(static_cast<float>(p[0]));
+            bp.point_coords.push_back(static_cast<float>(p[1]));
+        }
+        auto t0 = clock_type::now();
+        const BatchPrediction r = predictor.predict_batch(bp, /*upsample=*/false);
+        timings_.decoder += since(t0);
+
+        // Filter by predicted IoU before any full-size work
+        t0 = clock_type::now();
+        const int64_t per = r.num_masks, side = r.low_res_logits.dim(-1);
+        std::vector<int64_t> cand;  // (point, mask) indices passing the IoU filter
+        for (int64_t i = 0; i < bp.batch * per; ++i)
+            if (!(o_.pred_iou_thresh > 0.0) || r.iou_predictions[i] > static_cast<float>(o_.pred_iou_thresh))
+                cand.push_back(i);
+        timings_.masks_decoded += static_cast<int>(bp.batch * per);
+        timings_.masks_upsampled += static_cast<int>(cand.size());
+
+        // Upsample, then filter by stability and by crop edges, and encode
+        const int ch = post.out_h(), cw = post.out_w();
+        const double thr = model_.config().mask_threshold;
+        std::vector<MaskItem> kept(cand.size());
+        std::vector<char> ok(cand.size(), 0);
+#pragma omp parallel
+        {
+            std::vector<float> band;
+            std::vector<uint8_t> mask(static_cast<size_t>(ch) * cw);
+#pragma omp for schedule(dynamic)
+            for (int64_t j = 0; j < static_cast<int64_t>(cand.size()); ++j) {
+                const int64_t i = cand[static_cast<size_t>(j)];
+                const float stability = upsample_mask(post, r.low_res_logits.data() + i * side * side, thr,
+                                                      o_.stability_score_offset, band, mask.data())
+                                            .score();
+                if (o_.stability_score_thresh > 0.0 && !(stability >= static_cast<float>(o_.stability_score_thresh)))
+                    continue;
+                const amg::BoxXyxy box = amg::mask_to_box(mask.data(), ch, cw);
+                if (amg::is_box_near_crop_edge(box, crop_box, orig_box)) continue;
+                MaskItem& m = kept[static_cast<size_t>(j)];
+                m.rle = rle_encode_placed(mask.data(), ch, cw, crop_box[0], crop_box[1], orig_box[3], orig_box[2]);
+                m.box = box;
+                m.iou = r.iou_predictions[i];
+                m.stability = stability;
+                m.point = points[static_cast<size_t>(i / per)];
+                ok[static_cast<size_t>(j)] = 1;
+            }
+        }
+        for (size_t j = 0; j < cand.size(); ++j)
+            if (ok[j]) out.push_back(std::move(kept[j]));
+        timings_.postprocess += since(t0);
+    }
+
+    const Sam& model_;
+    const AmgOptions& o_;
+    const std::vector<std::vector<std::array<double, 2>>>& grids_;
+    const SamAutomaticMaskGenerator::Progress& progress_;
+    AmgTimings& timings_;
+    int64_t total_prompts_ = 0, done_prompts_ = 0;
+};
+
+// postprocess_small_regions: fills small holes and removes small islands of every mask; masks
+// that changed are re-encoded and lose NMS ties to those that did not.
+std::vector<MaskItem> postprocess_small_regions(std::vector<MaskItem> items, int H, int W, double min_area,
+                                                double nms_thresh) {
+    if (items.empty()) return items;
+    std::vector<std::vector<uint8_t>> masks(items.size());
+    std::vector<float> scores(items.size());
+    std::vector<amg::BoxXyxyF> boxes(items.size());
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t i = 0; i < static_cast<int64_t>(items.size()); ++i) {
+        std::vector<uint8_t>& m = masks[static_cast<size_t>(i)];
+        m = rle_decode(items[static_cast<size_t>(i)].rle);
+        bool changed = amg::remove_small_regions(m.data(), H, W, min_area, amg::RegionMode::kHoles);
+        changed = amg::remove_small_regions(m.data(), H, W, min_area, amg::RegionMode::kIslands) || changed;
+        scores[static_cast<size_t>(i)] = changed ? 0.0f : 1.0f;
+        const amg::BoxXyxy b = amg::mask_to_box(m.data(), H, W);
+        boxes[static_cast<size_t>(i)] = {float(b[0]), float(b[1]), float(b[2]), float(b[3])};
+    }
+    std::vector<int> keep = amg::batched_nms(boxes, scores, std::vector<int64_t>(items.size(), 0), nms_thresh);
+    for (int i : keep) {
+        const size_t k = static_cast<size_t>(i);
+        if (scores[k] != 0.0f) continue;
+        items[k].rle = rle_encode(masks[k].data(), H, W);
+        items[k].box = amg::mask_to_box(masks[k].data(), H, W);
+    }
+    return select(items, keep);
+}
+
+// The records of generate(), in the requested output mode.
+std::vector<MaskRecord> make_records(std::vector<MaskItem>& items, OutputMode mode) {
+    std::vector<MaskRecord> records(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+        MaskItem& m = items[i];
+        MaskRecord& r = records[i];
+        r.area = rle_area(m.rle);
+        r.bbox = amg::box_xyxy_to_xywh(m.box);
+        r.predicted_iou = m.iou;
+        r.point = m.point;
+        r.stability_score = m.stability;
+        r.crop_box = amg::box_xyxy_to_xywh(m.crop);
+        if (mode == OutputMode::BinaryMask) r.mask = rle_decode(m.rle);
+        if (mode == OutputMode::CocoRle) r.coco_counts = rle_to_coco_string(m.rle);
+        r.rle = std::move(m.rle);
+    }
+    return records;
 }
 
 }  // namespace
@@ -122,157 +314,14 @@ std::vector<MaskRecord> SamAutomaticMaskGenerator::generate(const Image& image, 
     ops::ThreadScope threads(model_.execution().threads);
     timings_ = {};
     if (image.width <= 0 || image.height <= 0) throw InputError("image", "empty image");
-    const int H = image.height, W = image.width;
-    const AmgOptions& o = options_;
-    const float thr = model_.config().mask_threshold;
-    const std::vector<amg::CropBox> crops = amg::generate_crop_boxes(H, W, o.crop_n_layers, o.crop_overlap_ratio);
-    int64_t total_prompts = 0, done_prompts = 0;
-    for (const auto& c : crops) total_prompts += static_cast<int64_t>(grids_[static_cast<size_t>(c.layer)].size());
-    timings_.crops = static_cast<int>(crops.size());
-    timings_.prompts = static_cast<int>(total_prompts);
 
-    std::vector<MaskItem> all;
-    SamPredictor predictor(model_);
-    for (const amg::CropBox& crop : crops) {
-        // Embed the crop
-        const amg::BoxXyxy& cb = crop.box;
-        auto t0 = clock_type::now();
-        const bool whole = cb[0] == 0 && cb[1] == 0 && cb[2] == W && cb[3] == H;
-        if (whole && embedding.defined())
-            predictor.set_embedding(embedding, H, W);
-        else
-            predictor.set_image(crop_image(image, cb));
-        timings_.encoder += since(t0);
-        const ImageGeometry g = predictor.geometry();
-        const int ch = g.orig_h, cw = g.orig_w;
-        MaskPostprocessor post(static_cast<int>(256), model_.config().encoder.img_size, g.input_h, g.input_w, ch, cw);
+    std::vector<MaskItem> items = MaskGeneration(model_, options_, grids_, progress, timings_).generate_masks(image, embedding);
 
-        // Decode the grid in batches; keep masks that pass the IoU, stability and edge filters
-        const auto& grid = grids_[static_cast<size_t>(crop.layer)];
-        std::vector<MaskItem> items;
-        for (size_t start = 0; start < grid.size(); start += static_cast<size_t>(o.points_per_batch)) {
-            const size_t n = std::min(grid.size() - start, static_cast<size_t>(o.points_per_batch));
-            std::vector<amg::Point> points(n);
-            BatchPrompt bp;
-            bp.batch = static_cast<int64_t>(n);
-            bp.points_per_prompt = 1;
-            bp.multimask_output = true;
-            bp.point_labels.assign(n, 1);
-            for (size_t i = 0; i < n; ++i) {
-                points[i] = {grid[start + i][0] * cw, grid[start + i][1] * ch};
-                bp.point_coords.push_back(static_cast<float>(points[i][0]));
-                bp.point_coords.push_back(static_cast<float>(points[i][1]));
-            }
-            t0 = clock_type::now();
-            BatchPrediction r = predictor.predict_batch(bp, /*upsample=*/false);
-            timings_.decoder += since(t0);
-
-            t0 = clock_type::now();
-            const int64_t per = r.num_masks, side = r.low_res_logits.dim(-1);
-            std::vector<int64_t> cand;  // (point, mask) indices passing the IoU filter
-            for (int64_t i = 0; i < bp.batch * per; ++i)
-                if (!(o.pred_iou_thresh > 0.0) || r.iou_predictions[i] > static_cast<float>(o.pred_iou_thresh))
-                    cand.push_back(i);
-            timings_.masks_decoded += static_cast<int>(bp.batch * per);
-            timings_.masks_upsampled += static_cast<int>(cand.size());
-            std::vector<MaskItem> kept(cand.size());
-            std::vector<char> ok(cand.size(), 0);
-#pragma omp parallel
-            {
-                std::vector<float> band;
-                std::vector<uint8_t> mask(static_cast<size_t>(ch) * cw);
-#pragma omp for schedule(dynamic)
-                for (int64_t j = 0; j < static_cast<int64_t>(cand.size()); ++j) {
-                    const int64_t i = cand[static_cast<size_t>(j)];
-                    UpsampledMask u = upsample_mask(post, r.low_res_logits.data() + i * side * side, thr,
-                                                    static_cast<float>(o.stability_score_offset), band, mask.data());
-                    const float stability = static_cast<float>(u.count_hi) / static_cast<float>(u.count_lo);
-                    if (o.stability_score_thresh > 0.0 && !(stability >= static_cast<float>(o.stability_score_thresh)))
-                        continue;
-                    const amg::BoxXyxy box = amg::mask_to_box(mask.data(), ch, cw);
-                    if (amg::is_box_near_crop_edge(box, cb, {0, 0, W, H})) continue;
-                    MaskItem& m = kept[static_cast<size_t>(j)];
-                    m.rle = rle_encode_placed(mask.data(), ch, cw, cb[0], cb[1], H, W);
-                    m.box = box;
-                    m.iou = r.iou_predictions[i];
-                    m.stability = stability;
-                    m.point = points[static_cast<size_t>(i / per)];
-                    ok[static_cast<size_t>(j)] = 1;
-                }
-            }
-            for (size_t j = 0; j < cand.size(); ++j)
-                if (ok[j]) items.push_back(std::move(kept[j]));
-            timings_.postprocess += since(t0);
-            done_prompts += bp.batch;
-            if (progress) progress(done_prompts, total_prompts);
-        }
-
-        // Remove duplicates within this crop, then move boxes and points into the image frame
-        t0 = clock_type::now();
-        std::vector<float> scores;
-        for (const MaskItem& m : items) scores.push_back(m.iou);
-        items = select(items, amg::box_nms(float_boxes(items), scores, o.box_nms_thresh));
-        for (MaskItem& m : items) {
-            m.box = amg::uncrop_box_xyxy(m.box, cb);
-            m.point = amg::uncrop_point(m.point, cb);
-            m.crop = cb;
-        }
-        all.insert(all.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
-        timings_.postprocess += since(t0);
-    }
-
-    auto t0 = clock_type::now();
-    // Remove duplicate masks between crops: smaller crops win
-    if (crops.size() > 1) {
-        std::vector<float> scores;
-        for (const MaskItem& m : all)
-            scores.push_back(1.0f / static_cast<float>((m.crop[2] - m.crop[0]) * (m.crop[3] - m.crop[1])));
-        all = select(all, amg::batched_nms(float_boxes(all), scores, std::vector<int64_t>(all.size(), 0),
-                                           o.crop_nms_thresh));
-    }
-
-    // Fill small holes and remove small islands; masks that changed lose NMS ties to those that did not
-    if (o.min_mask_region_area > 0 && !all.empty()) {
-        std::vector<std::vector<uint8_t>> masks(all.size());
-        std::vector<float> scores(all.size());
-        std::vector<amg::BoxXyxyF> boxes(all.size());
-#pragma omp parallel for schedule(dynamic)
-        for (int64_t i = 0; i < static_cast<int64_t>(all.size()); ++i) {
-            std::vector<uint8_t>& m = masks[static_cast<size_t>(i)];
-            m = rle_decode(all[static_cast<size_t>(i)].rle);
-            const double area = o.min_mask_region_area;
-            bool changed = amg::remove_small_regions(m.data(), H, W, area, amg::RegionMode::kHoles);
-            changed = amg::remove_small_regions(m.data(), H, W, area, amg::RegionMode::kIslands) || changed;
-            scores[static_cast<size_t>(i)] = changed ? 0.0f : 1.0f;
-            const amg::BoxXyxy b = amg::mask_to_box(m.data(), H, W);
-            boxes[static_cast<size_t>(i)] = {float(b[0]), float(b[1]), float(b[2]), float(b[3])};
-        }
-        std::vector<int> keep = amg::batched_nms(boxes, scores, std::vector<int64_t>(all.size(), 0),
-                                                 std::max(o.box_nms_thresh, o.crop_nms_thresh));
-        for (int i : keep) {
-            const size_t k = static_cast<size_t>(i);
-            if (scores[k] != 0.0f) continue;
-            all[k].rle = rle_encode(masks[k].data(), H, W);
-            all[k].box = amg::mask_to_box(masks[k].data(), H, W);
-        }
-        all = select(all, keep);
-    }
-
-    // Records
-    std::vector<MaskRecord> records(all.size());
-    for (size_t i = 0; i < all.size(); ++i) {
-        MaskItem& m = all[i];
-        MaskRecord& r = records[i];
-        r.area = rle_area(m.rle);
-        r.bbox = amg::box_xyxy_to_xywh(m.box);
-        r.predicted_iou = m.iou;
-        r.point = m.point;
-        r.stability_score = m.stability;
-        r.crop_box = amg::box_xyxy_to_xywh(m.crop);
-        if (o.output_mode == OutputMode::BinaryMask) r.mask = rle_decode(m.rle);
-        if (o.output_mode == OutputMode::CocoRle) r.coco_counts = rle_to_coco_string(m.rle);
-        r.rle = std::move(m.rle);
-    }
+    const auto t0 = clock_type::now();
+    if (options_.min_mask_region_area > 0)
+        items = postprocess_small_regions(std::move(items), image.height, image.width, options_.min_mask_region_area,
+                                          std::max(options_.box_nms_thresh, options_.crop_nms_thresh));
+    std::vector<MaskRecord> records = make_records(items, options_.output_mode);
     timings_.postprocess += since(t0);
     timings_.total = since(t_start);
     return records;

@@ -14,6 +14,7 @@
 
 #include "amg_utils.h"
 #include "sam/error.h"
+#include "sam/rle.h"
 
 namespace {
 
@@ -446,14 +447,16 @@ TEST(AmgUtils, CoordinateHelpers) {
     EXPECT_EQ(amg::uncrop_point({1.5, 2.25}, crop), (amg::Point{697.5, 398.25}));
     EXPECT_EQ(amg::box_xyxy_to_xywh({10, 20, 15, 40}), (amg::BoxXyxy{10, 20, 5, 20}));
 
+    // uncrop_masks then mask_to_rle_pytorch, as the generator does it: the crop mask encoded in
+    // place (rle_encode_placed), against the RLE of the mask pasted into the image.
     const std::vector<uint8_t> small = {1, 0, 0, 1, 1, 0};  // 2x3 crop at (1, 2) in a 5x4 image
-    const auto full = amg::uncrop_mask(small.data(), {1, 2, 4, 4}, 5, 4);
-    EXPECT_EQ(full, (std::vector<uint8_t>{0, 0, 0, 0,  //
-                                          0, 0, 0, 0,  //
-                                          0, 1, 0, 0,  //
-                                          0, 1, 1, 0,  //
-                                          0, 0, 0, 0}));
-    EXPECT_THROW(amg::uncrop_mask(small.data(), {1, 2, 5, 4}, 5, 4), sam::InputError);
+    const std::vector<uint8_t> full = {0, 0, 0, 0,  //
+                                       0, 0, 0, 0,  //
+                                       0, 1, 0, 0,  //
+                                       0, 1, 1, 0,  //
+                                       0, 0, 0, 0};
+    EXPECT_EQ(sam::rle_encode_placed(small.data(), 2, 3, 1, 2, 5, 4).counts, sam::rle_encode(full.data(), 5, 4).counts);
+    EXPECT_THROW(sam::rle_encode_placed(small.data(), 2, 3, 2, 2, 5, 4), sam::InputError);
 }
 
 }  // namespace

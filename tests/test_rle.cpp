@@ -129,6 +129,17 @@ TEST(Rle, EmptyImageHasNoCounts) {
     EXPECT_EQ(sam::rle_from_coco_string("", 0, 5), rle);
 }
 
+// The reference's uncrop_masks: the crop mask pasted into an all-zero image (the oracle).
+std::vector<uint8_t> paste_crop(const std::vector<uint8_t>& mask, const sam::amg::BoxXyxy& crop, int full_h,
+                                int full_w) {
+    std::vector<uint8_t> full(static_cast<size_t>(full_h) * full_w, 0);
+    const int w = crop[2] - crop[0];
+    for (int y = crop[1]; y < crop[3]; ++y)
+        for (int x = crop[0]; x < crop[2]; ++x)
+            full[static_cast<size_t>(y) * full_w + x] = mask[static_cast<size_t>(y - crop[1]) * w + (x - crop[0])];
+    return full;
+}
+
 TEST(Rle, PlacedEncodingEqualsEncodingOfUncroppedMask) {
     std::mt19937 rng(11);
     const int full_h = 37, full_w = 53;
@@ -136,7 +147,7 @@ TEST(Rle, PlacedEncodingEqualsEncodingOfUncroppedMask) {
              {0, 0, 53, 37}, {0, 0, 20, 15}, {10, 5, 53, 37}, {7, 9, 8, 30}, {52, 36, 53, 37}, {0, 3, 53, 4}}) {
         const int h = crop[3] - crop[1], w = crop[2] - crop[0];
         const auto mask = random_mask(rng, h, w, 0.5);
-        const auto full = sam::amg::uncrop_mask(mask.data(), crop, full_h, full_w);
+        const auto full = paste_crop(mask, crop, full_h, full_w);
         EXPECT_EQ(sam::rle_encode_placed(mask.data(), h, w, crop[0], crop[1], full_h, full_w),
                   sam::rle_encode(full.data(), full_h, full_w));
     }
