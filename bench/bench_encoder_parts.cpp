@@ -4,6 +4,8 @@
 // The linear layers run in the precision given (f32, or int8 as the encoder blocks use it);
 // attention and layer norm are fp32 in every precision.
 //   build/bench/bench_encoder_parts [model_type] [f32|int8]
+// A report rather than a set of Google Benchmark cases (bench_decoder is one): its point is
+// each part's share of one image, which needs every part timed the same way in one table.
 #include <ctime>
 #include <cstdio>
 #include <string>

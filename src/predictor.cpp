@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "io/atomic_file.h"
+#include "modeling/low_rank_decoder.h"
 #include "modeling/mask_decoder.h"
 #include "modeling/prompt_encoder.h"
 #include "ops/threads.h"
@@ -90,8 +91,8 @@ void SamPredictor::set_embedding(const Tensor& embedding, int orig_h, int orig_w
     const SamModel& m = SamAccess::model(model_);
     embedding_ = embedding.clone();
     geom_ = model_.geometry(orig_h, orig_w);
-    state_ = std::make_shared<const TransformerImageState>(
-        prepare_decoder_image(m.mask_decoder, embedding_, m.prompt_encoder.no_mask_embed, m.prompt_encoder.dense_pe));
+    state_ = std::make_shared<const LowRankImageState>(
+        prepare_low_rank_image(m.mask_decoder, embedding_, m.prompt_encoder.no_mask_embed, m.prompt_encoder.dense_pe));
 }
 
 bool SamPredictor::is_image_set() const { return embedding_.defined(); }
@@ -155,21 +156,22 @@ BatchPrediction SamPredictor::predict_batch(const BatchPrompt& p, bool upsample)
     // Embed prompts
     Tensor sparse = embed_sparse_prompts(pe, B, N, N > 0 ? points.data() : nullptr,
                                          N > 0 ? p.point_labels.data() : nullptr, boxes.empty() ? nullptr : boxes.data());
-    std::vector<TransformerImageState> own;  // per-prompt states when mask inputs make src differ
-    std::vector<const TransformerImageState*> states;
+    // Predict masks: prompts without mask input share the image's low-rank state; mask inputs
+    // give every prompt its own image side, decoded as the reference does.
+    DecoderOutput d;
     if (p.mask_input.defined()) {
+        std::vector<TransformerImageState> own;
         own.reserve(static_cast<size_t>(B));
         for (int64_t b = 0; b < B; ++b) {
             Tensor dense = embed_mask_input(pe, p.mask_input.data() + b * S * S);
-            own.push_back(prepare_decoder_image(m.mask_decoder, embedding_, dense, pe.dense_pe, /*share_image_side=*/false));
+            own.push_back(prepare_decoder_image(m.mask_decoder, embedding_, dense, pe.dense_pe));
         }
+        std::vector<const TransformerImageState*> states;
         for (const auto& s : own) states.push_back(&s);
+        d = mask_decoder_forward(m.mask_decoder, states, pe.dense_pe, sparse, p.multimask_output);
     } else {
-        states.push_back(state_.get());
+        d = low_rank_decoder_forward(m.mask_decoder, *state_, pe.dense_pe, sparse, p.multimask_output);
     }
-
-    // Predict masks
-    DecoderOutput d = mask_decoder_forward(m.mask_decoder, states, pe.dense_pe, sparse, p.multimask_output);
     BatchPrediction r;
     r.batch = B;
     r.num_masks = static_cast<int>(d.iou.dim(1));

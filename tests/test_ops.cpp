@@ -6,6 +6,7 @@
 #include "modeling/image_encoder.h"
 #include "ops/matmul.h"
 #include "ops/ops.h"
+#include "ops/vector_math.h"
 #include "sam/sam.h"
 #include "test_util.h"
 
@@ -129,6 +130,32 @@ TEST(Ops, EncoderAttentionMatchesPortableReference) {
         Tensor want = attention_reference(w, x, cs.H, cs.W, cs.heads);
         EXPECT_LT(test::max_abs_diff(got, want), 1e-4f) << cs.H << "x" << cs.W << " window " << cs.window;
     }
+}
+
+// The vectorisable exp and GELU (ops/vector_math.h) against libm over their whole ranges.
+TEST(Ops, VectorMathMatchesLibm) {
+    float worst_exp = 0.0f;
+    for (float x = -87.0f; x <= 0.0f; x += 0.0013f) {
+        const float want = std::exp(x);
+        worst_exp = std::max(worst_exp, std::fabs(ops::exp_nonpositive(x) - want) / want);
+    }
+    EXPECT_LE(worst_exp, 3e-7f);
+    EXPECT_EQ(ops::exp_nonpositive(-200.0f), 0.0f);
+    EXPECT_EQ(ops::exp_nonpositive(0.0f), 1.0f);
+
+    double worst_gelu = 0.0;
+    for (float x = -12.0f; x <= 12.0f; x += 0.0007f) {
+        const double want = 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+        worst_gelu = std::max(worst_gelu, std::fabs(ops::gelu_erf(x) - want));
+    }
+    EXPECT_LE(worst_gelu, 2e-6);  // A&S 7.1.26: |erf error| <= 1.5e-7, times |x|/2 <= 6
+
+    std::vector<float> v = {3.0f, -1.0f, 0.5f, 3.0f, -40.0f};
+    std::vector<double> want(v.size());
+    double sum = 0.0;
+    for (size_t i = 0; i < v.size(); ++i) sum += want[i] = std::exp(double(v[i]) - 3.0);
+    ops::softmax_inplace(v.data(), static_cast<int64_t>(v.size()));
+    for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], want[i] / sum, 1e-7) << i;
 }
 
 }  // namespace

@@ -26,7 +26,7 @@
 
 namespace sam {
 
-struct TransformerImageState;  // the decoder's per-image cache (src/modeling/transformer.h)
+struct LowRankImageState;  // the decoder's per-image cache (src/modeling/low_rank_decoder.h)
 
 // One prompt, in original image pixels. Every part is optional; with none at all the model
 // still answers (the reference allows it).
@@ -35,7 +35,7 @@ struct Prompt {
     std::vector<int> point_labels;                   // (N) in {1, 0, -1}
     std::optional<std::array<float, 4>> box;         // x0, y0, x1, y1
     Tensor mask_input;  // (1, 256, 256) low-res logits from a previous prediction, or undefined
-    bool multimask_output = true;  // 3 masks (best chosen by iou_predictions), else 1
+    bool multimask_output = true;  // 3 masks (the caller picks, e.g. by iou_predictions), else 1
     bool return_logits = false;    // masks as float logits instead of 0/1
 };
 
@@ -111,7 +111,7 @@ class SamPredictor {
     Sam model_;
     Tensor embedding_;
     ImageGeometry geom_;
-    std::shared_ptr<const TransformerImageState> state_;  // no-mask decoder state of the image
+    std::shared_ptr<const LowRankImageState> state_;  // no-mask decoder state of the image
 };
 
 }  // namespace sam

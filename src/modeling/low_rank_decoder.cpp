@@ -6,11 +6,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <vector>
 
 #include "ops/ops.h"
+#include "sam/error.h"
 #include "ops/threads.h"
+#include "ops/vector_math.h"
 
 namespace sam {
 
@@ -46,14 +49,8 @@ class Array {
 bool par(int64_t work) { return work >= kParallelMin && !omp_in_parallel(); }
 
 // The hot loops of a click (found with perf: layer norms, the image-token scores, the softmax,
-// the per-row linear) are written for the compiler to vectorise; built for baseline x86-64
-// they would use SSE2 only. GCC compiles each marked function for these levels too and picks
-// one at load time by CPUID, so the portable binary runs them with AVX2 or AVX-512.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SAM_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#define SAM_VECTOR_CLONES
-#endif
+// the per-row linear) are written for the compiler to vectorise and marked SAM_VECTOR_CLONES
+// (ops/vector_math.h): built for baseline x86-64 they would use SSE2 only.
 
 // Runs the enclosed calls on the calling thread alone: for small GEMMs a parallel region costs
 // more than it saves (and much more when the cores are shared with other work).
@@ -84,56 +81,9 @@ float dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
-// exp(x) for x <= 0: reduction by ln 2 (n rounded to nearest with the 1.5 * 2^23 trick, as
-// floorf and float selects keep GCC from vectorising under the default trapping-math), a
-// degree-6 Taylor polynomial (rel. error ~1.2e-7 on |r| <= ln2/2), 2^n from the exponent bits;
-// below 2^-126 the result is 0.
-inline float exp_nonpositive(float x) {
-    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t e = static_cast<int32_t>(n);
-    e = e < -127 ? -127 : e;
-    const int32_t bits = (e + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
 // In place, over n values, numerically stable.
 SAM_VECTOR_CLONES
-void softmax(float* v, int64_t n) {
-    float mx = v[0];
-    for (int64_t i = 1; i < n; ++i) mx = v[i] > mx ? v[i] : mx;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) {
-        v[i] = exp_nonpositive(v[i] - mx);
-        sum += v[i];
-    }
-    const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) v[i] *= inv;
-}
-
-// Exact-form GELU x/2 (1 + erf(x/sqrt 2)), with erfc(|z|) = t P(t) exp(-z^2),
-// t = 1/(1 + 0.3275911 |z|) (Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7), and
-// 1 + erf(z) = (1 + sign) - sign erfc(|z|): for x < 0 that is the small tail erfc itself (no
-// cancellation). Branch-free, so loops over it vectorise.
-inline float gelu(float x) {
-    const float z = std::fabs(x) * 0.70710678118654752f;
-    const float t = 1.0f / (1.0f + 0.3275911f * z);
-    const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    const float erfc = poly * exp_nonpositive(-z * z);
-    const float sign = std::copysign(1.0f, x);
-    return 0.5f * x * ((1.0f + sign) - sign * erfc);
-}
+void softmax(float* v, int64_t n) { ops::softmax_inplace(v, n); }
 
 // y (rows, out) = x (rows, in) W^T + b, ReLU'd if asked, for a handful of token rows (one thread).
 Buf lin(const Buf& x, const Linear& l, bool relu = false) {
@@ -176,7 +126,7 @@ void softmax_columns(float* X, int64_t rows, int64_t cols) {
         float* x = X + i * cols;
 #pragma omp simd
         for (int64_t p = 0; p < cols; ++p) {
-            x[p] = exp_nonpositive(x[p] - mx[p]);
+            x[p] = ops::exp_nonpositive(x[p] - mx[p]);
             sum[p] += x[p];
         }
     }
@@ -389,7 +339,7 @@ void layer_norm_gelu(float* x, int64_t rows, int64_t C4, const LayerNorm& n) {
         for (int64_t c = 0; c < C4; ++c) var += (v[c] - mu) * (v[c] - mu);
         const float inv = 1.0f / std::sqrt(var / static_cast<float>(C4) + kLayerNorm2dEps);
 #pragma omp simd
-        for (int64_t c = 0; c < C4; ++c) v[c] = gelu((v[c] - mu) * inv * g[c] + b[c]);
+        for (int64_t c = 0; c < C4; ++c) v[c] = ops::gelu_erf((v[c] - mu) * inv * g[c] + b[c]);
     }
 }
 
@@ -401,7 +351,7 @@ Buf mlp(const MlpWeights& m, Buf x) {
 
 // Upscales the rows (through the two ConvTransposes) and dots them with the hypernetwork
 // outputs hyper (M, C/8); writes M masks of (4G, 4G) logits.
-void upscale_and_predict(const MaskDecoderWeights& w, const TransformerImageState& st, const Rows& x, const Buf& hyper,
+void upscale_and_predict_low_rank(const MaskDecoderWeights& w, const LowRankImageState& st, const Rows& x, const Buf& hyper,
                          int64_t M, float* out) {
     const int64_t N = x.N, G = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(N)))), S = 4 * G;
     const int64_t C4 = w.upscale2.w.dim(1), C8 = w.upscale2.w.dim(0) / 4;
@@ -425,9 +375,8 @@ void upscale_and_predict(const MaskDecoderWeights& w, const TransformerImageStat
     }
 }
 
-}  // namespace
-
-void prepare_shared_image_side(const MaskDecoderWeights& w, TransformerImageState& st, const Tensor& image_pe) {
+// Fills st.shared and st.upscale from st.keys (src) and the image PE.
+void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& st, const Tensor& image_pe) {
     const TwoWayTransformerWeights& tw = w.transformer;
     const size_t L = tw.layers.size();
     const int64_t N = st.keys.dim(0), C = st.keys.dim(1);
@@ -470,21 +419,12 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, TransformerImageStat
         s = next;
     }
     st.upscale = ops::linear(s, w.upscale1.w, none);
-    // The reference forward's layer-0 projections, from the same parts.
-    const SharedKeys& s0 = st.shared.front();
-    const int64_t D = s0.k.dim(1);
-    const float* bv = tw.layers.front().cross_t2i.v_proj.b.data();
-    st.t2i_k = Tensor::empty({N, D});
-    st.t2i_v = Tensor::empty({N, D});
-    st.i2t_q = Tensor::empty({N, s0.q.dim(1)});
-    for (int64_t i = 0; i < N * D; ++i) {
-        st.t2i_k[i] = s0.k[i] + s0.k_pe[i];
-        st.t2i_v[i] = s0.v[i] + bv[i % D];
-    }
-    for (int64_t i = 0; i < st.i2t_q.numel(); ++i) st.i2t_q[i] = s0.q[i] + s0.q_pe[i];
 }
 
-void decode_prompt_low_rank(const MaskDecoderWeights& w, const TransformerImageState& st, const float* tokens,
+// Decodes one prompt against the shared image side.
+//   tokens (T, C) [iou, mask tokens, sparse]; writes iou (num_mask_tokens) and the masks
+//   first..first+M-1 as (M, 4G, 4G) logits.
+void decode_prompt_low_rank(const MaskDecoderWeights& w, const LowRankImageState& st, const float* tokens,
                             int64_t T, int64_t first, int64_t M, float* iou, float* masks) {
     const TwoWayTransformerWeights& tw = w.transformer;
     const int64_t N = st.keys.dim(0), C = st.keys.dim(1), C8 = w.upscale2.w.dim(0) / 4;
@@ -534,7 +474,47 @@ void decode_prompt_low_rank(const MaskDecoderWeights& w, const TransformerImageS
                           Buf(queries.begin() + row * C, queries.begin() + (row + 1) * C));
         std::copy(h.begin(), h.end(), hyper.begin() + m * C8);
     }
-    upscale_and_predict(w, st, x, hyper, M, masks);
+    upscale_and_predict_low_rank(w, st, x, hyper, M, masks);
+}
+
+}  // namespace
+
+LowRankImageState prepare_low_rank_image(const MaskDecoderWeights& w, const Tensor& embedding, const Tensor& dense,
+                                         const Tensor& image_pe) {
+    LowRankImageState s;
+    s.keys = decoder_src(embedding, dense, image_pe);
+    prepare_shared_image_side(w, s, image_pe);
+    return s;
+}
+
+DecoderOutput low_rank_decoder_forward(const MaskDecoderWeights& w, const LowRankImageState& state,
+                                       const Tensor& image_pe, const Tensor& sparse, bool multimask_output) {
+    const int64_t B = sparse.dim(0), Ns = sparse.dim(1), C = sparse.dim(2), n = w.num_mask_tokens;
+    const int64_t T = 1 + n + Ns, HW = image_pe.dim(0), S = 4 * static_cast<int64_t>(std::lround(std::sqrt(HW)));
+    const int64_t M = multimask_output ? n - 1 : 1, first = multimask_output ? 1 : 0;
+    if (state.keys.shape() != image_pe.shape() || C != image_pe.dim(1) || state.shared.empty())
+        throw Error("low-rank decoder: image state " + shape_str(state.keys.shape()) + ", image PE " +
+                    shape_str(image_pe.shape()) + ", prompts " + shape_str(sparse.shape()));
+    DecoderOutput out{Tensor::empty({B, M, S, S}), Tensor::empty({B, M})};
+    // One prompt per thread; a single prompt threads inside its GEMMs instead.
+    std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) if (B > 1)
+    for (int64_t b = 0; b < B; ++b) {
+        try {
+            // Tokens: [iou_token, mask_tokens, sparse prompts], (T, C).
+            std::vector<float> tokens(static_cast<size_t>(T * C)), iou(static_cast<size_t>(n));
+            std::copy(w.iou_token.data(), w.iou_token.data() + C, tokens.begin());
+            std::copy(w.mask_tokens.data(), w.mask_tokens.data() + n * C, tokens.begin() + C);
+            std::copy(sparse.data() + b * Ns * C, sparse.data() + (b + 1) * Ns * C, tokens.begin() + (1 + n) * C);
+            decode_prompt_low_rank(w, state, tokens.data(), T, first, M, iou.data(), out.masks.data() + b * M * S * S);
+            for (int64_t m = 0; m < M; ++m) out.iou[b * M + m] = iou[static_cast<size_t>(first + m)];
+        } catch (...) {
+#pragma omp critical(low_rank_decoder_error)
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+    return out;
 }
 
 }  // namespace sam

@@ -11,24 +11,40 @@
 // per position. Attention scores and values are folded into the token side the same way, and a
 // LayerNorm keeps the form (alpha /= std, basis gains the rows g*c and g, S becomes g*S).
 //
-// Only floating-point rounding differs from the straightforward forward
-// (mask_decoder_forward_reference), which stays the oracle for tests.
+// Only floating-point rounding (and the vectorisable exp and erf of src/ops/vector_math.h)
+// differs from the reference's algorithm (mask_decoder_forward), which is its oracle in the
+// tests (tests/test_mask_decoder.cpp: vit_b shapes, every output within stated tolerances).
 #pragma once
 
-#include <cstdint>
+#include <vector>
 
 #include "modeling/mask_decoder.h"
 
 namespace sam {
 
-// Fills state.shared and state.upscale from state.keys (src) and the image PE, and the
-// reference forward's layer-0 projections (t2i_k, t2i_v, i2t_q) from them.
-void prepare_shared_image_side(const MaskDecoderWeights& w, TransformerImageState& state, const Tensor& image_pe);
+// The products of the shared part S_l of the image rows that enter layer l (l = depth: the
+// final attention), with S_0 = src and S_{l+1} = S_l * layers[l].norm4.weight (per channel).
+struct SharedKeys {
+    Tensor s;          // (HW, C)  S_l
+    Tensor k, k_pe;    // (HW, D)  S_l Wk^T, key_pe Wk^T + bk of the tokens-to-image attention
+    Tensor v;          // (HW, D)  S_l Wv^T
+    Tensor q, q_pe;    // (HW, D)  S_l Wq^T, key_pe Wq^T + bq of the image-to-tokens attention (l < depth)
+};
 
-// Decodes one prompt against a state with shared image-side products.
-//   tokens (T, C) [iou, mask tokens, sparse]; writes iou (num_mask_tokens) and the masks
-//   first..first+M-1 as (M, 4G, 4G) logits.
-void decode_prompt_low_rank(const MaskDecoderWeights& w, const TransformerImageState& state, const float* tokens,
-                            int64_t T, int64_t first, int64_t M, float* iou, float* masks);
+// The image side every prompt of an image shares (~35 MB, ~2.7 GFLOP once for vit_b).
+struct LowRankImageState {
+    Tensor keys;                     // (HW, C)  src, channels-last
+    std::vector<SharedKeys> shared;  // depth + 1 entries
+    Tensor upscale;                  // (HW, 4 * C/4)  S_depth times the first ConvTranspose's weight
+};
+
+// Same arguments as prepare_decoder_image (mask_decoder.h).
+LowRankImageState prepare_low_rank_image(const MaskDecoderWeights& w, const Tensor& embedding, const Tensor& dense,
+                                         const Tensor& image_pe);
+
+// Decodes B prompts that share `state` (same arguments and result as mask_decoder_forward),
+// one prompt per thread; a single prompt threads inside its larger products instead.
+DecoderOutput low_rank_decoder_forward(const MaskDecoderWeights& w, const LowRankImageState& state,
+                                       const Tensor& image_pe, const Tensor& sparse, bool multimask_output);
 
 }  // namespace sam

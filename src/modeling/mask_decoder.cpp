@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <exception>
 
-#include "modeling/low_rank_decoder.h"
 #include "ops/ops.h"
 #include "sam/error.h"
 
@@ -91,62 +89,32 @@ MaskDecoderWeights load_mask_decoder(const WeightLoader& w, const MaskDecoderCon
     return d;
 }
 
-TransformerImageState prepare_decoder_image(const MaskDecoderWeights& w, const Tensor& embedding, const Tensor& dense,
-                                            const Tensor& image_pe, bool share_image_side) {
-    const int64_t C = embedding.dim(1), HW = embedding.dim(2) * embedding.dim(3);
-    if (embedding.ndim() != 4 || embedding.dim(0) != 1 || image_pe.shape() != Shape{HW, C})
+Tensor decoder_src(const Tensor& embedding, const Tensor& dense, const Tensor& image_pe) {
+    const int64_t C = image_pe.dim(1), HW = image_pe.dim(0);
+    if (embedding.ndim() != 4 || embedding.dim(0) != 1 || embedding.dim(1) != C ||
+        embedding.dim(2) * embedding.dim(3) != HW)
         throw InputError("image embedding", "shape " + shape_str(embedding.shape()) + ", expected " +
-                                                shape_str({1, image_pe.dim(1), 64, 64}));
+                                                shape_str({1, C, 64, 64}));
+    if (dense.numel() != C && dense.numel() != HW * C)
+        throw InputError("dense prompt", "shape " + shape_str(dense.shape()) + ", expected " + shape_str({HW, C}) +
+                                             " or " + shape_str({1, C}));
     const bool broadcast = dense.numel() == C;
-    // src = embedding (channels-last) + dense prompt
     Tensor src = Tensor::empty({HW, C});
     const float* e = embedding.data();
     const float* d = dense.data();
 #pragma omp parallel for
     for (int64_t p = 0; p < HW; ++p)
         for (int64_t c = 0; c < C; ++c) src[p * C + c] = e[c * HW + p] + (broadcast ? d[c] : d[p * C + c]);
-    if (!share_image_side) return prepare_transformer_image(w.transformer, std::move(src), image_pe);
-    TransformerImageState s;
-    s.keys = std::move(src);
-    prepare_shared_image_side(w, s, image_pe);
-    return s;
+    return src;
+}
+
+TransformerImageState prepare_decoder_image(const MaskDecoderWeights& w, const Tensor& embedding, const Tensor& dense,
+                                            const Tensor& image_pe) {
+    return prepare_transformer_image(w.transformer, decoder_src(embedding, dense, image_pe), image_pe);
 }
 
 DecoderOutput mask_decoder_forward(const MaskDecoderWeights& w, const std::vector<const TransformerImageState*>& states,
                                    const Tensor& image_pe, const Tensor& sparse, bool multimask_output) {
-    if (states.size() != 1 || states[0]->shared.empty())
-        return mask_decoder_forward_reference(w, states, image_pe, sparse, multimask_output);
-    const int64_t B = sparse.dim(0), Ns = sparse.dim(1), C = sparse.dim(2), n = w.num_mask_tokens;
-    const int64_t T = 1 + n + Ns, HW = image_pe.dim(0), S = 4 * static_cast<int64_t>(std::lround(std::sqrt(HW)));
-    const int64_t M = multimask_output ? n - 1 : 1, first = multimask_output ? 1 : 0;
-    if (states[0]->keys.shape() != image_pe.shape() || C != image_pe.dim(1))
-        throw Error("mask decoder: image state " + shape_str(states[0]->keys.shape()) + ", image PE " +
-                    shape_str(image_pe.shape()) + ", prompts " + shape_str(sparse.shape()));
-    DecoderOutput out{Tensor::empty({B, M, S, S}), Tensor::empty({B, M})};
-    // One prompt per thread; a single prompt threads inside its GEMMs instead.
-    std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) if (B > 1)
-    for (int64_t b = 0; b < B; ++b) {
-        try {
-            // Tokens: [iou_token, mask_tokens, sparse prompts], (T, C).
-            std::vector<float> tokens(static_cast<size_t>(T * C)), iou(static_cast<size_t>(n));
-            std::copy(w.iou_token.data(), w.iou_token.data() + C, tokens.begin());
-            std::copy(w.mask_tokens.data(), w.mask_tokens.data() + n * C, tokens.begin() + C);
-            std::copy(sparse.data() + b * Ns * C, sparse.data() + (b + 1) * Ns * C, tokens.begin() + (1 + n) * C);
-            decode_prompt_low_rank(w, *states[0], tokens.data(), T, first, M, iou.data(), out.masks.data() + b * M * S * S);
-            for (int64_t m = 0; m < M; ++m) out.iou[b * M + m] = iou[static_cast<size_t>(first + m)];
-        } catch (...) {
-#pragma omp critical(mask_decoder_error)
-            if (!error) error = std::current_exception();
-        }
-    }
-    if (error) std::rethrow_exception(error);
-    return out;
-}
-
-DecoderOutput mask_decoder_forward_reference(const MaskDecoderWeights& w,
-                                             const std::vector<const TransformerImageState*>& states,
-                                             const Tensor& image_pe, const Tensor& sparse, bool multimask_output) {
     const int64_t B = sparse.dim(0), Ns = sparse.dim(1), C = sparse.dim(2), n = w.num_mask_tokens;
     const int64_t T = 1 + n + Ns, HW = image_pe.dim(0), G = static_cast<int64_t>(std::lround(std::sqrt(HW)));
     const int64_t S = 4 * G, C8 = w.upscale2.w.dim(0) / 4;

@@ -1,6 +1,12 @@
 // Mask decoder (segment_anything/modeling/mask_decoder.py): output tokens + prompt tokens
 // through the two-way transformer, upscaled image features, hypernetwork MLPs per mask token
 // and the IoU head. Decodes B prompts per call.
+//
+// Two implementations compute it. mask_decoder_forward below is the reference's algorithm
+// (the transformer on explicit image rows of every prompt): it serves prompts whose image side
+// differs (mask inputs) and is the oracle of the other. The low-rank decoder
+// (modeling/low_rank_decoder.h) is an exact restructuring for prompts that share one image side
+// (points and boxes): it serves every click and every segment-everything prompt.
 #pragma once
 
 #include <memory>
@@ -41,33 +47,27 @@ struct MaskDecoderWeights {         // mask_decoder
 
 MaskDecoderWeights load_mask_decoder(const WeightLoader& w, const MaskDecoderConfig& cfg);
 
-// The decoder's per-image state: src = embedding + dense prompt and what the first transformer
-// layer derives from it alone; with `share_image_side`, also the image-side products every
-// prompt shares in the low-rank decoder (modeling/low_rank_decoder.h; ~35 MB, ~2.7 GFLOP once),
-// worth it when more than one prompt is decoded against the state.
+// src = embedding + dense prompt, channels-last (G*G, C); the image side of both decoders.
 //   embedding (1, C, G, G); dense (G*G, C) channels-last, or (1, C) broadcast (no_mask_embed);
-//   image_pe (G*G, C).
+//   image_pe (G*G, C) (checked against the embedding).
+Tensor decoder_src(const Tensor& embedding, const Tensor& dense, const Tensor& image_pe);
+
+// mask_decoder_forward's per-image state: src and what the first transformer layer derives
+// from it alone.
 TransformerImageState prepare_decoder_image(const MaskDecoderWeights& w, const Tensor& embedding, const Tensor& dense,
-                                            const Tensor& image_pe, bool share_image_side = true);
+                                            const Tensor& image_pe);
 
 struct DecoderOutput {
     Tensor masks;  // (B, M, 4G, 4G) low-resolution mask logits
     Tensor iou;    // (B, M) predicted IoU
 };
 
-// Decodes B prompts.
+// Decodes B prompts as the reference does (MaskDecoder.forward), working through the batch in
+// chunks so that memory stays bounded.
 //   states: 1 entry shared by every prompt, or B entries (one per prompt, e.g. mask inputs);
 //   image_pe (G*G, C); sparse (B, Ns, C);
 //   multimask_output: M = 3 (masks 1..3), else M = 1 (mask 0).
-// One shared state with image-side products runs the low-rank decoder, one prompt per thread;
-// otherwise (per-prompt states, e.g. mask inputs) the reference forward runs.
 DecoderOutput mask_decoder_forward(const MaskDecoderWeights& w, const std::vector<const TransformerImageState*>& states,
                                    const Tensor& image_pe, const Tensor& sparse, bool multimask_output);
-
-// The straightforward forward (the oracle for the low-rank one): the transformer on explicit
-// image rows of every prompt. Works through the batch in chunks so that memory stays bounded.
-DecoderOutput mask_decoder_forward_reference(const MaskDecoderWeights& w,
-                                             const std::vector<const TransformerImageState*>& states,
-                                             const Tensor& image_pe, const Tensor& sparse, bool multimask_output);
 
 }  // namespace sam

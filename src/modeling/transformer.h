@@ -40,24 +40,11 @@ TwoWayTransformerWeights load_two_way_transformer(const WeightLoader& w, const M
 // What the transformer computes from the image side alone before any prompt is seen: the
 // keys (src = embedding + dense prompt) and the first layer's projections of them. Shared by
 // every prompt of an image when the dense prompt is the same (no mask input).
-//
-// `shared` holds, for the low-rank decoder (modeling/low_rank_decoder.h), the products of the
-// shared part S_l of the image rows that enter layer l (l = depth: the final attention), with
-// S_0 = src and S_{l+1} = S_l * layers[l].norm4.weight (per channel).
-struct SharedKeys {
-    Tensor s;          // (HW, C)  S_l
-    Tensor k, k_pe;    // (HW, D)  S_l Wk^T, key_pe Wk^T + bk of the tokens-to-image attention
-    Tensor v;          // (HW, D)  S_l Wv^T
-    Tensor q, q_pe;    // (HW, D)  S_l Wq^T, key_pe Wq^T + bq of the image-to-tokens attention (l < depth)
-};
-
 struct TransformerImageState {
     Tensor keys;   // (HW, C)  src, channels-last
     Tensor t2i_k;  // (HW, D)  layers[0].cross_t2i.k_proj(keys + key_pe)
     Tensor t2i_v;  // (HW, D)  layers[0].cross_t2i.v_proj(keys)
     Tensor i2t_q;  // (HW, D)  layers[0].cross_i2t.q_proj(keys + key_pe)
-    std::vector<SharedKeys> shared;  // depth + 1 entries, or empty (then the reference path runs)
-    Tensor upscale;                  // (HW, 4 * C/4)  S_depth times the first ConvTranspose's weight
 };
 
 // src (HW, C) channels-last, key_pe (HW, C) -> the state above (takes ownership of src).
