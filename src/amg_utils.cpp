@@ -138,12 +138,6 @@ bool is_box_near_crop_edge(const BoxXyxy& box, const BoxXyxy& crop_box, const Bo
     return false;
 }
 
-float stability_score(const float* logits, int64_t n, double mask_threshold, double threshold_offset) {
-    StabilityCounts counts(mask_threshold, threshold_offset);
-    for (int64_t i = 0; i < n; ++i) counts.add(logits[i]);
-    return counts.score();
-}
-
 namespace {
 
 // Indices ordered by descending score, lower index first among equals.
@@ -229,12 +223,6 @@ std::vector<int> batched_nms(const std::vector<BoxXyxyF>& boxes, const std::vect
     }
     std::sort(kept.begin(), kept.end());
     return order_by_score(scores, kept);
-}
-
-RegionMode region_mode_from_string(const std::string& mode) {
-    if (mode == "holes") return RegionMode::kHoles;
-    if (mode == "islands") return RegionMode::kIslands;
-    throw InputError("mode", "expected \"holes\" or \"islands\", got \"" + mode + "\"");
 }
 
 namespace {

@@ -61,8 +61,6 @@ struct StabilityCounts {
     int64_t intersections = 0, unions = 0;
 };
 
-// The stability score of n logits at once (calculate_stability_score).
-float stability_score(const float* logits, int64_t n, double mask_threshold, double threshold_offset);
 
 // torchvision.ops.nms: indices of the kept boxes in descending score order; a box is suppressed
 // by a kept one when their IoU (float32, areas (x1-x0)*(y1-y0)) is > iou_threshold. Equal scores
@@ -85,7 +83,6 @@ enum class RegionMode { kHoles, kIslands };
 // left, the largest is kept (the first in OpenCV's label order on ties). Returns whether any
 // component was small (the reference's "changed", true even when the mask ends up the same).
 bool remove_small_regions(uint8_t* mask, int height, int width, double area_thresh, RegionMode mode);
-RegionMode region_mode_from_string(const std::string& mode);  // "holes" | "islands"
 
 // (x0, y0, x1, y1) -> (x0, y0, x1 - x0, y1 - y0), no +1 (box_xyxy_to_xywh).
 BoxXyxy box_xyxy_to_xywh(const BoxXyxy& box);
