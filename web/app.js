@@ -1,5 +1,8 @@
 // The interactive segmentation page of `sam serve`: open an image, click points or drag a box,
-// see the mask. Talks to the JSON API (apps/server/routes.h); masks arrive as COCO RLE.
+// see the mask. Talks to the API (apps/server/routes.h). A click's answer is the decoder's
+// low-res logits (POST .../click, binary: apps/server/click.h), which the page upsamples and
+// thresholds itself exactly as the server's full-resolution path does (upsampleMask), so the mask
+// shown is the full-resolution mask, pixel for pixel. "Segment everything" arrives as COCO RLE.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -11,7 +14,7 @@ const state = {
   image: null,        // {id, width, height, name}
   bitmap: null,       // the decoded image, for drawing
   prompts: [],        // {kind: 'point', x, y, label} | {kind: 'box', box: [x0, y0, x1, y1]}
-  result: null,       // the last prediction: {masks: [{size, counts, logits}], scores, best}
+  result: null,       // the last prediction: {masks: [{logits, low}], scores, best, geometry}
   selected: 0,        // which candidate of result is shown
   history: [],        // snapshots {prompts, result, selected} before each action, for undo
   everything: null,   // records of "segment everything"
@@ -20,6 +23,8 @@ const state = {
   drag: null,         // {x0, y0, x1, y1, button} in image pixels while the mouse is down
   queue: Promise.resolve(),
   predictions: 0,     // overlays drawn (tests wait on it)
+  shown: null,        // the full-resolution mask last computed: {result, k, mask, layer}
+  timings: [],        // per click: {total, request, decoder, upsample, draw} in ms
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -62,6 +67,173 @@ function decodeRle(rle) {
   return mask;
 }
 
+// A row-major 0/1 mask -> COCO RLE {size, counts} (pycocotools' rleEncode and rleToString).
+function encodeRle(mask, h, w) {
+  const counts = [];
+  let prev = 0, run = 0;
+  for (let x = 0; x < w; x++) {
+    for (let i = x; i < h * w; i += w) {
+      if (mask[i] !== prev) { counts.push(run); run = 0; prev = mask[i]; }
+      run++;
+    }
+  }
+  counts.push(run);
+  let s = '';
+  for (let i = 0; i < counts.length; i++) {
+    let x = counts[i];
+    if (i > 2) x -= counts[i - 2];
+    let more = true;
+    while (more) {
+      let c = x & 0x1f;
+      x >>= 5;
+      more = (c & 0x10) ? x !== -1 : x !== 0;
+      if (more) c |= 0x20;
+      s += String.fromCharCode(c + 48);
+    }
+  }
+  return { size: [h, w], counts: s };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Low-res logits -> full-resolution mask, as src/postprocess.cpp computes it: bilinear
+// (align_corners=False) from low_size to the img_size frame, crop to input_h x input_w, bilinear
+// to the image's size, then logit > threshold. Every step is one fp32 operation (Math.fround, or
+// a store into a Float32Array), in the server's order: the server compiles it without fused
+// multiply-adds, so both round alike and the masks are identical (the browser test checks).
+
+const f32 = Math.fround;
+
+function bilinearTaps(inSize, outSize) {
+  const i0 = new Int32Array(outSize), i1 = new Int32Array(outSize);
+  const w0 = new Float32Array(outSize), w1 = new Float32Array(outSize);
+  const scale = f32(inSize / outSize);
+  for (let i = 0; i < outSize; i++) {
+    let src = f32(f32(scale * (i + 0.5)) - 0.5);
+    if (src < 0) src = 0;
+    const j = Math.floor(src);
+    const l1 = Math.min(Math.max(f32(src - j), 0), 1);
+    i0[i] = j;
+    i1[i] = j + (j < inSize - 1 ? 1 : 0);
+    w1[i] = l1;
+    w0[i] = f32(1 - l1);
+  }
+  return { i0, i1, w0, w1 };
+}
+
+// Taps, column runs and scratch rows of one geometry, kept while the image stays the same.
+let upsampler = null;
+function upsamplerFor(g) {
+  const key = [g.low_size, g.img_size, g.input_h, g.input_w, g.height, g.width, g.rows, g.cols].join();
+  if (upsampler && upsampler.key === key) return upsampler;
+  const upX = bilinearTaps(g.low_size, g.img_size), upY = bilinearTaps(g.low_size, g.img_size);
+  const downX = bilinearTaps(g.input_w, g.width), downY = bilinearTaps(g.input_h, g.height);
+  // Output columns in runs that read the same low-res columns [lx0, lx1].
+  const starts = [], lx0s = [], lx1s = [];
+  for (let x = 0; x < g.width; x++) {
+    const lx0 = upX.i0[downX.i0[x]], lx1 = upX.i1[downX.i1[x]];
+    const k = starts.length - 1;
+    if (k < 0 || lx0s[k] !== lx0 || lx1s[k] !== lx1) { starts.push(x); lx0s.push(lx0); lx1s.push(lx1); }
+  }
+  const runs = starts.length;
+  const slot = () => ({ row: -1, mid: new Float32Array(g.input_w), midDone: false, b: new Float32Array(g.width),
+                        done: new Uint8Array(runs) });
+  upsampler = {
+    key, upX, upY, downX, downY, runs,
+    runStart: Int32Array.from([...starts, g.width]), runLx0: Int32Array.from(lx0s), runLx1: Int32Array.from(lx1s),
+    a: new Float32Array(g.rows * g.input_w),  // low rows resampled along x
+    cls: new Int8Array(g.rows * g.cols),      // per low-res cell: +1 clearly above the threshold, -1 below, 0 near
+    rowCls: new Int8Array(g.cols),
+    slots: [slot(), slot()],                  // frame rows r & 1: the cropped frame's row, then along x
+  };
+  return upsampler;
+}
+
+// Frame row r of the second stage's input (the cropped img_size frame resampled along x to the
+// output's width), computed over the columns of runs [k0, k1) only, each run once per row.
+function frameRow(u, g, r, k0, k1) {
+  const s = u.slots[r & 1];
+  if (s.row !== r) { s.row = r; s.midDone = false; s.done.fill(0); }
+  if (!s.midDone) {
+    const iw = g.input_w, a = u.a, s0 = u.upY.i0[r] * iw, s1 = u.upY.i1[r] * iw, w0 = u.upY.w0[r], w1 = u.upY.w1[r];
+    const mid = s.mid;
+    for (let x = 0; x < iw; x++) mid[x] = f32(w0 * a[s0 + x]) + f32(w1 * a[s1 + x]);
+    s.midDone = true;
+  }
+  const { i0, i1, w0, w1 } = u.downX, mid = s.mid, b = s.b, done = s.done;
+  for (let k = k0; k < k1; k++) {
+    if (done[k]) continue;
+    for (let x = u.runStart[k], e = u.runStart[k + 1]; x < e; x++) b[x] = f32(w0[x] * mid[i0[x]]) + f32(w1[x] * mid[i1[x]]);
+    done[k] = 1;
+  }
+  return b;
+}
+
+// One candidate's logits (rows x cols of the low-res grid) -> a width x height 0/1 mask.
+// Where every low-res cell that a run of output pixels reads is clearly above (below) the
+// threshold, the run is 1 (0) without interpolating: each of the four steps is a convex
+// combination whose rounding moves it by less than 2^-19 of the largest |logit|, far inside the
+// margin (1e-5 of it). Elsewhere, the exact fp32 steps.
+function upsampleMask(low, g, out) {
+  const u = upsamplerFor(g);
+  const { rows, cols, input_w: iw, width: W, height: H, threshold: t } = g;
+  const { a, cls, rowCls, runStart, runLx0, runLx1, upX, upY, downY, runs } = u;
+  for (let y = 0; y < rows; y++) {
+    const s = y * cols, d = y * iw;
+    for (let x = 0; x < iw; x++) a[d + x] = f32(upX.w0[x] * low[s + upX.i0[x]]) + f32(upX.w1[x] * low[s + upX.i1[x]]);
+  }
+  let big = Math.abs(t);
+  for (let i = 0; i < low.length; i++) big = Math.max(big, Math.abs(low[i]));
+  const margin = 1e-5 * big + 1e-30;  // NaN or infinite logits: every cell near, all exact
+  for (let i = 0; i < low.length; i++) cls[i] = low[i] > t + margin ? 1 : low[i] < t - margin ? -1 : 0;
+  u.slots[0].row = u.slots[1].row = -1;
+  // Segments of a row: consecutive runs of one class (+1, -1, or 0: interpolate).
+  const segK = new Int32Array(runs + 1), segCls = new Int8Array(runs);
+  let segs = 0, ly0 = -1, ly1 = -1;
+  for (let y = 0; y < H; y++) {
+    const r0 = downY.i0[y], r1 = downY.i1[y];
+    if (upY.i0[r0] !== ly0 || upY.i1[r1] !== ly1) {
+      // New low-res rows: the class common to them per low-res column, then per run.
+      ly0 = upY.i0[r0]; ly1 = upY.i1[r1];
+      for (let lx = 0; lx < cols; lx++) {
+        let c = cls[ly0 * cols + lx];
+        for (let ly = ly0 + 1; ly <= ly1 && c !== 0; ly++) if (cls[ly * cols + lx] !== c) c = 0;
+        rowCls[lx] = c;
+      }
+      segs = 0;
+      for (let k = 0; k < runs; k++) {
+        let c = rowCls[runLx0[k]];
+        for (let lx = runLx0[k] + 1; lx <= runLx1[k] && c !== 0; lx++) if (rowCls[lx] !== c) c = 0;
+        if (segs === 0 || segCls[segs - 1] !== c) { segK[segs] = k; segCls[segs] = c; segs++; }
+      }
+      segK[segs] = runs;
+    }
+    const w0 = downY.w0[y], w1 = downY.w1[y], d = y * W;
+    for (let j = 0; j < segs; j++) {
+      const xs = runStart[segK[j]], xe = runStart[segK[j + 1]];
+      if (segCls[j] !== 0) {
+        out.fill(segCls[j] > 0 ? 1 : 0, d + xs, d + xe);
+        continue;
+      }
+      const b0 = frameRow(u, g, r0, segK[j], segK[j + 1]), b1 = frameRow(u, g, r1, segK[j], segK[j + 1]);
+      for (let x = xs; x < xe; x++) out[d + x] = f32(f32(w0 * b0[x]) + f32(w1 * b1[x])) > t ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+// The binary answer of POST .../click (apps/server/click.h) -> a result for the page.
+function parseClick(buf) {
+  const view = new DataView(buf);
+  if (buf.byteLength < 8 || String.fromCharCode(...new Uint8Array(buf, 0, 4)) !== 'SAMc') {
+    throw new Error('not a click answer');
+  }
+  const n = view.getUint32(4, true);
+  const g = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
+  const per = g.rows * g.cols;
+  const masks = g.logits.map((handle, k) => ({ logits: handle, low: new Float32Array(buf, 8 + n + 4 * k * per, per) }));
+  return { masks, scores: g.scores, best: g.best, geometry: g };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Drawing.
 
@@ -73,16 +245,17 @@ function maskLayer(mask, w, h, rgb, alpha) {
   layer.width = w; layer.height = h;
   const ctx = layer.getContext('2d');
   const img = ctx.createImageData(w, h);
-  const px = img.data;
+  const px = new Uint32Array(img.data.buffer);  // RGBA bytes as little-endian words
+  const colour = rgb[0] | (rgb[1] << 8) | (rgb[2] << 16);
+  const fill = (colour | (alpha << 24)) >>> 0, line = (colour | (255 << 24)) >>> 0;
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
+    const top = y === 0, bottom = y === h - 1;
+    for (let x = 0, i = y * w; x < w; x++, i++) {
       if (!mask[i]) continue;
       // Edge pixels (a 4-neighbour outside the mask) drawn opaque: a crisp outline.
-      const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
+      const edge = top || bottom || x === 0 || x === w - 1 ||
                    !mask[i - 1] || !mask[i + 1] || !mask[i - w] || !mask[i + w];
-      px[4 * i] = rgb[0]; px[4 * i + 1] = rgb[1]; px[4 * i + 2] = rgb[2];
-      px[4 * i + 3] = edge ? 255 : alpha;
+      px[i] = edge ? line : fill;
     }
   }
   ctx.putImageData(img, 0, 0);
@@ -127,6 +300,37 @@ function currentMask() {
   return state.result && state.result.masks.length ? state.result.masks[state.selected] : null;
 }
 
+// The shown candidate at full resolution (row-major 0/1), computed once per candidate shown.
+function maskBits() {
+  const m = currentMask();
+  if (!m) return null;
+  return shownMask().mask;
+}
+
+function shownMask() {
+  const r = state.result, k = state.selected;
+  if (state.shown && state.shown.result === r && state.shown.k === k) return state.shown;
+  const g = r.geometry;
+  const t0 = performance.now();
+  const mask = upsampleMask(r.masks[k].low, g, new Uint8Array(g.width * g.height));
+  const t1 = performance.now();
+  state.shown = { result: r, k, mask, layer: null, upsampleMs: t1 - t0 };
+  return state.shown;
+}
+
+// A candidate's thumbnail straight from its low-res logits (each cell: logit > threshold).
+function lowResLayer(m, g, rgb, alpha) {
+  const layer = document.createElement('canvas');
+  layer.width = g.cols; layer.height = g.rows;
+  const ctx = layer.getContext('2d');
+  const img = ctx.createImageData(g.cols, g.rows);
+  const px = new Uint32Array(img.data.buffer);
+  const word = (rgb[0] | (rgb[1] << 8) | (rgb[2] << 16) | (alpha << 24)) >>> 0;
+  for (let i = 0; i < px.length; i++) if (m.low[i] > g.threshold) px[i] = word;
+  ctx.putImageData(img, 0, 0);
+  return layer;
+}
+
 function redraw() {
   const ctx = overlay.getContext('2d');
   ctx.clearRect(0, 0, overlay.width, overlay.height);
@@ -137,7 +341,9 @@ function redraw() {
     const records = [...state.everything].sort((a, b) => b.area - a.area);
     for (const r of records) ctx.drawImage(maskLayer(decodeRle(r.segmentation), w, h, r.colour, 140), 0, 0);
   } else if (currentMask()) {
-    ctx.drawImage(maskLayer(decodeRle(currentMask()), w, h, MASK_RGB, MASK_ALPHA), 0, 0);
+    const shown = shownMask();
+    if (!shown.layer) shown.layer = maskLayer(shown.mask, w, h, MASK_RGB, MASK_ALPHA);
+    ctx.drawImage(shown.layer, 0, 0);
   }
   drawPrompts(ctx);
 }
@@ -156,7 +362,9 @@ function drawCandidates() {
     thumb.width = tw; thumb.height = th;
     const ctx = thumb.getContext('2d');
     ctx.drawImage(imageCanvas, 0, 0, tw, th);
-    ctx.drawImage(maskLayer(decodeRle(m), state.image.width, state.image.height, MASK_RGB, 150), 0, 0, tw, th);
+    // The low-res cells that cover the image (input_w x input_h of the img_size frame).
+    const g = r.geometry, cell = g.img_size / g.low_size;
+    ctx.drawImage(lowResLayer(m, g, MASK_RGB, 150), 0, 0, g.input_w / cell, g.input_h / cell, 0, 0, tw, th);
     const label = document.createElement('span');
     label.textContent = `#${k + 1} score ${formatScore(r.scores[k])}`;
     item.append(thumb, label);
@@ -214,6 +422,19 @@ async function api(path, options) {
   try { body = await res.json(); } catch (e) { /* not JSON */ }
   if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
   return body;
+}
+
+// A POST whose answer is binary (errors are still JSON): the bytes and the Server-Timing phases.
+async function apiBinary(path, options) {
+  const res = await fetch(path, options);
+  if (!res.ok) {
+    let body = null;
+    try { body = await res.json(); } catch (e) { /* not JSON */ }
+    throw new Error((body && body.error) || `HTTP ${res.status}`);
+  }
+  const timing = {};
+  for (const m of (res.headers.get('Server-Timing') || '').matchAll(/(\w+);dur=([\d.]+)/g)) timing[m[1]] = Number(m[2]);
+  return { buf: await res.arrayBuffer(), timing };
 }
 
 function setBusy(text) {
@@ -284,28 +505,43 @@ async function runPredict() {
     refresh();
     return;
   }
-  const url = `api/images/${state.image.id}/predict`;
-  const post = (body) => api(url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
-                                    body: JSON.stringify(body) });
+  const url = `api/images/${state.image.id}/click`;
+  const post = (body) => apiBinary(url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                          body: JSON.stringify(body) });
   const t0 = performance.now();
+  let timing = null;
   try {
-    let r;
+    let answer;
     try {
-      r = await post(promptBody(true));
+      answer = await post(promptBody(true));
     } catch (e) {
       if (!/^mask_input/.test(e.message)) throw e;
-      r = await post(promptBody(false));  // the handle expired: predict from the prompts alone
+      answer = await post(promptBody(false));  // the handle expired: predict from the prompts alone
     }
-    state.result = r;
-    state.selected = r.best || 0;
-    setStatus(`Predicted in ${Math.round(performance.now() - t0)} ms`);
+    const t1 = performance.now();
+    state.result = parseClick(answer.buf);
+    state.selected = state.result.best || 0;
+    timing = { request: t1 - t0, decoder: answer.timing.decoder };
   } catch (e) {
     if (/image id/.test(e.message)) setStatus('The server no longer has this image: open it again.', true);
     else setStatus(e.message, true);
   }
-  refresh();
+  // The mask first; the candidates' thumbnails and the lists once it is on screen.
+  redraw();
+  if (timing) {
+    timing.upsample = state.shown ? state.shown.upsampleMs : 0;
+    timing.total = performance.now() - t0;
+    state.timings.push(timing);
+    const dec = timing.decoder === undefined ? '' : ` (decoder ${Math.round(timing.decoder)} ms)`;
+    setStatus(`Mask in ${Math.round(timing.total)} ms${dec}`);
+  }
   state.predictions++;
   document.body.dataset.predictions = String(state.predictions);
+  const n = state.predictions;
+  requestAnimationFrame(() => setTimeout(() => {
+    refresh();
+    document.body.dataset.refreshed = String(n);  // the lists and thumbnails too (tests wait on it)
+  }, 0));
 }
 
 async function segmentEverything() {
@@ -388,10 +624,9 @@ function download(blob, name) {
 }
 
 function exportPng() {
-  const m = currentMask();
-  if (!m) return;
-  const [h, w] = m.size;
-  const mask = decodeRle(m);
+  const mask = maskBits();
+  if (!mask) return;
+  const { width: w, height: h } = state.image;
   const c = document.createElement('canvas');
   c.width = w; c.height = h;
   const ctx = c.getContext('2d');
@@ -415,8 +650,7 @@ function exportCoco() {
       crop_box: r.crop_box,
     }));
   } else {
-    const m = currentMask();
-    const mask = decodeRle(m);
+    const mask = maskBits();
     let area = 0, x0 = width, y0 = height, x1 = -1, y1 = -1;
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
@@ -426,7 +660,7 @@ function exportCoco() {
       }
     }
     const bbox = area ? [x0, y0, x1 - x0, y1 - y0] : [0, 0, 0, 0];
-    annotations = [{ id: 1, image_id: 1, category_id: 1, segmentation: { size: m.size, counts: m.counts },
+    annotations = [{ id: 1, image_id: 1, category_id: 1, segmentation: encodeRle(mask, height, width),
                      area, bbox, predicted_iou: state.result.scores[state.selected] }];
   }
   const coco = {
@@ -524,4 +758,4 @@ document.body.dataset.predictions = '0';
 refresh();
 
 // For tests and the console: the state and the mask decoder.
-window.samApp = { state, decodeRle, currentMask, MASK_RGB, MASK_ALPHA };
+window.samApp = { state, decodeRle, encodeRle, currentMask, maskBits, upsampleMask, parseClick, MASK_RGB, MASK_ALPHA };
