@@ -120,32 +120,49 @@ function bilinearTaps(inSize, outSize) {
   return { i0, i1, w0, w1 };
 }
 
-// Taps, column runs and scratch rows of one geometry, kept while the image stays the same.
-let upsampler = null;
-function upsamplerFor(g) {
-  const key = [g.low_size, g.img_size, g.input_h, g.input_w, g.height, g.width, g.rows, g.cols].join();
-  if (upsampler && upsampler.key === key) return upsampler;
+// The output pixels computed: all of them (dw = width, dh = height), or those under the pixels
+// of a smaller display, column j at image column floor((j + 0.5) * width / dw) (and so for
+// rows): each one exactly the full-resolution mask's pixel there.
+function samples(n, full) {
+  const out = new Int32Array(n);
+  for (let j = 0; j < n; j++) out[j] = n === full ? j : Math.min(full - 1, Math.floor((j + 0.5) * full / n));
+  return out;
+}
+
+function pickTaps(t, at) {
+  return { i0: at.map((i) => t.i0[i]), i1: at.map((i) => t.i1[i]),
+           w0: Float32Array.from(at, (i) => t.w0[i]), w1: Float32Array.from(at, (i) => t.w1[i]) };
+}
+
+// Taps, column runs and scratch rows of one geometry and output size, kept while they last.
+const upsamplers = new Map();  // at most two: the display's size and the full size
+function upsamplerFor(g, dw, dh) {
+  const key = [g.low_size, g.img_size, g.input_h, g.input_w, g.height, g.width, g.rows, g.cols, dw, dh].join();
+  if (upsamplers.has(key)) return upsamplers.get(key);
   const upX = bilinearTaps(g.low_size, g.img_size), upY = bilinearTaps(g.low_size, g.img_size);
-  const downX = bilinearTaps(g.input_w, g.width), downY = bilinearTaps(g.input_h, g.height);
+  const downX = pickTaps(bilinearTaps(g.input_w, g.width), samples(dw, g.width));
+  const downY = pickTaps(bilinearTaps(g.input_h, g.height), samples(dh, g.height));
   // Output columns in runs that read the same low-res columns [lx0, lx1].
   const starts = [], lx0s = [], lx1s = [];
-  for (let x = 0; x < g.width; x++) {
+  for (let x = 0; x < dw; x++) {
     const lx0 = upX.i0[downX.i0[x]], lx1 = upX.i1[downX.i1[x]];
     const k = starts.length - 1;
     if (k < 0 || lx0s[k] !== lx0 || lx1s[k] !== lx1) { starts.push(x); lx0s.push(lx0); lx1s.push(lx1); }
   }
   const runs = starts.length;
-  const slot = () => ({ row: -1, mid: new Float32Array(g.input_w), midDone: false, b: new Float32Array(g.width),
+  const slot = () => ({ row: -1, mid: new Float32Array(g.input_w), midDone: false, b: new Float32Array(dw),
                         done: new Uint8Array(runs) });
-  upsampler = {
-    key, upX, upY, downX, downY, runs,
-    runStart: Int32Array.from([...starts, g.width]), runLx0: Int32Array.from(lx0s), runLx1: Int32Array.from(lx1s),
+  const u = {
+    dw, dh, upX, upY, downX, downY, runs,
+    runStart: Int32Array.from([...starts, dw]), runLx0: Int32Array.from(lx0s), runLx1: Int32Array.from(lx1s),
     a: new Float32Array(g.rows * g.input_w),  // low rows resampled along x
     cls: new Int8Array(g.rows * g.cols),      // per low-res cell: +1 clearly above the threshold, -1 below, 0 near
     rowCls: new Int8Array(g.cols),
     slots: [slot(), slot()],                  // frame rows r & 1: the cropped frame's row, then along x
   };
-  return upsampler;
+  if (upsamplers.size >= 2) upsamplers.delete(upsamplers.keys().next().value);
+  upsamplers.set(key, u);
+  return u;
 }
 
 // Frame row r of the second stage's input (the cropped img_size frame resampled along x to the
@@ -168,14 +185,16 @@ function frameRow(u, g, r, k0, k1) {
   return b;
 }
 
-// One candidate's logits (rows x cols of the low-res grid) -> a width x height 0/1 mask.
+// One candidate's logits (rows x cols of the low-res grid) -> a dw x dh 0/1 mask: the
+// full-resolution mask (dw = width, dh = height, the default) or its pixels under a display.
 // Where every low-res cell that a run of output pixels reads is clearly above (below) the
 // threshold, the run is 1 (0) without interpolating: each of the four steps is a convex
 // combination whose rounding moves it by less than 2^-19 of the largest |logit|, far inside the
 // margin (1e-5 of it). Elsewhere, the exact fp32 steps.
-function upsampleMask(low, g, out) {
-  const u = upsamplerFor(g);
-  const { rows, cols, input_w: iw, width: W, height: H, threshold: t } = g;
+function upsampleMask(low, g, out, dw = g.width, dh = g.height) {
+  const u = upsamplerFor(g, dw, dh);
+  const { rows, cols, input_w: iw, threshold: t } = g;
+  const W = dw, H = dh;
   const { a, cls, rowCls, runStart, runLx0, runLx1, upX, upY, downY, runs } = u;
   for (let y = 0; y < rows; y++) {
     const s = y * cols, d = y * iw;
@@ -238,27 +257,33 @@ function parseClick(buf) {
 // Drawing.
 
 const imageCanvas = $('image-canvas');
-const overlay = $('overlay-canvas');
+const maskCanvas = $('mask-canvas');  // the mask, at the display's resolution
+const overlay = $('overlay-canvas');  // the prompts
 
-function maskLayer(mask, w, h, rgb, alpha) {
-  const layer = document.createElement('canvas');
-  layer.width = w; layer.height = h;
-  const ctx = layer.getContext('2d');
-  const img = ctx.createImageData(w, h);
+// A 0/1 mask as RGBA: the colour at alpha inside, opaque on its edge pixels (a 4-neighbour
+// outside the mask): a crisp outline.
+function maskImage(mask, w, h, rgb, alpha, img) {
   const px = new Uint32Array(img.data.buffer);  // RGBA bytes as little-endian words
   const colour = rgb[0] | (rgb[1] << 8) | (rgb[2] << 16);
   const fill = (colour | (alpha << 24)) >>> 0, line = (colour | (255 << 24)) >>> 0;
+  px.fill(0);
   for (let y = 0; y < h; y++) {
     const top = y === 0, bottom = y === h - 1;
     for (let x = 0, i = y * w; x < w; x++, i++) {
       if (!mask[i]) continue;
-      // Edge pixels (a 4-neighbour outside the mask) drawn opaque: a crisp outline.
       const edge = top || bottom || x === 0 || x === w - 1 ||
                    !mask[i - 1] || !mask[i + 1] || !mask[i - w] || !mask[i + w];
       px[i] = edge ? line : fill;
     }
   }
-  ctx.putImageData(img, 0, 0);
+  return img;
+}
+
+function maskLayer(mask, w, h, rgb, alpha) {
+  const layer = document.createElement('canvas');
+  layer.width = w; layer.height = h;
+  const ctx = layer.getContext('2d');
+  ctx.putImageData(maskImage(mask, w, h, rgb, alpha, ctx.createImageData(w, h)), 0, 0);
   return layer;
 }
 
@@ -300,22 +325,36 @@ function currentMask() {
   return state.result && state.result.masks.length ? state.result.masks[state.selected] : null;
 }
 
-// The shown candidate at full resolution (row-major 0/1), computed once per candidate shown.
-function maskBits() {
-  const m = currentMask();
-  if (!m) return null;
-  return shownMask().mask;
+// The mask canvas has one pixel per device pixel of the displayed image (at most one per
+// image pixel): the page computes and draws only those pixels of the full-resolution mask.
+function displaySize() {
+  const r = imageCanvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+  const { width: W, height: H } = state.image;
+  if (r.width <= 0 || r.height <= 0) return [W, H];
+  return [Math.max(1, Math.min(W, Math.round(r.width * dpr))), Math.max(1, Math.min(H, Math.round(r.height * dpr)))];
 }
 
+// The shown candidate under the display's pixels, computed once per candidate and display size.
 function shownMask() {
-  const r = state.result, k = state.selected;
-  if (state.shown && state.shown.result === r && state.shown.k === k) return state.shown;
-  const g = r.geometry;
+  const r = state.result, k = state.selected, [dw, dh] = displaySize();
+  const s = state.shown;
+  if (s && s.result === r && s.k === k && s.dw === dw && s.dh === dh) return s;
   const t0 = performance.now();
-  const mask = upsampleMask(r.masks[k].low, g, new Uint8Array(g.width * g.height));
-  const t1 = performance.now();
-  state.shown = { result: r, k, mask, layer: null, upsampleMs: t1 - t0 };
+  const mask = upsampleMask(r.masks[k].low, r.geometry, new Uint8Array(dw * dh), dw, dh);
+  state.shown = { result: r, k, dw, dh, mask, upsampleMs: performance.now() - t0, full: null };
   return state.shown;
+}
+
+// The shown candidate at full resolution (row-major 0/1): for export, computed on request.
+function maskBits() {
+  if (!currentMask()) return null;
+  const s = shownMask();
+  if (!s.full) {
+    const g = state.result.geometry;
+    s.full = s.dw === g.width && s.dh === g.height ? s.mask
+      : upsampleMask(state.result.masks[s.k].low, g, new Uint8Array(g.width * g.height));
+  }
+  return s.full;
 }
 
 // A candidate's thumbnail straight from its low-res logits (each cell: logit > threshold).
@@ -331,20 +370,37 @@ function lowResLayer(m, g, rgb, alpha) {
   return layer;
 }
 
+// The mask canvas: the shown candidate, or every record of "segment everything".
+let maskDrawn = null;  // what the mask canvas shows now
+function drawMask() {
+  let what = null;
+  if (state.image && state.everything) what = state.everything;
+  else if (state.image && currentMask()) what = shownMask();
+  const [dw, dh] = state.image ? displaySize() : [1, 1];
+  if (what === maskDrawn && maskCanvas.width === dw && maskCanvas.height === dh) return;
+  if (maskCanvas.width !== dw || maskCanvas.height !== dh) { maskCanvas.width = dw; maskCanvas.height = dh; }
+  const ctx = maskCanvas.getContext('2d');
+  maskDrawn = what;
+  if (what && what === state.everything) {
+    ctx.clearRect(0, 0, dw, dh);
+    const { width: w, height: h } = state.image;
+    // Largest first, so small masks stay visible on top.
+    const records = [...state.everything].sort((a, b) => b.area - a.area);
+    for (const r of records) ctx.drawImage(maskLayer(decodeRle(r.segmentation), w, h, r.colour, 140), 0, 0, dw, dh);
+  } else if (what) {
+    if (!maskImageData || maskImageData.width !== dw || maskImageData.height !== dh) maskImageData = ctx.createImageData(dw, dh);
+    ctx.putImageData(maskImage(what.mask, dw, dh, MASK_RGB, MASK_ALPHA, maskImageData), 0, 0);
+  } else {
+    ctx.clearRect(0, 0, dw, dh);
+  }
+}
+let maskImageData = null;
+
 function redraw() {
+  drawMask();
   const ctx = overlay.getContext('2d');
   ctx.clearRect(0, 0, overlay.width, overlay.height);
   if (!state.image) return;
-  const { width: w, height: h } = state.image;
-  if (state.everything) {
-    // Largest first, so small masks stay visible on top.
-    const records = [...state.everything].sort((a, b) => b.area - a.area);
-    for (const r of records) ctx.drawImage(maskLayer(decodeRle(r.segmentation), w, h, r.colour, 140), 0, 0);
-  } else if (currentMask()) {
-    const shown = shownMask();
-    if (!shown.layer) shown.layer = maskLayer(shown.mask, w, h, MASK_RGB, MASK_ALPHA);
-    ctx.drawImage(shown.layer, 0, 0);
-  }
   drawPrompts(ctx);
 }
 
@@ -758,4 +814,4 @@ document.body.dataset.predictions = '0';
 refresh();
 
 // For tests and the console: the state and the mask decoder.
-window.samApp = { state, decodeRle, encodeRle, currentMask, maskBits, upsampleMask, parseClick, MASK_RGB, MASK_ALPHA };
+window.samApp = { state, decodeRle, encodeRle, currentMask, maskBits, shownMask, upsampleMask, parseClick, MASK_RGB, MASK_ALPHA };

@@ -189,8 +189,22 @@ COMPARE_FULL = """async () => {
       out.push({ differ, area, rleSame: app.encodeRle(mine, g.height, g.width).counts === full.masks[k].counts,
                  scoreDiff: Math.abs(full.scores[k] - st.result.scores[k]) });
     }
-    const shownSame = app.maskBits().every((v, i) => v === app.decodeRle(full.masks[st.selected])[i]);
-    return { masks: out, shownSame };
+    const want = app.decodeRle(full.masks[st.selected]);
+    const shownSame = app.maskBits().every((v, i) => v === want[i]);
+    // The mask canvas: one pixel per display pixel, each the full-resolution mask's pixel under
+    // its centre.
+    const shown = app.shownMask(), canvas = document.getElementById('mask-canvas');
+    let displayDiffer = 0;
+    for (let j = 0; j < shown.dh; j++) {
+      const y = shown.dh === g.height ? j : Math.min(g.height - 1, Math.floor((j + 0.5) * g.height / shown.dh));
+      for (let i = 0; i < shown.dw; i++) {
+        const x = shown.dw === g.width ? i : Math.min(g.width - 1, Math.floor((i + 0.5) * g.width / shown.dw));
+        displayDiffer += shown.mask[j * shown.dw + i] !== want[y * g.width + x];
+      }
+    }
+    const rect = canvas.getBoundingClientRect();
+    return { masks: out, shownSame, displayDiffer, display: [shown.dw, shown.dh], canvas: [canvas.width, canvas.height],
+             css: [Math.round(rect.width), Math.round(rect.height)] };
 }"""
 
 # Marks on the page's timeline: the release of the mouse button, and the first animation frame
@@ -352,6 +366,10 @@ def check_full_resolution(page, what):
             fail(f"{what}: candidate {k}: scores differ by {m['scoreDiff']}")
     if not result["shownSame"]:
         fail(f"{what}: the mask shown is not the selected candidate's")
+    if result["displayDiffer"] != 0:
+        fail(f"{what}: {result['displayDiffer']} display pixels differ from the full-resolution mask under them")
+    if result["canvas"] != result["display"] or abs(result["css"][0] - result["display"][0]) > 1:
+        fail(f"{what}: the mask canvas is {result['canvas']} for a display of {result['css']}")
 
 
 def run_timing(page, args, click, errors):
