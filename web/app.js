@@ -290,7 +290,7 @@ function maskLayer(mask, w, h, rgb, alpha) {
 // Image pixels per screen pixel: markers keep their on-screen size whatever the zoom.
 function pixelScale() {
   const r = overlay.getBoundingClientRect();
-  return r.width > 0 ? overlay.width / r.width : 1;
+  return r.width > 0 && state.image ? state.image.width / r.width : 1;
 }
 
 function drawPrompts(ctx) {
@@ -396,11 +396,16 @@ function drawMask() {
 }
 let maskImageData = null;
 
+// The prompts, on a canvas of the display's size too, drawn in image pixels.
 function redraw() {
   drawMask();
   const ctx = overlay.getContext('2d');
-  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  const [dw, dh] = state.image ? displaySize() : [1, 1];
+  if (overlay.width !== dw || overlay.height !== dh) { overlay.width = dw; overlay.height = dh; }
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, dw, dh);
   if (!state.image) return;
+  ctx.setTransform(dw / state.image.width, 0, 0, dh / state.image.height, 0, 0);
   drawPrompts(ctx);
 }
 
@@ -516,8 +521,8 @@ async function openImage(file) {
     ]);
     state.image = { ...info, name: file.name.replace(/\.[^.]*$/, '') };
     state.bitmap = bitmap;
-    imageCanvas.width = overlay.width = info.width;
-    imageCanvas.height = overlay.height = info.height;
+    imageCanvas.width = info.width;
+    imageCanvas.height = info.height;
     imageCanvas.getContext('2d').drawImage(bitmap, 0, 0, info.width, info.height);
     $('drop-hint').hidden = true;
     $('canvas-wrap').hidden = false;
@@ -731,10 +736,10 @@ function exportCoco() {
 // Input.
 
 function imagePoint(ev) {
-  const r = overlay.getBoundingClientRect();
-  const x = (ev.clientX - r.left) * (overlay.width / r.width);
-  const y = (ev.clientY - r.top) * (overlay.height / r.height);
-  return [Math.max(0, Math.min(overlay.width - 1, x)), Math.max(0, Math.min(overlay.height - 1, y))];
+  const r = overlay.getBoundingClientRect(), { width: w, height: h } = state.image;
+  const x = (ev.clientX - r.left) * (w / r.width);
+  const y = (ev.clientY - r.top) * (h / r.height);
+  return [Math.max(0, Math.min(w - 1, x)), Math.max(0, Math.min(h - 1, y))];
 }
 
 overlay.addEventListener('contextmenu', (ev) => ev.preventDefault());

@@ -10,10 +10,11 @@ Loopback only; the server is always killed.
 
   .venv/bin/python tests/browser/page_test.py --sam build/sam --data tests/data \\
       --image assets/images/truck.jpg --screenshot out.png [--point 500,375]
-      [--checkpoint vit_b.pth --config ''] [--timing-clicks 20] [--web-dir DIR --timing-only]
+      [--checkpoint vit_b.pth --config '' --checks exact] [--timing-clicks 20] [--web-dir DIR --checks none]
 
---timing-only skips the checks and only times clicks: with --web-dir it times another copy of
-the page (e.g. an earlier version) against the same server.
+--checks exact keeps only the comparison with the full-resolution masks (the screenshot checks
+assume the test model's large mask); --checks none only times clicks: with --web-dir it times
+another copy of the page (e.g. an earlier version) against the same server.
 
 Driver: Python Playwright from PyPI (tests/browser/requirements.txt), which carries its own
 driver and needs neither npm nor a browser download; it drives Debian's /usr/bin/chromium over
@@ -285,7 +286,18 @@ def check_page(page, args, point_x, point_y):
     size = page.evaluate("() => [window.samApp.state.image.width, window.samApp.state.image.height]")
     click = {"x": box["x"] + point_x * box["width"] / size[0],
              "y": box["y"] + point_y * box["height"] / size[1]}
-    if args.timing_only:
+    if args.checks == "none":
+        return run_timing(page, args, click, errors)
+    if args.checks == "exact":
+        page.mouse.click(click["x"], click["y"])
+        page.wait_for_selector('body[data-refreshed="1"]', timeout=120_000)
+        check_full_resolution(page, "first click")
+        handle = page.evaluate("() => window.samApp.currentMask().logits")
+        page.mouse.click(click["x"] + 40, click["y"] + 30, button="right")
+        page.wait_for_selector('body[data-refreshed="2"]', timeout=120_000)
+        page.evaluate("(h) => { window.samApp.state.lastMaskInput = h; }", handle)
+        check_full_resolution(page, "refinement")
+        page.evaluate("() => { delete window.samApp.state.lastMaskInput; }")
         return run_timing(page, args, click, errors)
     page.mouse.click(click["x"], click["y"])
     page.wait_for_selector('body[data-refreshed="1"]', timeout=30_000)
@@ -423,7 +435,8 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="sam serve --threads (default: its own)")
     parser.add_argument("--web-dir", help="serve the page from this directory (sam serve --web-dir)")
     parser.add_argument("--timing-clicks", type=int, default=5, help="clicks of each kind to time (0: none)")
-    parser.add_argument("--timing-only", action="store_true", help="only time clicks; no checks")
+    parser.add_argument("--checks", choices=("all", "exact", "none"), default="all",
+                        help="all; exact: only against the full-resolution masks; none: only timing")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds before the whole test fails")
     args = parser.parse_args()
 
