@@ -422,7 +422,12 @@ function drawCandidates() {
     const tw = 160, th = Math.max(1, Math.round(tw * state.image.height / state.image.width));
     thumb.width = tw; thumb.height = th;
     const ctx = thumb.getContext('2d');
-    ctx.drawImage(imageCanvas, 0, 0, tw, th);
+    if (!state.imageThumb) {  // the image scaled down once, not once per candidate and click
+      state.imageThumb = document.createElement('canvas');
+      state.imageThumb.width = tw; state.imageThumb.height = th;
+      state.imageThumb.getContext('2d').drawImage(imageCanvas, 0, 0, tw, th);
+    }
+    ctx.drawImage(state.imageThumb, 0, 0);
     // The low-res cells that cover the image (input_w x input_h of the img_size frame).
     const g = r.geometry, cell = g.img_size / g.low_size;
     ctx.drawImage(lowResLayer(m, g, MASK_RGB, 150), 0, 0, g.input_w / cell, g.input_h / cell, 0, 0, tw, th);
@@ -524,6 +529,7 @@ async function openImage(file) {
     imageCanvas.width = info.width;
     imageCanvas.height = info.height;
     imageCanvas.getContext('2d').drawImage(bitmap, 0, 0, info.width, info.height);
+    state.imageThumb = null;
     $('drop-hint').hidden = true;
     $('canvas-wrap').hidden = false;
     fitStage();
