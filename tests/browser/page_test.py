@@ -220,7 +220,11 @@ INSTALL_TIMER = """() => {
         performance.mark('test:frame');
         const m = performance.measure('test:click-to-frame', 'test:click', 'test:frame');
         const d = performance.measure('test:click-to-drawn', 'test:click', 'test:drawn');
-        window.__clicks.push({ frame: m.duration, drawn: d.duration });
+        // The request's own entry: its time and the server's phases (Server-Timing).
+        const req = performance.getEntriesByType('resource').filter((e) => /[/](predict|click)$/.test(e.name)).pop();
+        const phase = (name) => ((req && req.serverTiming) || []).find((t) => t.name === name);
+        window.__clicks.push({ frame: m.duration, drawn: d.duration, request: req ? req.duration : null,
+                               decoder: phase('decoder') ? phase('decoder').duration : null });
       });
     }).observe(document.body, { attributes: true, attributeFilter: ['data-predictions'] });
 }"""
@@ -250,7 +254,7 @@ def time_clicks(page, click, n):
             page.wait_for_selector(f'body[data-predictions="{count + 1}"]', timeout=60_000)
             page.wait_for_function("() => window.__clicks.length > 0", timeout=10_000)
             t = page.evaluate("() => window.__clicks[0]")
-            (first if kind == "first" else refine).append(t["frame"])
+            (first if kind == "first" else refine).append(t)
             last = page.evaluate("() => (window.samApp.state.timings || []).slice(-1)[0] || null")
             if last:
                 page_timings.append(dict(last, kind=kind))
@@ -386,8 +390,16 @@ def check_full_resolution(page, what):
 
 def run_timing(page, args, click, errors):
     first, refine, page_timings = time_clicks(page, click, max(1, args.timing_clicks))
-    report_timing("first click (1 point, 3 masks), release to frame", first)
-    report_timing("refinement (mask_input, 3 masks), release to frame", refine)
+    for name, rows in (("first click (1 point, 3 masks)", first), ("refinement (mask_input, 3 masks)", refine)):
+        report_timing(f"{name}, release to frame", [t["frame"] for t in rows])
+        for key in ("request", "decoder"):
+            values = [t[key] for t in rows if t[key] is not None]
+            if values:
+                report_timing(f"{name}, {key}", values)
+        frames, decoders = [t["frame"] for t in rows], [t["decoder"] for t in rows if t["decoder"] is not None]
+        if decoders:
+            print(f"timing: {name}: release to frame / decoder (medians) "
+                  f"{percentile(frames, 0.5) / percentile(decoders, 0.5):.2f}", flush=True)
     for kind in ("first", "refine"):
         rows = [t for t in page_timings if t["kind"] == kind]
         if rows:
