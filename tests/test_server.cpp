@@ -547,6 +547,20 @@ TEST_F(Server, ConcurrentClients) {
 
     std::atomic<int> failures{0}, done{0};
     std::vector<std::thread> threads;
+    // Two threads click the interactive route (binary low-res logits) meanwhile.
+    const std::string click_path = "/api/images/" + up["id"].get<std::string>() + "/click";
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&] {
+            auto cc = server_->client();
+            for (int i = 0; i < 8; ++i) {
+                const ClickAnswer a = parse_click(post_json(cc, click_path, prompt));
+                bool same = a.head.is_object() && a.head["num_masks"] == 3;
+                for (size_t k = 0; same && k < 3; ++k)
+                    same = std::abs(a.head["scores"][k].get<double>() - reference["scores"][k].get<double>()) < 1e-4;
+                if (!same) ++failures;
+                ++done;
+            }
+        });
     for (int t = 0; t < 4; ++t)
         threads.emplace_back([&] {
             auto cc = server_->client();
@@ -571,7 +585,7 @@ TEST_F(Server, ConcurrentClients) {
     });
     for (auto& t : threads) t.join();
     EXPECT_EQ(failures.load(), 0);
-    EXPECT_EQ(done.load(), 32);
+    EXPECT_EQ(done.load(), 48);
 }
 
 // Finding: {"points": [[[[...300000 deep...]]]]} ended the process (the error message printed the

@@ -234,7 +234,7 @@ function upsampleMask(low, g, out, dw = g.width, dh = g.height) {
         continue;
       }
       const b0 = frameRow(u, g, r0, segK[j], segK[j + 1]), b1 = frameRow(u, g, r1, segK[j], segK[j + 1]);
-      for (let x = xs; x < xe; x++) out[d + x] = f32(f32(w0 * b0[x]) + f32(w1 * b1[x])) > t ? 1 : 0;
+      for (let x = xs; x < xe; x++) out[d + x] = (f32(f32(w0 * b0[x]) + f32(w1 * b1[x])) > t) | 0;  // no branch
     }
   }
   return out;
@@ -261,20 +261,21 @@ const maskCanvas = $('mask-canvas');  // the mask, at the display's resolution
 const overlay = $('overlay-canvas');  // the prompts
 
 // A 0/1 mask as RGBA: the colour at alpha inside, opaque on its edge pixels (a 4-neighbour
-// outside the mask): a crisp outline.
+// outside the mask, or the border): a crisp outline. Without branches per pixel (speckled masks
+// would mispredict every other one): the colour is looked up by mask + interior.
 function maskImage(mask, w, h, rgb, alpha, img) {
   const px = new Uint32Array(img.data.buffer);  // RGBA bytes as little-endian words
   const colour = rgb[0] | (rgb[1] << 8) | (rgb[2] << 16);
-  const fill = (colour | (alpha << 24)) >>> 0, line = (colour | (255 << 24)) >>> 0;
-  px.fill(0);
+  const lut = new Uint32Array([0, colour | (255 << 24), colour | (alpha << 24)]);  // outside, edge, inside
   for (let y = 0; y < h; y++) {
-    const top = y === 0, bottom = y === h - 1;
-    for (let x = 0, i = y * w; x < w; x++, i++) {
-      if (!mask[i]) continue;
-      const edge = top || bottom || x === 0 || x === w - 1 ||
-                   !mask[i - 1] || !mask[i + 1] || !mask[i - w] || !mask[i + w];
-      px[i] = edge ? line : fill;
+    const i0 = y * w, up = y > 0 ? i0 - w : i0, down = y < h - 1 ? i0 + w : i0;
+    const inner = y > 0 && y < h - 1 ? 1 : 0;
+    px[i0] = lut[mask[i0]];
+    for (let x = 1; x < w - 1; x++) {
+      const i = i0 + x, m = mask[i];
+      px[i] = lut[m + (m & mask[i - 1] & mask[i + 1] & mask[up + x] & mask[down + x] & inner)];
     }
+    if (w > 1) px[i0 + w - 1] = lut[mask[i0 + w - 1]];
   }
   return img;
 }
@@ -594,10 +595,12 @@ async function runPredict() {
     else setStatus(e.message, true);
   }
   // The mask first; the candidates' thumbnails and the lists once it is on screen.
+  const t2 = performance.now();
   redraw();
   if (timing) {
     timing.upsample = state.shown ? state.shown.upsampleMs : 0;
     timing.total = performance.now() - t0;
+    timing.draw = performance.now() - t2 - timing.upsample;  // RGBA, the canvases
     state.timings.push(timing);
     const dec = timing.decoder === undefined ? '' : ` (decoder ${Math.round(timing.decoder)} ms)`;
     setStatus(`Mask in ${Math.round(timing.total)} ms${dec}`);
@@ -825,4 +828,4 @@ document.body.dataset.predictions = '0';
 refresh();
 
 // For tests and the console: the state and the mask decoder.
-window.samApp = { state, decodeRle, encodeRle, currentMask, maskBits, shownMask, upsampleMask, parseClick, MASK_RGB, MASK_ALPHA };
+window.samApp = { state, decodeRle, encodeRle, currentMask, maskBits, shownMask, upsampleMask, parseClick, maskImage, redraw, MASK_RGB, MASK_ALPHA };
