@@ -3,9 +3,12 @@ image through the file picker, clicks a point, waits for the mask, and checks th
 screenshot: where the mask is, the overlay colour blended over the image; elsewhere, the
 image unchanged. The page computes its masks itself from the decoder's low-res logits: every
 candidate of the first click and of a refining click (mask_input) must equal, pixel for pixel,
-the server's full-resolution mask for the same prompt (POST .../predict), and its COCO RLE the
-server's string. Then it times clicks, from the mouse button's release to the first frame after
-the mask is drawn (Performance API marks), and prints median / p90. Writes the screenshot.
+the server's full-resolution mask for the same prompt (POST .../predict), with the page's
+WebAssembly kernels and with their JavaScript form, and its COCO RLE the server's string; the
+mask canvas, one pixel per display pixel, must hold the full-resolution pixels under them. Then
+it times clicks, from the mouse button's release to the first frame after the mask is drawn
+(Performance API marks), and prints median / p90 with the server's decoder time of the same
+requests (Server-Timing). Writes the screenshot.
 Loopback only; the server is always killed.
 
   .venv/bin/python tests/browser/page_test.py --sam build/sam --data tests/data \\
@@ -182,14 +185,21 @@ COMPARE_FULL = """async () => {
     const full = await res.json();
     if (!res.ok) return { error: full.error };
     const g = st.result.geometry, out = [];
-    for (let k = 0; k < st.result.masks.length; k++) {
-      const mine = app.upsampleMask(st.result.masks[k].low, g, new Uint8Array(g.width * g.height));
-      const theirs = app.decodeRle(full.masks[k]);
-      let differ = 0, area = 0;
-      for (let i = 0; i < mine.length; i++) { differ += mine[i] !== theirs[i]; area += theirs[i]; }
-      out.push({ differ, area, rleSame: app.encodeRle(mine, g.height, g.width).counts === full.masks[k].counts,
-                 scoreDiff: Math.abs(full.scores[k] - st.result.scores[k]) });
+    // The WebAssembly kernels (what the page uses) and their JavaScript form.
+    const kernels = app.upsamplerFor(g, g.width, g.height).k.wasm ? 'wasm' : 'js';
+    for (const wasm of [true, false]) {
+      app.kernelOptions.wasm = wasm;
+      for (let k = 0; k < st.result.masks.length; k++) {
+        const mine = app.upsampleMask(st.result.masks[k].low, g, new Uint8Array(g.width * g.height));
+        const theirs = app.decodeRle(full.masks[k]);
+        let differ = 0, area = 0;
+        for (let i = 0; i < mine.length; i++) { differ += mine[i] !== theirs[i]; area += theirs[i]; }
+        out.push({ kernels: wasm ? 'wasm' : 'js', differ, area,
+                   rleSame: app.encodeRle(mine, g.height, g.width).counts === full.masks[k].counts,
+                   scoreDiff: Math.abs(full.scores[k] - st.result.scores[k]) });
+      }
     }
+    app.kernelOptions.wasm = true;
     const want = app.decodeRle(full.masks[st.selected]);
     const shownSame = app.maskBits().every((v, i) => v === want[i]);
     // The mask canvas: one pixel per display pixel, each the full-resolution mask's pixel under
@@ -204,7 +214,7 @@ COMPARE_FULL = """async () => {
       }
     }
     const rect = canvas.getBoundingClientRect();
-    return { masks: out, shownSame, displayDiffer, display: [shown.dw, shown.dh], canvas: [canvas.width, canvas.height],
+    return { kernels, masks: out, shownSame, displayDiffer, display: [shown.dw, shown.dh], canvas: [canvas.width, canvas.height],
              css: [Math.round(rect.width), Math.round(rect.height)] };
 }"""
 
@@ -372,10 +382,12 @@ def check_full_resolution(page, what):
     print(f"{what}: page against full resolution: {result}", flush=True)
     if "error" in result:
         fail(f"{what}: the full-resolution request failed: {result['error']}")
+    if result["kernels"] != "wasm":
+        fail(f"{what}: the page upsamples without its WebAssembly kernels")
     for k, m in enumerate(result["masks"]):
         if m["differ"] != 0:
-            fail(f"{what}: candidate {k}: {m['differ']} pixels differ from the full-resolution mask "
-                 f"(area {m['area']})")
+            fail(f"{what}: candidate {k % 3} ({m['kernels']}): {m['differ']} pixels differ from the "
+                 f"full-resolution mask (area {m['area']})")
         if not m["rleSame"]:
             fail(f"{what}: candidate {k}: the page's COCO RLE differs from the server's")
         if m["scoreDiff"] > 0:
