@@ -708,7 +708,8 @@ async function runPredict() {
     const t1 = performance.now();
     state.result = parseClick(answer.buf);
     state.selected = state.result.best || 0;
-    timing = { request: t1 - t0, decoder: answer.timing.decoder };
+    timing = { before: t0 - (state.clickAt || t0), request: t1 - t0, parse: performance.now() - t1,
+               decoder: answer.timing.decoder };
   } catch (e) {
     if (/image id/.test(e.message)) setStatus('The server no longer has this image: open it again.', true);
     else setStatus(e.message, true);
@@ -774,8 +775,12 @@ function addPrompt(p) {
   state.everything = null;
   if (p.kind === 'box') state.prompts = state.prompts.filter((q) => q.kind !== 'box');  // one box at a time
   state.prompts.push(p);
-  refresh();
+  state.clickAt = performance.now();
+  // The request first (predict starts it in a microtask, before the next task); meanwhile the
+  // new marker, then the lists.
   predict();
+  redraw();
+  setTimeout(refresh, 0);
 }
 
 function undo() {

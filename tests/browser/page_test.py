@@ -416,7 +416,7 @@ def run_timing(page, args, click, errors):
         rows = [t for t in page_timings if t["kind"] == kind]
         if rows:
             parts = ", ".join(f"{key} {percentile([t[key] for t in rows if t.get(key) is not None], 0.5):.1f}"
-                              for key in ("decoder", "request", "upsample", "draw", "total") if rows[0].get(key) is not None)
+                              for key in ("before", "decoder", "request", "parse", "upsample", "draw", "total") if rows[0].get(key) is not None)
             print(f"timing: {kind}: page's own medians (ms): {parts}", flush=True)
     if errors:
         fail(f"page errors: {'; '.join(errors)}")
