@@ -384,6 +384,29 @@ std::vector<float> upsample_click(const ClickAnswer& a, int k) {
     return out;
 }
 
+// The click's decoder step: predict without upsampling gives the same low-res logits and scores,
+// and no full-resolution masks.
+TEST(ServerClick, PredictWithoutUpsamplingKeepsTheLowResAnswer) {
+    LoadOptions lo;
+    lo.config_path = test::data_path("config.json");
+    SamPredictor predictor(Sam::load(test::data_path("sam_tiny.pth"), lo));
+    predictor.set_image(read_image(test::data_path("images/dog.jpg")));
+    Prompt p;
+    p.point_coords = {{400, 260}};
+    p.point_labels = {1};
+    const Prediction full = predictor.predict(p), low = predictor.predict(p, /*upsample=*/false);
+    EXPECT_EQ(full.masks.size(), size_t{3} * 534 * 800);
+    EXPECT_TRUE(low.masks.empty());
+    EXPECT_FALSE(low.logits.defined());
+    ASSERT_EQ(low.low_res_logits.shape(), full.low_res_logits.shape());
+    for (int64_t i = 0; i < low.low_res_logits.numel(); ++i)
+        ASSERT_EQ(low.low_res_logits[i], full.low_res_logits[i]) << i;
+    EXPECT_EQ(low.iou_predictions, full.iou_predictions);
+    EXPECT_EQ(low.num_masks, 3);
+    EXPECT_EQ(low.height, 534);
+    EXPECT_EQ(low.width, 800);
+}
+
 // The interactive path: the decoder's low-res logits in binary, which upsample (with only the
 // rows and columns sent) to exactly the masks of the full-resolution JSON answer.
 TEST_F(Server, ClickAnswersLowResLogitsThatUpsampleToThePredictMasks) {
