@@ -23,8 +23,8 @@ const state = {
   drag: null,         // {x0, y0, x1, y1, button} in image pixels while the mouse is down
   queue: Promise.resolve(),
   predictions: 0,     // overlays drawn (tests wait on it)
-  shown: null,        // the full-resolution mask last computed: {result, k, mask, layer}
-  timings: [],        // per click: {total, request, decoder, upsample, draw} in ms
+  shown: null,        // the shown candidate under the display: {result, k, dw, dh, mask, full}
+  timings: [],        // per click, ms: {before, request, decoder, parse, upsample, draw, total}
 };
 
 // ---------------------------------------------------------------------------------------------
