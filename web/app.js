@@ -254,7 +254,7 @@ function upsamplerFor(g, dw, dh) {
   const offset = {};
   for (const [name, n] of Object.entries(words)) { offset[name] = at; at += 4 * n; }
   offset.out = at;
-  const k = makeKernels(at + dw * dh);
+  const k = makeKernels(Math.ceil((at + dw * dh) / 4) * 4);  // whole words, for the typed views
   const F = new Float32Array(k.buffer), I = new Int32Array(k.buffer);
   const putTaps = (t, base, n) => {
     I.set(t.i0.subarray(0, n), base / 4); I.set(t.i1.subarray(0, n), base / 4 + n);

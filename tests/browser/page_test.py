@@ -363,6 +363,8 @@ def check_page(page, args, point_x, point_y):
     if undone != 1:
         fail(f"undo left {undone} prompts")
 
+    check_odd_image(page, args.data)
+
     # Clear removes the overlay: the image as it was before the first click.
     page.click("#clear")
     cleared = page.screenshot()
@@ -375,6 +377,61 @@ def check_page(page, args, point_x, point_y):
     if args.timing_clicks > 0:
         run_timing(page, args, click, errors)
     return stats
+
+
+# Another image, of odd size and smaller than the display (301 x 173: its masks are downscaled
+# from the 1024 x 592 frame), and the same turned upright, uploaded from the page: the page's
+# upsampling of a click's answer, with both kernels, at full size and at half size (each pixel the
+# one under it), against the server's full-resolution masks.
+ODD_IMAGE = """async ({ png }) => {
+    const app = window.samApp;
+    const landscape = new Blob([Uint8Array.from(atob(png), (c) => c.charCodeAt(0))], { type: 'image/png' });
+    // The same picture turned upright (173 x 301), so that the low-res columns are cropped too.
+    const bitmap = await createImageBitmap(landscape);
+    const c = document.createElement('canvas');
+    c.width = bitmap.height; c.height = bitmap.width;
+    const ctx = c.getContext('2d');
+    ctx.translate(c.width, 0); ctx.rotate(Math.PI / 2); ctx.drawImage(bitmap, 0, 0);
+    const portrait = await new Promise((resolve) => c.toBlob(resolve, 'image/png'));
+    const post = (path, body, type) => fetch(path, { method: 'POST', headers: { 'Content-Type': type }, body });
+    const results = [];
+    for (const image of [landscape, portrait]) {
+      const info = await (await post('api/images', image, 'application/octet-stream')).json();
+      const prompt = JSON.stringify({ points: [[info.width / 2, info.height / 2], [20, 20]], labels: [1, 0], multimask: true });
+      const click = app.parseClick(await (await post(`api/images/${info.id}/click`, prompt, 'application/json')).arrayBuffer());
+      const full = await (await post(`api/images/${info.id}/predict`, prompt, 'application/json')).json();
+      const g = click.geometry, W = g.width, H = g.height, out = [];
+      for (const wasm of [true, false]) {
+        app.kernelOptions.wasm = wasm;
+        for (let k = 0; k < click.masks.length; k++) {
+          const want = app.decodeRle(full.masks[k]);
+          const mine = app.upsampleMask(click.masks[k].low, g, new Uint8Array(W * H));
+          const dw = Math.round(W / 2), dh = Math.round(H / 2);
+          const small = app.upsampleMask(click.masks[k].low, g, new Uint8Array(dw * dh), dw, dh);
+          let differ = 0, smallDiffer = 0, area = 0;
+          for (let i = 0; i < W * H; i++) { differ += mine[i] !== want[i]; area += want[i]; }
+          for (let j = 0; j < dh; j++)
+            for (let i = 0; i < dw; i++)
+              smallDiffer += small[j * dw + i] !== want[Math.floor((j + 0.5) * H / dh) * W + Math.floor((i + 0.5) * W / dw)];
+          out.push({ kernels: wasm ? 'wasm' : 'js', differ, smallDiffer, area });
+        }
+      }
+      app.kernelOptions.wasm = true;
+      results.push({ size: [W, H], rows: g.rows, cols: g.cols, masks: out });
+    }
+    return results;
+}"""
+
+
+def check_odd_image(page, data):
+    with open(os.path.join(data, "images", "synthetic.png"), "rb") as f:
+        png = b64(f.read())
+    for result in page.evaluate(ODD_IMAGE, {"png": png}):
+        print(f"odd-sized image: page against full resolution: {result}", flush=True)
+        for m in result["masks"]:
+            if m["differ"] or m["smallDiffer"]:
+                fail(f"synthetic.png {result['size']} ({m['kernels']}): {m['differ']} pixels differ at full "
+                     f"size, {m['smallDiffer']} at half size (area {m['area']})")
 
 
 def check_full_resolution(page, what):
