@@ -722,6 +722,7 @@ async function runPredict() {
     timing.total = performance.now() - t0;
     timing.draw = performance.now() - t2 - timing.upsample;  // RGBA, the canvases
     state.timings.push(timing);
+    if (state.timings.length > 100) state.timings.shift();
     const dec = timing.decoder === undefined ? '' : ` (decoder ${Math.round(timing.decoder)} ms)`;
     setStatus(`Mask in ${Math.round(timing.total)} ms${dec}`);
   }
