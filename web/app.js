@@ -448,10 +448,13 @@ function currentMask() {
 // The mask canvas has one pixel per device pixel of the displayed image (at most one per
 // image pixel): the page computes and draws only those pixels of the full-resolution mask.
 function displaySize() {
-  const r = imageCanvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
-  const { width: W, height: H } = state.image;
-  if (r.width <= 0 || r.height <= 0) return [W, H];
-  return [Math.max(1, Math.min(W, Math.round(r.width * dpr))), Math.max(1, Math.min(H, Math.round(r.height * dpr)))];
+  if (!state.display) {  // measured once per image and window size (fitStage): not on a click's path
+    const r = imageCanvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+    const { width: W, height: H } = state.image;
+    if (r.width <= 0 || r.height <= 0) return [W, H];
+    state.display = [Math.max(1, Math.min(W, Math.round(r.width * dpr))), Math.max(1, Math.min(H, Math.round(r.height * dpr)))];
+  }
+  return state.display;
 }
 
 // The shown candidate under the display's pixels, computed once per candidate and display size.
@@ -943,6 +946,7 @@ function fitStage() {
   const scale = Math.min((r.width - 32) / state.image.width, (r.height - 32) / state.image.height, 1);
   imageCanvas.style.width = `${Math.floor(state.image.width * scale)}px`;
   imageCanvas.style.maxWidth = 'none';
+  state.display = null;
   redraw();
 }
 window.addEventListener('resize', fitStage);
