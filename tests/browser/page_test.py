@@ -234,7 +234,10 @@ INSTALL_TIMER = """() => {
         const req = performance.getEntriesByType('resource').filter((e) => /[/](predict|click)$/.test(e.name)).pop();
         const phase = (name) => ((req && req.serverTiming) || []).find((t) => t.name === name);
         window.__clicks.push({ frame: m.duration, drawn: d.duration, request: req ? req.duration : null,
-                               decoder: phase('decoder') ? phase('decoder').duration : null });
+                               decoder: phase('decoder') ? phase('decoder').duration : null,
+                               server: phase('total') ? phase('total').duration : null,
+                               wait: req ? req.responseStart - req.requestStart : null,
+                               transfer: req ? req.responseEnd - req.responseStart : null });
       });
     }).observe(document.body, { attributes: true, attributeFilter: ['data-predictions'] });
 }"""
@@ -461,7 +464,7 @@ def run_timing(page, args, click, errors):
     first, refine, page_timings = time_clicks(page, click, max(1, args.timing_clicks))
     for name, rows in (("first click (1 point, 3 masks)", first), ("refinement (mask_input, 3 masks)", refine)):
         report_timing(f"{name}, release to frame", [t["frame"] for t in rows])
-        for key in ("request", "decoder"):
+        for key in ("request", "wait", "transfer", "server", "decoder"):
             values = [t[key] for t in rows if t[key] is not None]
             if values:
                 report_timing(f"{name}, {key}", values)
