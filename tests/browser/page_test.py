@@ -462,6 +462,8 @@ def check_full_resolution(page, what):
 
 def run_timing(page, args, click, errors):
     first, refine, page_timings = time_clicks(page, click, max(1, args.timing_clicks))
+    if args.checks != "all":  # (else the first click's screenshot is kept)
+        page.screenshot(path=args.screenshot)
     for name, rows in (("first click (1 point, 3 masks)", first), ("refinement (mask_input, 3 masks)", refine)):
         report_timing(f"{name}, release to frame", [t["frame"] for t in rows])
         for key in ("request", "wait", "transfer", "server", "decoder"):
