@@ -7,6 +7,10 @@
 // the two rows combined), so results agree with F.interpolate to float rounding. The
 // interpolation taps depend only on the sizes and are computed once per geometry; one
 // MaskPostprocessor serves every mask of an image (or of a crop, for the mask generator).
+//
+// Each tap and each interpolated value is one rounded fp32 operation (this file is compiled with
+// -ffp-contract=off: no fused multiply-adds), so that the web page, which upsamples the low-res
+// logits of a click itself (web/app.js, upsampleMask), gets the same mask bit for bit.
 #pragma once
 
 #include <cstdint>

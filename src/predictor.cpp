@@ -195,7 +195,7 @@ BatchPrediction SamPredictor::predict_batch(const BatchPrompt& p, bool upsample)
     return r;
 }
 
-Prediction SamPredictor::predict(const Prompt& prompt) const {
+Prediction SamPredictor::predict(const Prompt& prompt, bool upsample) const {
     require_image();
     if (prompt.point_labels.size() != prompt.point_coords.size())
         throw InputError("point_labels", std::to_string(prompt.point_labels.size()) + " labels for " +
@@ -216,7 +216,7 @@ Prediction SamPredictor::predict(const Prompt& prompt) const {
     }
     b.multimask_output = prompt.multimask_output;
     b.return_logits = prompt.return_logits;
-    BatchPrediction r = predict_batch(b);
+    BatchPrediction r = predict_batch(b, upsample);
 
     Prediction out;
     out.num_masks = r.num_masks;

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "hostile_images.h"
+#include "postprocess.h"
 #include "sam/error.h"
 #include "sam/image.h"
 #include "sam/predictor.h"
@@ -340,6 +342,140 @@ TEST_F(Server, PredictMatchesTheLibrary) {
     EXPECT_GE(iou(decode_mask(r3["masks"][0]), predictor.predict(p3).masks.data()), 0.99);
 }
 
+// POST .../click's binary answer (apps/server/click.h).
+struct ClickAnswer {
+    json head;
+    std::vector<float> logits;  // num_masks x rows x cols
+};
+
+ClickAnswer parse_click(const httplib::Result& r) {
+    ClickAnswer a;
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body.substr(0, 300) : httplib::to_string(r.error()));
+    if (!r || r->status != 200) return a;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/octet-stream");
+    const std::string& b = r->body;
+    EXPECT_GE(b.size(), 8u);
+    if (b.size() < 8) return a;
+    EXPECT_EQ(b.substr(0, 4), "SAMc");
+    uint32_t n = 0;
+    for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<uint8_t>(b[4 + static_cast<size_t>(i)])) << (8 * i);
+    EXPECT_EQ(n % 4, 0u);
+    EXPECT_LE(8 + size_t{n}, b.size());
+    a.head = json::parse(b.substr(8, n), nullptr, /*allow_exceptions=*/false);
+    const size_t floats = (b.size() - 8 - n) / sizeof(float);
+    EXPECT_EQ((b.size() - 8 - n) % sizeof(float), 0u);
+    EXPECT_EQ(floats, a.head["num_masks"].get<size_t>() * a.head["rows"].get<size_t>() * a.head["cols"].get<size_t>());
+    a.logits.resize(floats);
+    std::memcpy(a.logits.data(), b.data() + 8 + n, floats * sizeof(float));
+    return a;
+}
+
+// Candidate k of a click's answer upsampled as the page does it, from the rows x cols that were
+// sent: the rest of the 256 x 256 grid is NaN, so a pixel that read it would come out NaN.
+std::vector<float> upsample_click(const ClickAnswer& a, int k) {
+    const int S = a.head["low_size"], rows = a.head["rows"], cols = a.head["cols"];
+    std::vector<float> low(static_cast<size_t>(S * S), std::nanf(""));
+    for (int y = 0; y < rows; ++y)
+        std::copy_n(a.logits.data() + (static_cast<size_t>(k) * rows + y) * cols, cols, low.data() + y * S);
+    const MaskPostprocessor post(S, a.head["img_size"], a.head["input_h"], a.head["input_w"], a.head["height"],
+                                 a.head["width"]);
+    std::vector<float> out(a.head["height"].get<size_t>() * a.head["width"].get<size_t>());
+    post.logits(low.data(), out.data());
+    return out;
+}
+
+// The click's decoder step: predict without upsampling gives the same low-res logits and scores,
+// and no full-resolution masks.
+TEST(ServerClick, PredictWithoutUpsamplingKeepsTheLowResAnswer) {
+    LoadOptions lo;
+    lo.config_path = test::data_path("config.json");
+    SamPredictor predictor(Sam::load(test::data_path("sam_tiny.pth"), lo));
+    predictor.set_image(read_image(test::data_path("images/dog.jpg")));
+    Prompt p;
+    p.point_coords = {{400, 260}};
+    p.point_labels = {1};
+    const Prediction full = predictor.predict(p), low = predictor.predict(p, /*upsample=*/false);
+    EXPECT_EQ(full.masks.size(), size_t{3} * 534 * 800);
+    EXPECT_TRUE(low.masks.empty());
+    EXPECT_FALSE(low.logits.defined());
+    ASSERT_EQ(low.low_res_logits.shape(), full.low_res_logits.shape());
+    for (int64_t i = 0; i < low.low_res_logits.numel(); ++i)
+        ASSERT_EQ(low.low_res_logits[i], full.low_res_logits[i]) << i;
+    EXPECT_EQ(low.iou_predictions, full.iou_predictions);
+    EXPECT_EQ(low.num_masks, 3);
+    EXPECT_EQ(low.height, 534);
+    EXPECT_EQ(low.width, 800);
+}
+
+// The interactive path: the decoder's low-res logits in binary, which upsample (with only the
+// rows and columns sent) to exactly the masks of the full-resolution JSON answer.
+TEST_F(Server, ClickAnswersLowResLogitsThatUpsampleToThePredictMasks) {
+    auto c = client();
+    json up = upload(c, truck());
+    const std::string base = "/api/images/" + up["id"].get<std::string>();
+    const json prompt = {{"points", {{500, 375}}}, {"labels", {1}}, {"multimask", true}};
+
+    auto r = post_json(c, base + "/click", prompt);
+    ClickAnswer a = parse_click(r);
+    ASSERT_TRUE(a.head.is_object());
+    const std::string timing = r->get_header_value("Server-Timing");
+    EXPECT_NE(timing.find("decoder;dur="), std::string::npos) << timing;
+    EXPECT_NE(timing.find("encode;dur="), std::string::npos) << timing;
+    EXPECT_NE(timing.find("total;dur="), std::string::npos) << timing;
+    EXPECT_EQ(a.head["version"], 1);
+    EXPECT_EQ(a.head["num_masks"], 3);
+    EXPECT_EQ(a.head["height"], 1200);
+    EXPECT_EQ(a.head["width"], 1800);
+    EXPECT_EQ(a.head["input_h"], 683);
+    EXPECT_EQ(a.head["input_w"], 1024);
+    EXPECT_EQ(a.head["low_size"], 256);
+    // 683 of 1024 frame rows read low-res rows 0..171 (the last tap of row 682 is 171).
+    EXPECT_EQ(a.head["rows"], 172);
+    EXPECT_EQ(a.head["cols"], 256);
+    EXPECT_EQ(a.head["threshold"], 0.0);
+    EXPECT_EQ(a.head["logits"].size(), 3u);
+
+    json full = body_of(post_json(c, base + "/predict", prompt));
+    ASSERT_EQ(full["masks"].size(), 3u);
+    EXPECT_EQ(a.head["best"], full["best"]);
+    for (int k = 0; k < 3; ++k) {
+        SCOPED_TRACE(k);
+        EXPECT_EQ(a.head["scores"][static_cast<size_t>(k)], full["scores"][static_cast<size_t>(k)]);
+        const std::vector<float> logits = upsample_click(a, k);
+        const std::vector<uint8_t> want = decode_mask(full["masks"][static_cast<size_t>(k)]);
+        ASSERT_EQ(logits.size(), want.size());
+        size_t differ = 0, nan = 0, area = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+            nan += std::isnan(logits[i]);
+            differ += (logits[i] > 0.0f ? 1 : 0) != want[i];
+            area += want[i];
+        }
+        EXPECT_EQ(nan, 0u) << "pixels read low-res cells that were not sent";
+        EXPECT_EQ(differ, 0u) << "of " << area << " mask pixels";
+    }
+
+    // Refinement through either route with a handle from the other: the same masks.
+    const json refine = {{"points", {{500, 375}, {1100, 600}}}, {"labels", {1, 0}}, {"multimask", false},
+                         {"mask_input", a.head["logits"][a.head["best"].get<size_t>()]}};
+    ClickAnswer a2 = parse_click(post_json(c, base + "/click", refine));
+    ASSERT_TRUE(a2.head.is_object());
+    ASSERT_EQ(a2.head["num_masks"], 1);
+    json refine_full = refine;
+    refine_full["mask_input"] = full["logits"];
+    json full2 = body_of(post_json(c, base + "/predict", refine_full));
+    ASSERT_EQ(full2["masks"].size(), 1u);
+    const std::vector<float> logits2 = upsample_click(a2, 0);
+    const std::vector<uint8_t> want2 = decode_mask(full2["masks"][0]);
+    size_t differ = 0;
+    for (size_t i = 0; i < want2.size(); ++i) differ += (logits2[i] > 0.0f ? 1 : 0) != want2[i];
+    EXPECT_EQ(differ, 0u);
+
+    // Errors are JSON, as on every route.
+    expect_error(post_json(c, base + "/click", {{"points", {{500, 375}}}}), 400, "point_labels");
+    expect_error(post_json(c, base + "/click", {{"mask_input", "m999999"}}), 400, "mask_input");
+    expect_error(post_json(c, "/api/images/0123456789abcdef/click", prompt), 404, "unknown image id");
+}
+
 TEST_F(Server, Everything) {
     auto c = client();
     json up = upload(c, dog());
@@ -434,6 +570,20 @@ TEST_F(Server, ConcurrentClients) {
 
     std::atomic<int> failures{0}, done{0};
     std::vector<std::thread> threads;
+    // Two threads click the interactive route (binary low-res logits) meanwhile.
+    const std::string click_path = "/api/images/" + up["id"].get<std::string>() + "/click";
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&] {
+            auto cc = server_->client();
+            for (int i = 0; i < 8; ++i) {
+                const ClickAnswer a = parse_click(post_json(cc, click_path, prompt));
+                bool same = a.head.is_object() && a.head["num_masks"] == 3;
+                for (size_t k = 0; same && k < 3; ++k)
+                    same = std::abs(a.head["scores"][k].get<double>() - reference["scores"][k].get<double>()) < 1e-4;
+                if (!same) ++failures;
+                ++done;
+            }
+        });
     for (int t = 0; t < 4; ++t)
         threads.emplace_back([&] {
             auto cc = server_->client();
@@ -458,7 +608,7 @@ TEST_F(Server, ConcurrentClients) {
     });
     for (auto& t : threads) t.join();
     EXPECT_EQ(failures.load(), 0);
-    EXPECT_EQ(done.load(), 32);
+    EXPECT_EQ(done.load(), 48);
 }
 
 // Finding: {"points": [[[[...300000 deep...]]]]} ended the process (the error message printed the
@@ -651,6 +801,8 @@ TEST_F(Server, JsonRoutesRequireJsonBodies) {
     const std::string prompt = json({{"points", {{400, 260}}}, {"labels", {1}}}).dump();
     expect_error(c.Post(path.c_str(), prompt, "text/plain"), 415, "application/json");
     expect_error(c.Post(path.c_str(), prompt, "application/x-www-form-urlencoded"), 415, "application/json");
+    const std::string click = "/api/images/" + up["id"].get<std::string>() + "/click";
+    expect_error(c.Post(click.c_str(), prompt, "text/plain"), 415, "application/json");
     auto charset = c.Post(path.c_str(), prompt, "application/json; charset=utf-8");
     ASSERT_TRUE(charset);
     EXPECT_EQ(charset->status, 200) << charset->body;

@@ -117,7 +117,7 @@ RequestPolicy make_request_policy(const std::string& host, int port, const std::
 
 bool is_json_route(std::string_view method, std::string_view path) {
     if (method != "POST" || path.rfind("/api/images/", 0) != 0) return false;
-    for (std::string_view tail : {"/predict", "/everything"})
+    for (std::string_view tail : {"/predict", "/click", "/everything"})
         if (path.size() > tail.size() && path.substr(path.size() - tail.size()) == tail) return true;
     return false;
 }

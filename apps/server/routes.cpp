@@ -17,6 +17,7 @@
 #include "sam/automatic_mask_generator.h"
 #include "sam/error.h"
 #include "sam/rle.h"
+#include "server/click.h"
 #include "server/client_connection.h"
 #include "server/request_checks.h"
 #include "server/request_parsing.h"
@@ -58,10 +59,13 @@ httplib::Server::Handler guarded(std::function<void(const Request&, Response&)> 
         } catch (const std::exception& e) {
             send_error(res, 500, std::string("internal error: ") + e.what());
         }
+        // The handler's phases (set_server_timing), then the whole request's time.
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        char timing[64];
-        std::snprintf(timing, sizeof timing, "total;dur=%.2f", ms);
-        res.set_header("Server-Timing", timing);
+        std::string timing = res.get_header_value("Server-Timing");
+        res.headers.erase("Server-Timing");
+        char total[64];
+        std::snprintf(total, sizeof total, "%stotal;dur=%.2f", timing.empty() ? "" : ", ", ms);
+        res.set_header("Server-Timing", timing + total);
     };
 }
 
@@ -70,28 +74,6 @@ std::shared_ptr<const ImageEntry> find_image(ImageStore& store, const std::strin
     if (!e)
         throw HttpError(404, "unknown image id '" + id.substr(0, 64) + "' (upload it again: POST /api/images)");
     return e;
-}
-
-json coco_rle(const uint8_t* mask, int height, int width) {
-    return {{"size", {height, width}}, {"counts", rle_to_coco_string(rle_encode(mask, height, width))}};
-}
-
-json predict(const ImageEntry& entry, const Prompt& prompt) {
-    const Prediction r = entry.predictor.predict(prompt);
-    const int64_t hw = int64_t{r.height} * r.width, S = r.low_res_logits.dim(-1);
-    json masks = json::array();
-    int best = 0;
-    for (int k = 0; k < r.num_masks; ++k) {
-        // Keep each mask's low-res logits so the page can refine whichever candidate it shows.
-        Tensor low({1, S, S});
-        std::copy(r.low_res_logits.data() + k * S * S, r.low_res_logits.data() + (k + 1) * S * S, low.data());
-        json m = coco_rle(r.masks.data() + k * hw, r.height, r.width);
-        m["logits"] = entry.logits.put(std::move(low));
-        masks.push_back(std::move(m));
-        if (r.iou_predictions[static_cast<size_t>(k)] > r.iou_predictions[static_cast<size_t>(best)]) best = k;
-    }
-    return {{"masks", masks}, {"scores", r.iou_predictions}, {"best", best},
-            {"logits", masks.empty() ? json(nullptr) : masks[static_cast<size_t>(best)]["logits"]}};
 }
 
 // Stops "segment everything" from the generator's progress callback (after a batch) once the
@@ -248,13 +230,31 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
                         {"encode_ms", a.encode_ms}});
     }));
 
-    server.Post(R"(/api/images/([^/]+)/predict)", guarded([&store, options](const Request& req, Response& res) {
-        check_json_content_type(req);
-        auto entry = find_image(store, req.matches[1]);
-        const json body = parse_json_object(req.body, options.json);
-        const LogitsLookup logits = [&](const std::string& handle, Tensor& out) { return entry->logits.get(handle, out); };
-        send_json(res, predict(*entry, parse_prompt(body, entry->image.width, entry->image.height, logits)));
-    }));
+    // A prompt on a cached image: full-resolution masks as JSON (predict), or the decoder's
+    // low-res logits as binary for the page to upsample itself (click; server/click.h).
+    for (const bool low_res : {false, true}) {
+        const std::string route = low_res ? R"(/api/images/([^/]+)/click)" : R"(/api/images/([^/]+)/predict)";
+        server.Post(route, guarded([&store, options, low_res](const Request& req, Response& res) {
+            check_json_content_type(req);
+            auto entry = find_image(store, req.matches[1]);
+            const json body = parse_json_object(req.body, options.json);
+            const LogitsLookup logits = [&](const std::string& handle, Tensor& out) {
+                return entry->logits.get(handle, out);
+            };
+            const Prompt prompt = parse_prompt(body, entry->image.width, entry->image.height, logits);
+            PhaseTimes times;
+            const DecodedClick d = decode_click(entry->predictor, prompt, entry->logits, times);
+            if (low_res) {
+                res.set_content(low_resolution_answer(entry->predictor, d, times), "application/octet-stream");
+            } else {
+                const json answer = full_resolution_answer(entry->predictor, d, times);
+                const auto t0 = std::chrono::steady_clock::now();
+                send_json(res, answer);
+                times.add("json", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            }
+            res.set_header("Server-Timing", times.header());
+        }));
+    }
 
     server.Post(R"(/api/images/([^/]+)/everything)", guarded([&store, options](const Request& req, Response& res) {
         const JobWatch watch(req, options.job_timeout_s);
@@ -282,11 +282,11 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
     server.set_logger([](const Request& req, const Response& res) {
         static std::mutex log_mutex;
         const std::string timing = res.get_header_value("Server-Timing");
-        const size_t eq = timing.find("dur=");
+        const size_t eq = timing.find("total;dur=");
         std::lock_guard<std::mutex> lock(log_mutex);
         std::fprintf(stderr, "%s %s %s -> %d, %zu bytes in, %zu bytes out%s%s\n", req.remote_addr.c_str(),
                      req.method.c_str(), req.path.c_str(), res.status, req.body.size(), res.body.size(),
-                     eq == std::string::npos ? "" : ", ms ", eq == std::string::npos ? "" : timing.c_str() + eq + 4);
+                     eq == std::string::npos ? "" : ", ms ", eq == std::string::npos ? "" : timing.c_str() + eq + 10);
     });
 }
 

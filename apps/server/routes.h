@@ -1,8 +1,12 @@
-// The HTTP API of `sam serve` (JSON in, JSON out) and the page it serves. Routes only: the
-// model work happens in the library, the image cache in image_store.h.
+// The HTTP API of `sam serve` (JSON in, JSON or binary out) and the page it serves. Routes
+// only: the model work happens in the library, the image cache in image_store.h, a click's
+// answers in click.h.
 //
 //   POST /api/images                 raw image bytes or multipart field "image" -> {id, width, height}
 //   POST /api/images/{id}/predict    {points, labels, box, mask_input, multimask} -> {masks, scores, logits}
+//                                    (full-resolution COCO RLE masks)
+//   POST /api/images/{id}/click      the same prompt -> the decoder's low-res logits as binary
+//                                    (click.h), for the page to upsample and threshold itself
 //   POST /api/images/{id}/everything {points_per_side, pred_iou_thresh, ...} -> {records}
 //   GET  /api/health                 {status, model_type}
 //   GET  /, /app.js, /style.css      the page (embedded in the binary, or from --web-dir)
@@ -11,6 +15,8 @@
 // 403 a Host or Origin not this server's, 404 unknown image id or route, 411 a body without
 // Content-Length (chunked), 413 a body or image over its limit, 415 an unsupported image,
 // Content-Type or Content-Encoding, 503 a job past its time limit, 500 anything unexpected.
+// Every API answer has a Server-Timing header: its phases (decoder, upsample, rle, json for
+// predict; decoder, encode for click) and the total, in milliseconds.
 // docs/RELIABILITY.md ("Server limits") lists every limit with its flag.
 #pragma once
 

@@ -48,6 +48,9 @@ int run_serve(const ServeOptions& o) {
     so.allowed_hosts = o.allowed_hosts;
 
     httplib::Server http;
+    // Answers leave at once: without it, the tail of an answer can wait for the client's
+    // delayed ACK (Nagle), tens of milliseconds on every click.
+    http.set_tcp_nodelay(true);
     const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
     if (port < 0) throw InputError("--port", "cannot listen on " + o.host + ":" + std::to_string(o.port));
     so.port = port;  // Host and Origin headers must name it

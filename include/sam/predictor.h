@@ -41,8 +41,8 @@ struct Prompt {
 
 struct Prediction {
     int num_masks = 0, height = 0, width = 0;  // N masks of the original size H x W
-    std::vector<uint8_t> masks;                // (N, H, W) 0/1; empty when return_logits
-    Tensor logits;                             // (N, H, W) when return_logits; else undefined
+    std::vector<uint8_t> masks;                // (N, H, W) 0/1; empty when return_logits or not upsampled
+    Tensor logits;                             // (N, H, W) when return_logits (and upsampled); else undefined
     std::vector<float> iou_predictions;        // (N)
     Tensor low_res_logits;                     // (N, 256, 256)
 };
@@ -100,7 +100,9 @@ class SamPredictor {
     // Predicts masks for one prompt. Throws sam::InputError naming the field for: no image set,
     // mismatched point/label counts, labels outside {-1, 0, 1}, non-finite coordinates, a box
     // with x1 < x0 or y1 < y0, a mask input that is not 1 x 256 x 256.
-    Prediction predict(const Prompt& prompt) const;
+    // With upsample = false only iou_predictions and low_res_logits are filled: an interactive
+    // client that upsamples and thresholds them itself skips the full-resolution masks.
+    Prediction predict(const Prompt& prompt, bool upsample = true) const;
 
     // Predicts masks for B prompts in one batched decoder call. With upsample = false only
     // iou_predictions and low_res_logits are filled (the mask generator upsamples itself).

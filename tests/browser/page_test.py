@@ -1,10 +1,23 @@
 """The page of `sam serve` in a real browser: starts the server with the tiny model, opens an
 image through the file picker, clicks a point, waits for the mask, and checks the pixels of a
 screenshot: where the mask is, the overlay colour blended over the image; elsewhere, the
-image unchanged. Writes the screenshot. Loopback only; the server is always killed.
+image unchanged. The page computes its masks itself from the decoder's low-res logits: every
+candidate of the first click and of a refining click (mask_input) must equal, pixel for pixel,
+the server's full-resolution mask for the same prompt (POST .../predict), with the page's
+WebAssembly kernels and with their JavaScript form, and its COCO RLE the server's string; the
+mask canvas, one pixel per display pixel, must hold the full-resolution pixels under them. Then
+it times clicks, from the mouse button's release to the first frame after the mask is drawn
+(Performance API marks), and prints median / p90 with the server's decoder time of the same
+requests (Server-Timing). Writes the screenshot.
+Loopback only; the server is always killed.
 
   .venv/bin/python tests/browser/page_test.py --sam build/sam --data tests/data \\
       --image assets/images/truck.jpg --screenshot out.png [--point 500,375]
+      [--checkpoint vit_b.pth --config '' --checks exact] [--timing-clicks 20] [--web-dir DIR --checks none]
+
+--checks exact keeps only the comparison with the full-resolution masks (the screenshot checks
+assume the test model's large mask); --checks none only times clicks: with --web-dir it times
+another copy of the page (e.g. an earlier version) against the same server.
 
 Driver: Python Playwright from PyPI (tests/browser/requirements.txt), which carries its own
 driver and needs neither npm nor a browser download; it drives Debian's /usr/bin/chromium over
@@ -42,10 +55,18 @@ def fail(message):
 class Server:
     """`sam serve` with the tiny model; `url` once it says where it listens."""
 
-    def __init__(self, sam, data):
+    def __init__(self, args):
+        cmd = [args.sam, "serve", "--checkpoint", args.checkpoint or os.path.join(args.data, "sam_tiny.pth"),
+               "--host", "127.0.0.1", "--port", "0"]
+        config = os.path.join(args.data, "config.json") if args.config is None else args.config
+        if config:
+            cmd += ["--config", config]
+        if args.web_dir:
+            cmd += ["--web-dir", args.web_dir]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         self.proc = subprocess.Popen(
-            [sam, "serve", "--checkpoint", os.path.join(data, "sam_tiny.pth"),
-             "--config", os.path.join(data, "config.json"), "--host", "127.0.0.1", "--port", "0"],
+            cmd,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log = ""
         self.url = None
@@ -99,9 +120,8 @@ LOAD_PNG = """
 CHECK_OVERLAY = """async ({ before, after, click }) => {""" + LOAD_PNG + """
     const [a, b] = [await load(before), await load(after)];
     const app = window.samApp;
-    const m = app.currentMask();
-    const [h, w] = m.size;
-    const mask = app.decodeRle(m);
+    const { width: w, height: h } = app.state.image;
+    const mask = app.maskBits();
     const rect = document.getElementById('overlay-canvas').getBoundingClientRect();
     const s = w / rect.width;                   // image pixels per screen pixel
     const margin = Math.ceil(2 * s) + 1;        // away from edges, where scaling blends
@@ -152,6 +172,113 @@ SAME_FRACTION = """async ({ x, y }) => {""" + LOAD_PNG + """
 }"""
 
 
+# Every candidate the page computed from the low-res logits against the server's full-resolution
+# answer to the same prompt: identical pixels, identical COCO RLE strings.
+COMPARE_FULL = """async () => {
+    const app = window.samApp, st = app.state;
+    const points = st.prompts.filter((p) => p.kind === 'point');
+    const body = { points: points.map((p) => [p.x, p.y]), labels: points.map((p) => p.label),
+                   multimask: st.result.masks.length > 1 };
+    if (st.lastMaskInput) body.mask_input = st.lastMaskInput;
+    const res = await fetch(`api/images/${st.image.id}/predict`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const full = await res.json();
+    if (!res.ok) return { error: full.error };
+    const g = st.result.geometry, out = [];
+    // The WebAssembly kernels (what the page uses) and their JavaScript form.
+    const kernels = app.upsamplerFor(g, g.width, g.height).k.wasm ? 'wasm' : 'js';
+    for (const wasm of [true, false]) {
+      app.kernelOptions.wasm = wasm;
+      for (let k = 0; k < st.result.masks.length; k++) {
+        const mine = app.upsampleMask(st.result.masks[k].low, g, new Uint8Array(g.width * g.height));
+        const theirs = app.decodeRle(full.masks[k]);
+        let differ = 0, area = 0;
+        for (let i = 0; i < mine.length; i++) { differ += mine[i] !== theirs[i]; area += theirs[i]; }
+        out.push({ kernels: wasm ? 'wasm' : 'js', differ, area,
+                   rleSame: app.encodeRle(mine, g.height, g.width).counts === full.masks[k].counts,
+                   scoreDiff: Math.abs(full.scores[k] - st.result.scores[k]) });
+      }
+    }
+    app.kernelOptions.wasm = true;
+    const want = app.decodeRle(full.masks[st.selected]);
+    const shownSame = app.maskBits().every((v, i) => v === want[i]);
+    // The mask canvas: one pixel per display pixel, each the full-resolution mask's pixel under
+    // its centre.
+    const shown = app.shownMask(), canvas = document.getElementById('mask-canvas');
+    let displayDiffer = 0;
+    for (let j = 0; j < shown.dh; j++) {
+      const y = shown.dh === g.height ? j : Math.min(g.height - 1, Math.floor((j + 0.5) * g.height / shown.dh));
+      for (let i = 0; i < shown.dw; i++) {
+        const x = shown.dw === g.width ? i : Math.min(g.width - 1, Math.floor((i + 0.5) * g.width / shown.dw));
+        displayDiffer += shown.mask[j * shown.dw + i] !== want[y * g.width + x];
+      }
+    }
+    const rect = canvas.getBoundingClientRect();
+    return { kernels, masks: out, shownSame, displayDiffer, display: [shown.dw, shown.dh], canvas: [canvas.width, canvas.height],
+             css: [Math.round(rect.width), Math.round(rect.height)] };
+}"""
+
+# Marks on the page's timeline: the release of the mouse button, and the first animation frame
+# after the page says a prediction is drawn (body[data-predictions] changes after the overlay is
+# drawn). Works with any version of the page.
+INSTALL_TIMER = """() => {
+    window.__clicks = [];
+    window.addEventListener('mouseup', () => performance.mark('test:click'), true);
+    new MutationObserver(() => {
+      performance.mark('test:drawn');
+      requestAnimationFrame(() => {
+        performance.mark('test:frame');
+        const m = performance.measure('test:click-to-frame', 'test:click', 'test:frame');
+        const d = performance.measure('test:click-to-drawn', 'test:click', 'test:drawn');
+        // The request's own entry: its time and the server's phases (Server-Timing).
+        const req = performance.getEntriesByType('resource').filter((e) => /[/](predict|click)$/.test(e.name)).pop();
+        const phase = (name) => ((req && req.serverTiming) || []).find((t) => t.name === name);
+        window.__clicks.push({ frame: m.duration, drawn: d.duration, request: req ? req.duration : null,
+                               decoder: phase('decoder') ? phase('decoder').duration : null,
+                               server: phase('total') ? phase('total').duration : null,
+                               wait: req ? req.responseStart - req.requestStart : null,
+                               transfer: req ? req.responseEnd - req.responseStart : null });
+      });
+    }).observe(document.body, { attributes: true, attributeFilter: ['data-predictions'] });
+}"""
+
+
+def percentile(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))]
+
+
+def time_clicks(page, click, n):
+    """n first clicks (Clear, then one positive point: 3 masks) and n refinements (a negative
+    point with the shown mask as mask_input); each waits for its mask. Returns the lists."""
+    page.evaluate(INSTALL_TIMER)
+    first, refine, page_timings = [], [], []
+    for i in range(n):
+        for kind in ("first", "refine"):
+            page.evaluate("() => { window.__clicks = []; }")
+            if kind == "first":
+                page.keyboard.press("Escape")  # Clear
+            count = int(page.get_attribute("body", "data-predictions"))
+            dx = 3 * (i % 5)
+            if kind == "first":
+                page.mouse.click(click["x"] + dx, click["y"])
+            else:
+                page.mouse.click(click["x"] + 40 + dx, click["y"] + 30, button="right")
+            page.wait_for_selector(f'body[data-predictions="{count + 1}"]', timeout=60_000)
+            page.wait_for_function("() => window.__clicks.length > 0", timeout=10_000)
+            t = page.evaluate("() => window.__clicks[0]")
+            (first if kind == "first" else refine).append(t)
+            last = page.evaluate("() => (window.samApp.state.timings || []).slice(-1)[0] || null")
+            if last:
+                page_timings.append(dict(last, kind=kind))
+    return first, refine, page_timings
+
+
+def report_timing(name, values):
+    print(f"timing: {name}: median {percentile(values, 0.5):.1f} ms, p90 {percentile(values, 0.9):.1f} ms "
+          f"(n={len(values)})", flush=True)
+
+
 def b64(png):
     return base64.b64encode(png).decode("ascii")
 
@@ -176,8 +303,21 @@ def check_page(page, args, point_x, point_y):
     size = page.evaluate("() => [window.samApp.state.image.width, window.samApp.state.image.height]")
     click = {"x": box["x"] + point_x * box["width"] / size[0],
              "y": box["y"] + point_y * box["height"] / size[1]}
+    if args.checks == "none":
+        return run_timing(page, args, click, errors)
+    if args.checks == "exact":
+        page.mouse.click(click["x"], click["y"])
+        page.wait_for_selector('body[data-refreshed="1"]', timeout=120_000)
+        check_full_resolution(page, "first click")
+        handle = page.evaluate("() => window.samApp.currentMask().logits")
+        page.mouse.click(click["x"] + 40, click["y"] + 30, button="right")
+        page.wait_for_selector('body[data-refreshed="2"]', timeout=120_000)
+        page.evaluate("(h) => { window.samApp.state.lastMaskInput = h; }", handle)
+        check_full_resolution(page, "refinement")
+        page.evaluate("() => { delete window.samApp.state.lastMaskInput; }")
+        return run_timing(page, args, click, errors)
     page.mouse.click(click["x"], click["y"])
-    page.wait_for_selector('body[data-predictions="1"]', timeout=30_000)
+    page.wait_for_selector('body[data-refreshed="1"]', timeout=30_000)
     after = page.screenshot()
     with open(args.screenshot, "wb") as f:
         f.write(after)
@@ -206,17 +346,27 @@ def check_page(page, args, point_x, point_y):
     if stats["outside"] > 0 and stats["outsideOk"] < 0.95 * stats["outside"]:
         fail(f"image changed outside the mask ({stats['outsideOk']}/{stats['outside']} unchanged)")
 
-    # A negative point (right click) refines: a second prediction, one more prompt.
+    # What the page shows is the full-resolution mask: every candidate, pixel for pixel.
+    check_full_resolution(page, "first click")
+
+    # A negative point (right click) refines: a second prediction, one more prompt, with the
+    # shown mask's logits as the mask input.
+    handle = page.evaluate("() => window.samApp.currentMask().logits")
     page.mouse.click(click["x"] + 40, click["y"] + 30, button="right")
-    page.wait_for_selector('body[data-predictions="2"]', timeout=30_000)
+    page.wait_for_selector('body[data-refreshed="2"]', timeout=30_000)
     labels = page.evaluate("() => window.samApp.state.prompts.map((p) => p.label)")
     if labels != [1, 0]:
         fail(f"prompt labels {labels}, expected [1, 0]")
+    page.evaluate("(h) => { window.samApp.state.lastMaskInput = h; }", handle)
+    check_full_resolution(page, "refinement")
+    page.evaluate("() => { delete window.samApp.state.lastMaskInput; }")
     # Undo returns to the first mask without a request.
     page.click("#undo")
     undone = page.evaluate("() => window.samApp.state.prompts.length")
     if undone != 1:
         fail(f"undo left {undone} prompts")
+
+    check_odd_image(page, args.data)
 
     # Clear removes the overlay: the image as it was before the first click.
     page.click("#clear")
@@ -227,12 +377,117 @@ def check_page(page, args, point_x, point_y):
 
     if errors:
         fail(f"page errors: {'; '.join(errors)}")
+    if args.timing_clicks > 0:
+        run_timing(page, args, click, errors)
     return stats
+
+
+# Another image, of odd size and smaller than the display (301 x 173: its masks are downscaled
+# from the 1024 x 592 frame), and the same turned upright, uploaded from the page: the page's
+# upsampling of a click's answer, with both kernels, at full size and at half size (each pixel the
+# one under it), against the server's full-resolution masks.
+ODD_IMAGE = """async ({ png }) => {
+    const app = window.samApp;
+    const landscape = new Blob([Uint8Array.from(atob(png), (c) => c.charCodeAt(0))], { type: 'image/png' });
+    // The same picture turned upright (173 x 301), so that the low-res columns are cropped too.
+    const bitmap = await createImageBitmap(landscape);
+    const c = document.createElement('canvas');
+    c.width = bitmap.height; c.height = bitmap.width;
+    const ctx = c.getContext('2d');
+    ctx.translate(c.width, 0); ctx.rotate(Math.PI / 2); ctx.drawImage(bitmap, 0, 0);
+    const portrait = await new Promise((resolve) => c.toBlob(resolve, 'image/png'));
+    const post = (path, body, type) => fetch(path, { method: 'POST', headers: { 'Content-Type': type }, body });
+    const results = [];
+    for (const image of [landscape, portrait]) {
+      const info = await (await post('api/images', image, 'application/octet-stream')).json();
+      const prompt = JSON.stringify({ points: [[info.width / 2, info.height / 2], [20, 20]], labels: [1, 0], multimask: true });
+      const click = app.parseClick(await (await post(`api/images/${info.id}/click`, prompt, 'application/json')).arrayBuffer());
+      const full = await (await post(`api/images/${info.id}/predict`, prompt, 'application/json')).json();
+      const g = click.geometry, W = g.width, H = g.height, out = [];
+      for (const wasm of [true, false]) {
+        app.kernelOptions.wasm = wasm;
+        for (let k = 0; k < click.masks.length; k++) {
+          const want = app.decodeRle(full.masks[k]);
+          const mine = app.upsampleMask(click.masks[k].low, g, new Uint8Array(W * H));
+          const dw = Math.round(W / 2), dh = Math.round(H / 2);
+          const small = app.upsampleMask(click.masks[k].low, g, new Uint8Array(dw * dh), dw, dh);
+          let differ = 0, smallDiffer = 0, area = 0;
+          for (let i = 0; i < W * H; i++) { differ += mine[i] !== want[i]; area += want[i]; }
+          for (let j = 0; j < dh; j++)
+            for (let i = 0; i < dw; i++)
+              smallDiffer += small[j * dw + i] !== want[Math.floor((j + 0.5) * H / dh) * W + Math.floor((i + 0.5) * W / dw)];
+          out.push({ kernels: wasm ? 'wasm' : 'js', differ, smallDiffer, area });
+        }
+      }
+      app.kernelOptions.wasm = true;
+      results.push({ size: [W, H], rows: g.rows, cols: g.cols, masks: out });
+    }
+    return results;
+}"""
+
+
+def check_odd_image(page, data):
+    with open(os.path.join(data, "images", "synthetic.png"), "rb") as f:
+        png = b64(f.read())
+    for result in page.evaluate(ODD_IMAGE, {"png": png}):
+        print(f"odd-sized image: page against full resolution: {result}", flush=True)
+        for m in result["masks"]:
+            if m["differ"] or m["smallDiffer"]:
+                fail(f"synthetic.png {result['size']} ({m['kernels']}): {m['differ']} pixels differ at full "
+                     f"size, {m['smallDiffer']} at half size (area {m['area']})")
+
+
+def check_full_resolution(page, what):
+    result = page.evaluate(COMPARE_FULL)
+    print(f"{what}: page against full resolution: {result}", flush=True)
+    if "error" in result:
+        fail(f"{what}: the full-resolution request failed: {result['error']}")
+    if result["kernels"] != "wasm":
+        fail(f"{what}: the page upsamples without its WebAssembly kernels")
+    for k, m in enumerate(result["masks"]):
+        if m["differ"] != 0:
+            fail(f"{what}: candidate {k % 3} ({m['kernels']}): {m['differ']} pixels differ from the "
+                 f"full-resolution mask (area {m['area']})")
+        if not m["rleSame"]:
+            fail(f"{what}: candidate {k}: the page's COCO RLE differs from the server's")
+        if m["scoreDiff"] > 0:
+            fail(f"{what}: candidate {k}: scores differ by {m['scoreDiff']}")
+    if not result["shownSame"]:
+        fail(f"{what}: the mask shown is not the selected candidate's")
+    if result["displayDiffer"] != 0:
+        fail(f"{what}: {result['displayDiffer']} display pixels differ from the full-resolution mask under them")
+    if result["canvas"] != result["display"] or abs(result["css"][0] - result["display"][0]) > 1:
+        fail(f"{what}: the mask canvas is {result['canvas']} for a display of {result['css']}")
+
+
+def run_timing(page, args, click, errors):
+    first, refine, page_timings = time_clicks(page, click, max(1, args.timing_clicks))
+    if args.checks != "all":  # (else the first click's screenshot is kept)
+        page.screenshot(path=args.screenshot)
+    for name, rows in (("first click (1 point, 3 masks)", first), ("refinement (mask_input, 3 masks)", refine)):
+        report_timing(f"{name}, release to frame", [t["frame"] for t in rows])
+        for key in ("request", "wait", "transfer", "server", "decoder"):
+            values = [t[key] for t in rows if t[key] is not None]
+            if values:
+                report_timing(f"{name}, {key}", values)
+        frames, decoders = [t["frame"] for t in rows], [t["decoder"] for t in rows if t["decoder"] is not None]
+        if decoders:
+            print(f"timing: {name}: release to frame / decoder (medians) "
+                  f"{percentile(frames, 0.5) / percentile(decoders, 0.5):.2f}", flush=True)
+    for kind in ("first", "refine"):
+        rows = [t for t in page_timings if t["kind"] == kind]
+        if rows:
+            parts = ", ".join(f"{key} {percentile([t[key] for t in rows if t.get(key) is not None], 0.5):.1f}"
+                              for key in ("before", "decoder", "request", "parse", "upsample", "draw", "total") if rows[0].get(key) is not None)
+            print(f"timing: {kind}: page's own medians (ms): {parts}", flush=True)
+    if errors:
+        fail(f"page errors: {'; '.join(errors)}")
+    return {"inside": 0, "outside": 0}
 
 
 def run(args, on_timeout):
     point_x, point_y = (float(v) for v in args.point.split(","))
-    server = Server(args.sam, args.data)
+    server = Server(args)
     on_timeout.append(server.kill)
     profile = tempfile.mkdtemp(prefix="sam-browser-")
     try:
@@ -261,17 +516,25 @@ def main():
     for name in ("sam", "data", "image", "screenshot"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--point", default="500,375", help="image pixel to click, X,Y")
+    parser.add_argument("--checkpoint", help="model for sam serve (default: the tiny test model in --data)")
+    parser.add_argument("--config", help="its config (default: --data's config.json; '' for none)")
+    parser.add_argument("--threads", type=int, default=0, help="sam serve --threads (default: its own)")
+    parser.add_argument("--web-dir", help="serve the page from this directory (sam serve --web-dir)")
+    parser.add_argument("--timing-clicks", type=int, default=5, help="clicks of each kind to time (0: none)")
+    parser.add_argument("--checks", choices=("all", "exact", "none"), default="all",
+                        help="all; exact: only against the full-resolution masks; none: only timing")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds before the whole test fails")
     args = parser.parse_args()
 
     # A hang anywhere (server, browser) fails the test instead of waiting for ctest's timeout.
     # The browser goes with Playwright's driver, which exits when this process does.
     on_timeout = []
     def watchdog():
-        print(f"FAIL: timed out after {TIMEOUT_S} s", file=sys.stderr, flush=True)
+        print(f"FAIL: timed out after {args.timeout} s", file=sys.stderr, flush=True)
         for cleanup in on_timeout:
             cleanup()
         os._exit(1)
-    timer = threading.Timer(TIMEOUT_S, watchdog)
+    timer = threading.Timer(args.timeout, watchdog)
     timer.daemon = True
     timer.start()
     try:

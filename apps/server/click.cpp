@@ -1,0 +1,125 @@
+#include "server/click.h"
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "postprocess.h"
+#include "sam/rle.h"
+
+namespace sam::server {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+void put_u32(std::string& out, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+}  // namespace
+
+std::string PhaseTimes::header() const {
+    std::string out;
+    char buf[96];
+    for (const auto& [name, ms] : phases) {
+        std::snprintf(buf, sizeof buf, "%s%s;dur=%.2f", out.empty() ? "" : ", ", name.c_str(), ms);
+        out += buf;
+    }
+    return out;
+}
+
+int low_res_rows_used(int low_size, int img_size, int input_extent) {
+    const BilinearTaps up = bilinear_taps(low_size, img_size);
+    return up.i1[static_cast<size_t>(input_extent - 1)] + 1;
+}
+
+DecodedClick decode_click(const SamPredictor& predictor, const Prompt& prompt, LogitsCache& handles,
+                          PhaseTimes& times) {
+    const auto t0 = Clock::now();
+    DecodedClick d;
+    d.prediction = predictor.predict(prompt, /*upsample=*/false);
+    times.add("decoder", ms_since(t0));
+    const Prediction& r = d.prediction;
+    const int64_t S = r.low_res_logits.dim(-1);
+    for (int k = 0; k < r.num_masks; ++k) {
+        // Keep each mask's low-res logits so the page can refine whichever candidate it shows.
+        Tensor low({1, S, S});
+        std::copy(r.low_res_logits.data() + k * S * S, r.low_res_logits.data() + (k + 1) * S * S, low.data());
+        d.handles.push_back(handles.put(std::move(low)));
+        if (r.iou_predictions[static_cast<size_t>(k)] > r.iou_predictions[static_cast<size_t>(d.best)]) d.best = k;
+    }
+    return d;
+}
+
+json full_resolution_answer(const SamPredictor& predictor, const DecodedClick& d, PhaseTimes& times) {
+    const Prediction& r = d.prediction;
+    const ImageGeometry g = predictor.geometry();
+    const SamConfig& config = predictor.model().config();
+    const int S = static_cast<int>(r.low_res_logits.dim(-1));
+    const int64_t hw = int64_t{g.orig_h} * g.orig_w;
+
+    auto t0 = Clock::now();
+    const MaskPostprocessor post(S, config.encoder.img_size, g.input_h, g.input_w, g.orig_h, g.orig_w);
+    std::vector<uint8_t> masks(static_cast<size_t>(r.num_masks * hw));
+    for (int k = 0; k < r.num_masks; ++k)
+        post.binary(r.low_res_logits.data() + int64_t{k} * S * S, masks.data() + k * hw, config.mask_threshold);
+    times.add("upsample", ms_since(t0));
+
+    t0 = Clock::now();
+    json out = json::array();
+    for (int k = 0; k < r.num_masks; ++k)
+        out.push_back({{"size", {g.orig_h, g.orig_w}},
+                       {"counts", rle_to_coco_string(rle_encode(masks.data() + k * hw, g.orig_h, g.orig_w))},
+                       {"logits", d.handles[static_cast<size_t>(k)]}});
+    times.add("rle", ms_since(t0));
+    return {{"masks", out}, {"scores", r.iou_predictions}, {"best", d.best},
+            {"logits", d.handles.empty() ? json(nullptr) : json(d.handles[static_cast<size_t>(d.best)])}};
+}
+
+std::string low_resolution_answer(const SamPredictor& predictor, const DecodedClick& d, PhaseTimes& times) {
+    static_assert(std::endian::native == std::endian::little, "the binary answer is little-endian float32");
+    const auto t0 = Clock::now();
+    const Prediction& r = d.prediction;
+    const ImageGeometry g = predictor.geometry();
+    const SamConfig& config = predictor.model().config();
+    const int S = static_cast<int>(r.low_res_logits.dim(-1)), img = config.encoder.img_size;
+    const int rows = low_res_rows_used(S, img, g.input_h), cols = low_res_rows_used(S, img, g.input_w);
+
+    std::string head = json{{"version", 1},
+                            {"num_masks", r.num_masks},
+                            {"scores", r.iou_predictions},
+                            {"best", d.best},
+                            {"logits", d.handles},
+                            {"low_size", S},
+                            {"img_size", img},
+                            {"input_h", g.input_h},
+                            {"input_w", g.input_w},
+                            {"height", g.orig_h},
+                            {"width", g.orig_w},
+                            {"rows", rows},
+                            {"cols", cols},
+                            {"threshold", config.mask_threshold}}
+                           .dump();
+    head.append((4 - head.size() % 4) % 4, ' ');
+
+    std::string out;
+    const size_t row_bytes = static_cast<size_t>(cols) * sizeof(float);
+    out.reserve(8 + head.size() + static_cast<size_t>(r.num_masks) * static_cast<size_t>(rows) * row_bytes);
+    out += "SAMc";
+    put_u32(out, static_cast<uint32_t>(head.size()));
+    out += head;
+    for (int k = 0; k < r.num_masks; ++k)
+        for (int y = 0; y < rows; ++y)
+            out.append(reinterpret_cast<const char*>(r.low_res_logits.data() + (int64_t{k} * S + y) * S), row_bytes);
+    times.add("encode", ms_since(t0));
+    return out;
+}
+
+}  // namespace sam::server
