@@ -176,25 +176,42 @@ std::string failure_reason(const std::string& image, const std::string& what) {
     return what.starts_with(image + ": ") ? what.substr(image.size() + 2) : what;
 }
 
-// Every image of the run, all shards: --input or --input-list.
-InputListing list_all(const AmgCliOptions& o) {
+// The images of --input or --input-list; of tar shards, only those of `shard`.
+InputListing list_all(const AmgCliOptions& o, const ShardFilter& shard) {
     if (o.input.empty() == o.input_list.empty())
         throw InputError("--input", "give exactly one of --input and --input-list");
-    if (!o.input_list.empty()) return list_input_file(o.input_list);
+    if (!o.input_list.empty()) return list_input_file(o.input_list, shard);
     InputListing l;
-    list_input(o.input, "--input", l);
+    list_input(o.input, "--input", shard, l);
     return l;
+}
+
+// Prints each damaged tar shard as an error; the failures a run reports for them.
+std::vector<std::string> damaged_tar_failures(const InputListing& listing) {
+    std::vector<std::string> failed;
+    for (const auto& [tar, reason] : listing.damaged_tars) {
+        failed.push_back(tar + ": " + failure_reason(tar, reason));
+        std::cerr << "error: " << failed.back() << "\n";
+    }
+    return failed;
 }
 
 // Checks everything that can refuse the run, before the model loads. Returns the images this run
 // (or shard) takes; an empty list means stop with `code`.
-std::vector<ImageOutputs> plan_batch(const AmgCliOptions& o, const InputListing& listing, int& code) {
+std::vector<ImageOutputs> plan_batch(const AmgCliOptions& o, const InputListing& listing, const ShardFilter& shard,
+                                     int& code) {
     code = 1;
-    const auto [k, n] = o.shard.empty() ? std::pair<size_t, size_t>{0, 1} : parse_shard(o.shard);
+    const auto [k, n] = shard;
     for (const std::string& f : listing.not_regular) std::cerr << f << ": not a regular file, skipped\n";
     if (listing.tar_members_skipped > 0)
         std::cerr << "amg: " << listing.tar_members_skipped << " tar members that are not images skipped\n";
     const std::string source = o.input.empty() ? o.input_list : o.input;
+    if (listing.images.empty() && !listing.damaged_tars.empty()) return {};  // reported
+    if (listing.images.empty() && listing.other_tasks_tars > 0) {
+        std::cerr << "shard " << o.shard << ": no images to process\n";
+        code = 0;
+        return {};
+    }
     if (listing.images.empty()) {
         std::cerr << "error: no images in " << source
                   << " (only regular, non-hidden files are read; from tar shards, .jpg, .jpeg and .png members)\n";
@@ -272,6 +289,7 @@ void process_image(SamAutomaticMaskGenerator& gen, ImageSource& source, const Im
 
 // --summarize FILE: the merged index of a job over every shard, from the markers; no model.
 int run_summary(const AmgCliOptions& o, const InputListing& listing) {
+    const std::vector<std::string> damaged = damaged_tar_failures(listing);
     nlohmann::json index = nlohmann::json::array(), failures = nlohmann::json::array(),
                    missing = nlohmann::json::array();
     size_t done = 0, timed = 0;
@@ -281,6 +299,8 @@ int run_summary(const AmgCliOptions& o, const InputListing& listing) {
     for (const InputImage& image : listing.images)
         all.push_back(image_outputs(image, o.output, o.convert_to_rle, o.overlay));
     if (report_problems(find_name_collisions(all))) return 1;
+    for (const auto& [tar, reason] : listing.damaged_tars)
+        failures.push_back({{"image", tar}, {"reason", failure_reason(tar, reason)}});
     for (const ImageOutputs& io : all) {
         const ImageStatus st = image_status(io);
         switch (st.state) {
@@ -324,22 +344,24 @@ int run_summary(const AmgCliOptions& o, const InputListing& listing) {
         std::cerr << "  failed: " << failures[i]["image"].get<std::string>() << ": " << failures[i]["reason"].get<std::string>() << "\n";
     for (size_t i = 0; i < missing.size() && i < shown; ++i)
         std::cerr << "  missing: " << missing[i]["image"].get<std::string>() << ": " << missing[i]["reason"].get<std::string>() << "\n";
-    return done == all.size() ? 0 : 1;
+    return done == all.size() && damaged.empty() ? 0 : 1;
 }
 
 int run_amg(AmgCliOptions& o) {
-    const InputListing listing = list_all(o);
-    if (!o.summarize.empty()) return run_summary(o, listing);
+    if (!o.summarize.empty()) return run_summary(o, list_all(o, {}));
+    ShardFilter shard;
+    if (!o.shard.empty()) std::tie(shard.k, shard.n) = parse_shard(o.shard);
+    const InputListing listing = list_all(o, shard);
+    std::vector<std::string> failed = damaged_tar_failures(listing);  // "<image or tar>: <reason>"
     int code = 0;
-    const std::vector<ImageOutputs> mine = plan_batch(o, listing, code);
-    if (mine.empty()) return code;
+    const std::vector<ImageOutputs> mine = plan_batch(o, listing, shard, code);
+    if (mine.empty()) return failed.empty() ? code : 1;
 
     o.amg.output_mode = o.convert_to_rle ? OutputMode::CocoRle : OutputMode::BinaryMask;
     Sam sam = load_model(o.model);
     SamAutomaticMaskGenerator gen(sam, o.amg);
     ImageSource source;
     size_t done = 0, skipped = listing.not_regular.size();
-    std::vector<std::string> failed;  // "<image>: <reason>"
     for (const ImageOutputs& io : mine) {
         if (o.skip_existing && is_complete(io)) {
             std::cerr << io.image << ": output exists, skipped\n";

@@ -29,9 +29,20 @@ std::string archive_message(archive* a) {
     return m ? m : "unknown error";
 }
 
-void list_tar(const std::string& path, const std::string& field, InputListing& out) {
+void list_tar(const std::string& path, const ShardFilter& shard, InputListing& out) {
+    if (fnv1a64(last_part(path)) % shard.n != shard.k) {  // another task's shard: not opened
+        ++out.other_tasks_tars;
+        return;
+    }
+    std::unique_ptr<TarReader> opened;
     try {
-        TarReader tar(path);
+        opened = std::make_unique<TarReader>(path);
+    } catch (const Error& e) {
+        out.damaged_tars.emplace_back(path, e.what());
+        return;
+    }
+    TarReader& tar = *opened;
+    try {
         std::string member;
         while (tar.next(member)) {
             if (is_image_member(member))
@@ -40,7 +51,7 @@ void list_tar(const std::string& path, const std::string& field, InputListing& o
                 ++out.tar_members_skipped;
         }
     } catch (const Error& e) {
-        throw InputError(field, e.what());
+        out.damaged_tars.emplace_back(path, std::string(e.what()) + "; the members after the damage were not read");
     }
 }
 
@@ -61,7 +72,7 @@ bool is_image_member(const std::string& member) {
     return n.ends_with(".jpg") || n.ends_with(".jpeg") || n.ends_with(".png");
 }
 
-void list_input(const std::string& input, const std::string& field, InputListing& out) {
+void list_input(const std::string& input, const std::string& field, const ShardFilter& shard, InputListing& out) {
     std::error_code ec;
     if (fs::is_directory(input, ec)) {
         std::vector<std::string> files, not_regular;
@@ -77,14 +88,14 @@ void list_input(const std::string& input, const std::string& field, InputListing
         std::sort(not_regular.begin(), not_regular.end());
         for (const std::string& f : files) {
             if (is_tar_name(f))
-                list_tar(f, field, out);
+                list_tar(f, shard, out);
             else
                 out.images.push_back({f, "", last_part(f)});
         }
         out.not_regular.insert(out.not_regular.end(), not_regular.begin(), not_regular.end());
     } else if (fs::is_regular_file(input, ec)) {
         if (is_tar_name(input))
-            list_tar(input, field, out);
+            list_tar(input, shard, out);
         else
             out.images.push_back({input, "", last_part(input)});
     } else {
@@ -92,7 +103,7 @@ void list_input(const std::string& input, const std::string& field, InputListing
     }
 }
 
-InputListing list_input_file(const std::string& list_path) {
+InputListing list_input_file(const std::string& list_path, const ShardFilter& shard) {
     std::ifstream in(list_path);
     if (!in) throw InputError("--input-list", list_path + ": cannot be read");
     InputListing out;
@@ -100,7 +111,7 @@ InputListing list_input_file(const std::string& list_path) {
     for (size_t number = 1; std::getline(in, line); ++number) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty() || line[0] == '#') continue;
-        list_input(line, "--input-list " + list_path + " line " + std::to_string(number), out);
+        list_input(line, "--input-list " + list_path + " line " + std::to_string(number), shard, out);
     }
     if (in.bad()) throw InputError("--input-list", list_path + ": read error");
     return out;

@@ -35,6 +35,16 @@ struct InputListing {
     std::vector<InputImage> images;
     std::vector<std::string> not_regular;  // FIFOs, sockets, devices in a folder: never opened
     size_t tar_members_skipped = 0;        // members of tar shards that are not images (e.g. SA-1B's .json)
+    // Tar shards that could not be read to the end, with the reason: the members before the
+    // damage are in `images`; the run goes on and fails at the end.
+    std::vector<std::pair<std::string, std::string>> damaged_tars;
+    size_t other_tasks_tars = 0;  // tar shards left unopened: another task's (ShardFilter)
+};
+
+// Which tar shards a listing opens: those of task K of N (a tar's members all go to the task its
+// file name hashes to, so the others are never read). {0, 1}: all.
+struct ShardFilter {
+    size_t k = 0, n = 1;
 };
 
 // True for a name that ends in .tar, .tar.gz, .tgz, .tar.zst, .tar.xz or .tar.bz2 (any case).
@@ -44,11 +54,11 @@ bool is_image_member(const std::string& member);
 
 // The images of `input`: an image file; a tar shard (its image members, in stored order); a
 // folder (its regular, non-hidden files, sorted, or its tar shards when a file is one).
-// Throws sam::InputError naming `field` if `input` is none of these or a tar cannot be read.
-void list_input(const std::string& input, const std::string& field, InputListing& out);
+// Throws sam::InputError naming `field` if `input` is none of these.
+void list_input(const std::string& input, const std::string& field, const ShardFilter& shard, InputListing& out);
 // --input-list FILE: one image or tar shard a line, relative to the working directory; blank
 // lines and lines starting with '#' are ignored. Throws naming the file and line.
-InputListing list_input_file(const std::string& list_path);
+InputListing list_input_file(const std::string& list_path, const ShardFilter& shard);
 
 // 64-bit FNV-1a of the bytes of `s`.
 uint64_t fnv1a64(const std::string& s);
