@@ -118,6 +118,26 @@ TEST(CliAmgScale, TarShardsGiveTheFolderOutputs) {
     EXPECT_TRUE(stderr_has("amg: 0 done, 3 skipped, 0 failed"));
 }
 
+TEST(CliAmgScale, OutputFolderPerShard) {
+    const fs::path in = three_images("per_shard_in"), dir = fresh_dir("per_shard");
+    // Two shards holding an image of the same name: one output folder would refuse them.
+    ASSERT_EQ(sh("tar -cf " + (dir / "s0.tar").string() + " -C " + in.string() + " a.jpg b.png"), 0);
+    ASSERT_EQ(sh("tar -czf " + (dir / "s1.tar.gz").string() + " -C " + in.string() + " b.png c.png"), 0);
+    std::ofstream(dir / "list.txt") << (dir / "s0.tar").string() << "\n" << (dir / "s1.tar.gz").string() << "\n";
+    const std::string common = "--input-list " + (dir / "list.txt").string() + " --output " + (dir / "out").string();
+    EXPECT_EQ(amg(common), 1);
+    EXPECT_TRUE(stderr_has("would both write"));
+    ASSERT_EQ(amg(common + " --output-folder-per-shard"), 0);
+    EXPECT_EQ(outputs_of(dir / "out" / "s0").size(), 2u);
+    EXPECT_EQ(read_text(dir / "out" / "s1" / "b.json"), read_text(dir / "out" / "s0" / "b.json"));
+    EXPECT_TRUE(fs::exists(dir / "out" / "s1" / "c.json"));
+    ASSERT_EQ(amg(common + " --output-folder-per-shard --summarize " + (dir / "summary.json").string()), 0);
+    const nlohmann::json summary = nlohmann::json::parse(read_text(dir / "summary.json"));
+    std::set<std::string> outputs;
+    for (const auto& e : summary["index"]) outputs.insert(e["output"].get<std::string>());
+    EXPECT_EQ(outputs, (std::set<std::string>{"s0/a.json", "s0/b.json", "s1/b.json", "s1/c.json"}));
+}
+
 TEST(CliAmgScale, DamagedTarFailsWithAMessage) {
     const fs::path in = three_images("bad_tar_in"), dir = fresh_dir("bad_tar");
     ASSERT_EQ(sh("tar -cf " + (dir / "s.tar").string() + " -C " + in.string() + " a.jpg b.png c.png"), 0);

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "cli/amg_batch.h"
@@ -30,6 +31,7 @@ struct AmgCliOptions {
     ModelOptions model;
     std::string input, input_list, output;
     bool convert_to_rle = false, overlay = false, skip_existing = false;
+    bool folder_per_shard = false;  // outputs of a tar shard's images in <output>/<shard name>/
     std::string shard;      // "K/N": this process takes the images whose name hashes to K mod N
     std::string summarize;  // write the run summary here instead of segmenting
     AmgOptions amg;
@@ -186,6 +188,20 @@ InputListing list_all(const AmgCliOptions& o, const ShardFilter& shard) {
     return l;
 }
 
+// Where an image's outputs go: --output, or with --output-folder-per-shard, for an image of a
+// tar shard, the folder <output>/<the shard's name without .tar...>.
+std::string output_folder_of(const AmgCliOptions& o, const InputImage& image) {
+    if (!o.folder_per_shard || !image.in_tar()) return o.output;
+    return (fs::path(o.output) / tar_stem(image.path)).string();
+}
+
+std::vector<ImageOutputs> outputs_of(const AmgCliOptions& o, const InputListing& listing) {
+    std::vector<ImageOutputs> all;
+    for (const InputImage& image : listing.images)
+        all.push_back(image_outputs(image, output_folder_of(o, image), o.convert_to_rle, o.overlay));
+    return all;
+}
+
 // Prints each damaged tar shard as an error; the failures a run reports for them.
 std::vector<std::string> damaged_tar_failures(const InputListing& listing) {
     std::vector<std::string> failed;
@@ -217,10 +233,12 @@ std::vector<ImageOutputs> plan_batch(const AmgCliOptions& o, const InputListing&
                   << " (only regular, non-hidden files are read; from tar shards, .jpg, .jpeg and .png members)\n";
         return {};
     }
-    std::vector<ImageOutputs> all, mine;
-    for (const InputImage& image : listing.images)
-        all.push_back(image_outputs(image, o.output, o.convert_to_rle, o.overlay));
-    if (report_problems(check_output_folder(o.input, o.output)) || report_problems(find_name_collisions(all))) return {};
+    std::vector<ImageOutputs> all = outputs_of(o, listing), mine;
+    std::set<std::string> folders{o.output};
+    for (const ImageOutputs& io : all) folders.insert(io.folder);
+    for (const std::string& folder : folders)
+        if (report_problems(check_output_folder(o.input, folder))) return {};
+    if (report_problems(find_name_collisions(all))) return {};
     // A batch job over many machines: every task runs the same command with its own K (e.g. a
     // Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) and takes the images
     // whose name hashes to K (amg_inputs.h); their outputs, markers and temporaries never collide.
@@ -295,9 +313,7 @@ int run_summary(const AmgCliOptions& o, const InputListing& listing) {
     size_t done = 0, timed = 0;
     long long total_masks = 0;
     double total_seconds = 0;
-    std::vector<ImageOutputs> all;
-    for (const InputImage& image : listing.images)
-        all.push_back(image_outputs(image, o.output, o.convert_to_rle, o.overlay));
+    const std::vector<ImageOutputs> all = outputs_of(o, listing);
     if (report_problems(find_name_collisions(all))) return 1;
     for (const auto& [tar, reason] : listing.damaged_tars)
         failures.push_back({{"image", tar}, {"reason", failure_reason(tar, reason)}});
@@ -306,7 +322,10 @@ int run_summary(const AmgCliOptions& o, const InputListing& listing) {
         switch (st.state) {
             case ImageStatus::Done:
                 ++done;
-                index.push_back({{"image", io.image}, {"output", io.names[0]}, {"masks", st.masks}, {"seconds", st.seconds}});
+                index.push_back({{"image", io.image},
+                                 {"output", fs::path(io.main_path()).lexically_relative(o.output).string()},
+                                 {"masks", st.masks},
+                                 {"seconds", st.seconds}});
                 if (st.masks >= 0) total_masks += st.masks;
                 if (st.seconds >= 0) total_seconds += st.seconds, ++timed;
                 break;
@@ -410,6 +429,9 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                      cmd.add_flag("--convert-to-rle", o->convert_to_rle,
                                   "Write <image>.json with COCO RLE records instead of PNG folders");
                      cmd.add_flag("--overlay", o->overlay, "Also write <image>_overlay.png (masks over the image)");
+                     cmd.add_flag("--output-folder-per-shard", o->folder_per_shard,
+                                  "Write the outputs of a tar shard's images into <output>/<shard name>/ (e.g. "
+                                  "masks/sa_000000/), one folder per shard; other images into <output>");
                      cmd.add_option("--shard", o->shard,
                                     "K/N: process only the images whose file name (for a tar member: the tar's name) "
                                     "hashes to K mod N (one task of a batch job; stable as the inputs grow)");

@@ -107,13 +107,13 @@ ImageOutputs image_outputs(const InputImage& input, const std::string& folder, b
 
 std::vector<std::string> find_name_collisions(const std::vector<ImageOutputs>& all) {
     std::vector<std::string> problems;
-    std::map<std::string, const ImageOutputs*> writer;  // name -> the image writing it
+    std::map<std::string, const ImageOutputs*> writer;  // output path -> the image writing it
     std::set<std::pair<const ImageOutputs*, const ImageOutputs*>> reported;
     for (const ImageOutputs& io : all) {
         std::vector<std::string> names = io.names;
         names.push_back(io.marker_name);
         for (const std::string& name : names) {
-            auto [it, inserted] = writer.emplace(name, &io);
+            auto [it, inserted] = writer.emplace(io.path(name), &io);
             if (inserted || it->second == &io || !reported.insert({it->second, &io}).second) continue;
             problems.push_back(it->second->image + " and " + io.image + " would both write " + io.path(name) +
                                "; rename one of them");

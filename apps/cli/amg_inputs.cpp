@@ -66,6 +66,14 @@ bool is_tar_name(const std::string& path) {
     return false;
 }
 
+std::string tar_stem(const std::string& path) {
+    const std::string name = last_part(path), n = lower(name);
+    for (const char* ext : {".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2"})
+        if (n.size() > std::char_traits<char>::length(ext) && n.ends_with(ext))
+            return name.substr(0, name.size() - std::char_traits<char>::length(ext));
+    return name;
+}
+
 bool is_image_member(const std::string& member) {
     const std::string n = lower(last_part(member));
     if (n.empty() || n.starts_with(".")) return false;

@@ -49,6 +49,8 @@ struct ShardFilter {
 
 // True for a name that ends in .tar, .tar.gz, .tgz, .tar.zst, .tar.xz or .tar.bz2 (any case).
 bool is_tar_name(const std::string& path);
+// A tar shard's file name without its extension: "a/sa_000000.tar.gz" -> "sa_000000".
+std::string tar_stem(const std::string& path);
 // True for the image types sam reads from a tar: .jpg, .jpeg, .png (any case), not hidden.
 bool is_image_member(const std::string& member);
 

@@ -128,7 +128,7 @@ s = json.load(open(sys.argv[1]))
 assert s["images"] == 40 and s["failed"] == 0, s
 assert 0 < s["missing"] < 20 and s["done"] + s["missing"] == 40, s
 assert len(s["index"]) == s["done"] and len(s["missing_images"]) == s["missing"], s
-print("  incomplete images (killed mid-image):",
+print("  of the missing, started but unfinished (killed while writing):",
       sum(m["reason"].startswith("started") for m in s["missing_images"]))
 PY
 
