@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config git
           libdnnl-dev ocl-icd-opencl-dev libpng-dev libjpeg62-turbo-dev libexif-dev zlib1g-dev libssl-dev
           nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
+          libarchive-dev                       # sam amg reads tar shards in place
+          munge slurmctld slurmd slurm-client  # the Slurm test (scripts/slurm): its own daemons, started by the test
           libgtest-dev libgmock-dev libbenchmark-dev
           curl ca-certificates                 # scripts/demo.sh fetches the checkpoint
           chromium python3-venv)               # the browser test (tests/browser)
@@ -36,8 +38,18 @@ if [ "${SAM_SKIP_APT:-0}" != 1 ] && [ ${#missing[@]} -gt 0 ]; then
         fi
     done
     echo "setup: installing ${install[*]}"
+    # The packages' daemons (munge, slurmctld, slurmd) are not started by the install: the Slurm
+    # test runs its own, with its own config. Where no policy-rc.d exists, one that denies
+    # starting services is in place during the install only.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+        $sudo chmod 755 "$policy"
+    fi
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        -o DPkg::Lock::Timeout=600 "${install[@]}" >/dev/null
+        -o DPkg::Lock::Timeout=600 "${install[@]}" >/dev/null || { [ -z "$policy" ] || $sudo rm -f "$policy"; exit 1; }
+    [ -z "$policy" ] || $sudo rm -f "$policy"
 fi
 
 # The browser test's Python packages, in a venv of Debian's python3 (reinstalled when

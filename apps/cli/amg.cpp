@@ -1,15 +1,18 @@
 // sam amg: segment everything in an image or a folder of images, writing what the reference
 // script (scripts/amg.py) writes: per image a folder of 0.png, 1.png, ... with metadata.csv, or
 // (--convert-to-rle) <image>.json with COCO RLE records; --overlay adds <image>_overlay.png.
-// Over a folder it is a batch: see amg_batch.h for what makes it safe to kill and resume.
+// Over a folder, tar shards or a list of them it is a batch: see amg_batch.h for what makes it
+// safe to kill and resume, amg_inputs.h for the inputs and how --shard splits them.
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "cli/amg_batch.h"
@@ -26,11 +29,16 @@ namespace {
 
 struct AmgCliOptions {
     ModelOptions model;
-    std::string input, output;
+    std::string input, input_list, output;
     bool convert_to_rle = false, overlay = false, skip_existing = false;
-    std::string shard;  // "K/N": this process takes every N-th image starting at K
+    bool folder_per_shard = false;  // outputs of a tar shard's images in <output>/<shard name>/
+    std::string shard;      // "K/N": this process takes the images whose name hashes to K mod N
+    std::string summarize;  // write the run summary here instead of segmenting
     AmgOptions amg;
 };
+
+// An image in a tar shard may be at most this large (SA-1B's are a few MB).
+constexpr size_t kMaxTarMemberBytes = size_t{1} << 30;
 
 // Parses "K/N" (0 <= K < N); throws naming the option otherwise.
 std::pair<size_t, size_t> parse_shard(const std::string& s) {
@@ -134,7 +142,8 @@ void write_overlay(const std::string& path, const Image& img, const std::vector<
 
 // One image's outputs, each atomic and fsynced, between the two markers: a kill at any moment
 // leaves either a complete image or one that --skip-existing redoes.
-void write_outputs(const ImageOutputs& io, bool rle, const Image& img, const std::vector<MaskRecord>& masks) {
+void write_outputs(const ImageOutputs& io, bool rle, const Image& img, const std::vector<MaskRecord>& masks,
+                   std::chrono::steady_clock::time_point start) {
     mark_started(io);
     if (rle) {
         const std::string text = records_json(masks).dump();
@@ -153,7 +162,7 @@ void write_outputs(const ImageOutputs& io, bool rle, const Image& img, const std
         }
     }
     if (io.names.size() > 1) write_overlay(io.path(io.names[1]), img, masks);
-    mark_complete(io);
+    mark_complete(io, masks.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 // Prints each problem as an error line; true if there was any.
@@ -169,24 +178,72 @@ std::string failure_reason(const std::string& image, const std::string& what) {
     return what.starts_with(image + ": ") ? what.substr(image.size() + 2) : what;
 }
 
+// The images of --input or --input-list; of tar shards, only those of `shard`.
+InputListing list_all(const AmgCliOptions& o, const ShardFilter& shard) {
+    if (o.input.empty() == o.input_list.empty())
+        throw InputError("--input", "give exactly one of --input and --input-list");
+    if (!o.input_list.empty()) return list_input_file(o.input_list, shard);
+    InputListing l;
+    list_input(o.input, "--input", shard, l);
+    return l;
+}
+
+// Where an image's outputs go: --output, or with --output-folder-per-shard, for an image of a
+// tar shard, the folder <output>/<the shard's name without .tar...>.
+std::string output_folder_of(const AmgCliOptions& o, const InputImage& image) {
+    if (!o.folder_per_shard || !image.in_tar()) return o.output;
+    return (fs::path(o.output) / tar_stem(image.path)).string();
+}
+
+std::vector<ImageOutputs> outputs_of(const AmgCliOptions& o, const InputListing& listing) {
+    std::vector<ImageOutputs> all;
+    for (const InputImage& image : listing.images)
+        all.push_back(image_outputs(image, output_folder_of(o, image), o.convert_to_rle, o.overlay));
+    return all;
+}
+
+// Prints each damaged tar shard as an error; the failures a run reports for them.
+std::vector<std::string> damaged_tar_failures(const InputListing& listing) {
+    std::vector<std::string> failed;
+    for (const auto& [tar, reason] : listing.damaged_tars) {
+        failed.push_back(tar + ": " + failure_reason(tar, reason));
+        std::cerr << "error: " << failed.back() << "\n";
+    }
+    return failed;
+}
+
 // Checks everything that can refuse the run, before the model loads. Returns the images this run
 // (or shard) takes; an empty list means stop with `code`.
-std::vector<ImageOutputs> plan_batch(const AmgCliOptions& o, const InputListing& listing, int& code) {
+std::vector<ImageOutputs> plan_batch(const AmgCliOptions& o, const InputListing& listing, const ShardFilter& shard,
+                                     int& code) {
     code = 1;
-    const auto [k, n] = o.shard.empty() ? std::pair<size_t, size_t>{0, 1} : parse_shard(o.shard);
+    const auto [k, n] = shard;
     for (const std::string& f : listing.not_regular) std::cerr << f << ": not a regular file, skipped\n";
-    if (listing.images.empty()) {
-        std::cerr << "error: no images in " << o.input << " (only regular, non-hidden files are read)\n";
+    if (listing.tar_members_skipped > 0)
+        std::cerr << "amg: " << listing.tar_members_skipped << " tar members that are not images skipped\n";
+    const std::string source = o.input.empty() ? o.input_list : o.input;
+    if (listing.images.empty() && !listing.damaged_tars.empty()) return {};  // reported
+    if (listing.images.empty() && listing.other_tasks_tars > 0) {
+        std::cerr << "shard " << o.shard << ": no images to process\n";
+        code = 0;
         return {};
     }
-    std::vector<ImageOutputs> all, mine;
-    for (const std::string& image : listing.images)
-        all.push_back(image_outputs(image, o.output, o.convert_to_rle, o.overlay));
-    if (report_problems(check_output_folder(o.input, o.output)) || report_problems(find_name_collisions(all))) return {};
+    if (listing.images.empty()) {
+        std::cerr << "error: no images in " << source
+                  << " (only regular, non-hidden files are read; from tar shards, .jpg, .jpeg and .png members)\n";
+        return {};
+    }
+    std::vector<ImageOutputs> all = outputs_of(o, listing), mine;
+    std::set<std::string> folders{o.output};
+    for (const ImageOutputs& io : all) folders.insert(io.folder);
+    for (const std::string& folder : folders)
+        if (report_problems(check_output_folder(o.input, folder))) return {};
+    if (report_problems(find_name_collisions(all))) return {};
     // A batch job over many machines: every task runs the same command with its own K (e.g. a
     // Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) and takes the images
-    // K, K+N, K+2N, ... of the sorted list; their outputs, markers and temporaries never collide.
-    for (size_t i = k; i < all.size(); i += n) mine.push_back(all[i]);
+    // whose name hashes to K (amg_inputs.h); their outputs, markers and temporaries never collide.
+    for (const ImageOutputs& io : all)
+        if (in_shard(io.input, k, n)) mine.push_back(io);
     if (mine.empty()) {
         std::cerr << "shard " << o.shard << ": no images to process\n";
         code = 0;
@@ -202,48 +259,153 @@ std::vector<ImageOutputs> plan_batch(const AmgCliOptions& o, const InputListing&
     return mine;
 }
 
+// Reads the images of a plan in order, keeping one tar shard open while its members come (a
+// shard's members are listed, and so planned, in the order they are stored).
+class ImageSource {
+  public:
+    Image read(const InputImage& in) {
+        if (!in.in_tar()) return read_image(in.path);
+        std::vector<uint8_t> data;
+        try {
+            if (!tar_ || tar_->path() != in.path || !seek(in.member)) {
+                tar_ = std::make_unique<TarReader>(in.path);
+                if (!seek(in.member)) throw InputError(in.display(), "no longer in the tar shard");
+            }
+            data = tar_->read(in.member, kMaxTarMemberBytes);
+        } catch (...) {
+            tar_.reset();  // the next image reopens the shard
+            throw;
+        }
+        return decode_image(data.data(), data.size(), in.display());
+    }
+
+  private:
+    // Advances the open tar to `member`; false if it is not ahead.
+    bool seek(const std::string& member) {
+        std::string name;
+        while (tar_->next(name))
+            if (name == member) return true;
+        return false;
+    }
+    std::unique_ptr<TarReader> tar_;
+};
+
 // Segments one image and writes its outputs; throws whatever stops it.
-void process_image(SamAutomaticMaskGenerator& gen, const ImageOutputs& io, bool rle) {
-    const Image img = read_image(io.image);
+void process_image(SamAutomaticMaskGenerator& gen, ImageSource& source, const ImageOutputs& io, bool rle) {
+    const auto start = std::chrono::steady_clock::now();
+    const Image img = source.read(io.input);
     std::vector<MaskRecord> masks;
     {
-        ProgressBar bar(fs::path(io.image).filename().string());
+        ProgressBar bar(io.input.name);
         masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
     }
-    write_outputs(io, rle, img, masks);
+    write_outputs(io, rle, img, masks, start);
     const AmgTimings& tm = gen.last_timings();
     std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
                  io.image.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
 }
 
+// --summarize FILE: the merged index of a job over every shard, from the markers; no model.
+int run_summary(const AmgCliOptions& o, const InputListing& listing) {
+    const std::vector<std::string> damaged = damaged_tar_failures(listing);
+    nlohmann::json index = nlohmann::json::array(), failures = nlohmann::json::array(),
+                   missing = nlohmann::json::array();
+    size_t done = 0, timed = 0;
+    long long total_masks = 0;
+    double total_seconds = 0;
+    const std::vector<ImageOutputs> all = outputs_of(o, listing);
+    if (report_problems(find_name_collisions(all))) return 1;
+    for (const auto& [tar, reason] : listing.damaged_tars)
+        failures.push_back({{"image", tar}, {"reason", failure_reason(tar, reason)}});
+    for (const ImageOutputs& io : all) {
+        const ImageStatus st = image_status(io);
+        switch (st.state) {
+            case ImageStatus::Done:
+                ++done;
+                index.push_back({{"image", io.image},
+                                 {"output", fs::path(io.main_path()).lexically_relative(o.output).string()},
+                                 {"masks", st.masks},
+                                 {"seconds", st.seconds}});
+                if (st.masks >= 0) total_masks += st.masks;
+                if (st.seconds >= 0) total_seconds += st.seconds, ++timed;
+                break;
+            case ImageStatus::Failed:
+                failures.push_back({{"image", io.image}, {"reason", st.error}});
+                break;
+            case ImageStatus::Incomplete:
+                missing.push_back({{"image", io.image}, {"reason", "started but not finished (killed?)"}});
+                break;
+            case ImageStatus::Missing:
+                missing.push_back({{"image", io.image}, {"reason", "no output"}});
+                break;
+        }
+    }
+    const nlohmann::json summary = {
+        {"sam_amg_summary", 1},
+        {"output", o.output},
+        {"images", all.size()},
+        {"done", done},
+        {"failed", failures.size()},
+        {"missing", missing.size()},
+        {"masks", total_masks},
+        {"seconds", std::round(total_seconds * 1000) / 1000},
+        {"seconds_per_image", timed ? std::round(total_seconds / static_cast<double>(timed) * 1000) / 1000 : 0.0},
+        {"failures", failures},
+        {"missing_images", missing},
+        {"index", index}};
+    const std::string text = summary.dump(1) + "\n";
+    write_file_atomic(o.summarize, [&](std::ostream& out) { out << text; });
+    std::fprintf(stderr, "summary: %zu images, %zu done, %zu failed, %zu missing; %lld masks, %.2f s per image; written to %s\n",
+                 all.size(), done, failures.size(), missing.size(), total_masks,
+                 timed ? total_seconds / static_cast<double>(timed) : 0.0, o.summarize.c_str());
+    const size_t shown = 20;
+    for (size_t i = 0; i < failures.size() && i < shown; ++i)
+        std::cerr << "  failed: " << failures[i]["image"].get<std::string>() << ": " << failures[i]["reason"].get<std::string>() << "\n";
+    for (size_t i = 0; i < missing.size() && i < shown; ++i)
+        std::cerr << "  missing: " << missing[i]["image"].get<std::string>() << ": " << missing[i]["reason"].get<std::string>() << "\n";
+    return done == all.size() && damaged.empty() ? 0 : 1;
+}
+
 int run_amg(AmgCliOptions& o) {
-    const InputListing listing = list_inputs(o.input);
+    if (!o.summarize.empty()) return run_summary(o, list_all(o, {}));
+    ShardFilter shard;
+    if (!o.shard.empty()) std::tie(shard.k, shard.n) = parse_shard(o.shard);
+    const InputListing listing = list_all(o, shard);
+    std::vector<std::string> failed = damaged_tar_failures(listing);  // "<image or tar>: <reason>"
     int code = 0;
-    const std::vector<ImageOutputs> mine = plan_batch(o, listing, code);
-    if (mine.empty()) return code;
+    const std::vector<ImageOutputs> mine = plan_batch(o, listing, shard, code);
+    if (mine.empty()) return failed.empty() ? code : 1;
 
     o.amg.output_mode = o.convert_to_rle ? OutputMode::CocoRle : OutputMode::BinaryMask;
     Sam sam = load_model(o.model);
     SamAutomaticMaskGenerator gen(sam, o.amg);
+    ImageSource source;
     size_t done = 0, skipped = listing.not_regular.size();
-    std::vector<std::string> failed;  // "<image>: <reason>"
     for (const ImageOutputs& io : mine) {
         if (o.skip_existing && is_complete(io)) {
             std::cerr << io.image << ": output exists, skipped\n";
             ++skipped;
             continue;
         }
-        // One image failing (corrupt, out of memory, a write error) does not stop the batch.
+        // One image failing (corrupt, out of memory, a write error) does not stop the batch; its
+        // marker records why, for the run summary.
+        std::string reason;
         try {
-            process_image(gen, io, o.convert_to_rle);
+            process_image(gen, source, io, o.convert_to_rle);
             ++done;
             continue;
         } catch (const std::bad_alloc&) {
-            failed.push_back(io.image + ": out of memory");
+            reason = "out of memory";
         } catch (const std::exception& e) {
-            failed.push_back(io.image + ": " + failure_reason(io.image, e.what()));
+            reason = failure_reason(io.image, e.what());
         }
+        failed.push_back(io.image + ": " + reason);
         std::cerr << "error: " << failed.back() << "; continuing with the next image\n";
+        try {
+            mark_failed(io, reason);
+        } catch (const std::exception& e) {
+            std::cerr << "error: " << io.image << ": the failure could not be recorded (" << e.what() << ")\n";
+        }
     }
     std::cerr << "amg: " << done << " done, " << skipped << " skipped, " << failed.size() << " failed\n";
     for (const std::string& f : failed) std::cerr << "  failed: " << f << "\n";
@@ -255,13 +417,27 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                      auto o = std::make_shared<AmgCliOptions>();
                      add_model_options(cmd, o->model);
                      AmgOptions& a = o->amg;
-                     cmd.add_option("--input,-i", o->input, "An image, or a folder of images")->required()->check(CLI::ExistingPath);
+                     auto* input = cmd.add_option("--input,-i", o->input,
+                                                  "An image, a tar shard (.tar, .tar.gz, ...: its .jpg/.png members, read in "
+                                                  "place), or a folder of images and tar shards")
+                                       ->check(CLI::ExistingPath);
+                     auto* list = cmd.add_option("--input-list", o->input_list,
+                                                 "A file listing images and tar shards, one path a line ('#' comments)")
+                                      ->check(CLI::ExistingFile);
+                     input->excludes(list);
                      cmd.add_option("--output,-o", o->output, "Output folder")->required();
                      cmd.add_flag("--convert-to-rle", o->convert_to_rle,
                                   "Write <image>.json with COCO RLE records instead of PNG folders");
                      cmd.add_flag("--overlay", o->overlay, "Also write <image>_overlay.png (masks over the image)");
+                     cmd.add_flag("--output-folder-per-shard", o->folder_per_shard,
+                                  "Write the outputs of a tar shard's images into <output>/<shard name>/ (e.g. "
+                                  "masks/sa_000000/), one folder per shard; other images into <output>");
                      cmd.add_option("--shard", o->shard,
-                                    "K/N: process only images K, K+N, ... of the sorted folder (one task of a batch job)");
+                                    "K/N: process only the images whose file name (for a tar member: the tar's name) "
+                                    "hashes to K mod N (one task of a batch job; stable as the inputs grow)");
+                     cmd.add_option("--summarize", o->summarize,
+                                    "Segment nothing: write the merged index of the job's outputs (every shard) to this "
+                                    "JSON file, listing failures and missing images; exit 1 unless all are done");
                      cmd.add_flag("--skip-existing", o->skip_existing,
                                   "Skip images whose outputs are complete (resume an interrupted batch)");
                      cmd.add_option("--points-per-side", a.points_per_side, "Points sampled along one side of the image")->capture_default_str();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,9 @@ struct Marker {
     std::string input;                 // the image's file name
     std::vector<std::string> outputs;  // names in the output folder
     bool complete = false;
+    long long masks = -1;  // complete: how many masks (-1: not recorded)
+    double seconds = -1;   // complete: the image's wall-clock seconds (-1: not recorded)
+    std::string error;     // not complete: why the last attempt failed ("": none recorded)
 };
 
 enum class MarkerState { Absent, Foreign, Valid };
@@ -55,11 +59,17 @@ MarkerState read_marker(const std::string& path, Marker& m) {
         m.outputs.push_back(o.get<std::string>());
     }
     m.complete = j["complete"].get<bool>();
+    m.masks = j.contains("masks") && j["masks"].is_number_integer() ? j["masks"].get<long long>() : -1;
+    m.seconds = j.contains("seconds") && j["seconds"].is_number() ? j["seconds"].get<double>() : -1;
+    m.error = j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : "";
     return MarkerState::Valid;
 }
 
 void write_marker(const ImageOutputs& io, const Marker& m) {
-    const nlohmann::json j = {{"sam_amg_output", 1}, {"input", m.input}, {"outputs", m.outputs}, {"complete", m.complete}};
+    nlohmann::json j = {{"sam_amg_output", 1}, {"input", m.input}, {"outputs", m.outputs}, {"complete", m.complete}};
+    if (m.complete && m.masks >= 0) j["masks"] = m.masks;
+    if (m.complete && m.seconds >= 0) j["seconds"] = std::round(m.seconds * 1000) / 1000;
+    if (!m.complete && !m.error.empty()) j["error"] = m.error;
     const std::string text = j.dump() + "\n";
     write_file_atomic(io.path(io.marker_name), [&](std::ostream& out) { out << text; });
 }
@@ -88,44 +98,22 @@ std::string foreign_entry_in_folder(const std::string& dir) {
 
 std::string ImageOutputs::path(const std::string& name) const { return (fs::path(folder) / name).string(); }
 
-ImageOutputs image_outputs(const std::string& image, const std::string& folder, bool rle, bool overlay) {
-    const std::string stem = fs::path(image).stem().string();
-    ImageOutputs io{image, folder, {rle ? stem + ".json" : stem}, "." + stem + ".sam-output"};
+ImageOutputs image_outputs(const InputImage& input, const std::string& folder, bool rle, bool overlay) {
+    const std::string stem = fs::path(input.name).stem().string();
+    ImageOutputs io{input, input.display(), folder, {rle ? stem + ".json" : stem}, "." + stem + ".sam-output"};
     if (overlay) io.names.push_back(stem + "_overlay.png");
     return io;
 }
 
-InputListing list_inputs(const std::string& input) {
-    InputListing l;
-    if (fs::is_directory(input)) {
-        for (const auto& e : fs::directory_iterator(input)) {
-            if (file_name(e.path().string()).starts_with(".")) continue;  // hidden: editor files, sam's own
-            std::error_code ec;
-            const fs::file_status s = e.status(ec);  // follows symlinks
-            if (fs::is_regular_file(s))
-                l.images.push_back(e.path().string());
-            else if (!fs::is_directory(s))
-                l.not_regular.push_back(e.path().string());
-        }
-        std::sort(l.images.begin(), l.images.end());
-        std::sort(l.not_regular.begin(), l.not_regular.end());
-    } else if (fs::is_regular_file(input)) {
-        l.images.push_back(input);
-    } else {
-        throw InputError("--input", input + " is neither a regular file nor a folder");
-    }
-    return l;
-}
-
 std::vector<std::string> find_name_collisions(const std::vector<ImageOutputs>& all) {
     std::vector<std::string> problems;
-    std::map<std::string, const ImageOutputs*> writer;  // name -> the image writing it
+    std::map<std::string, const ImageOutputs*> writer;  // output path -> the image writing it
     std::set<std::pair<const ImageOutputs*, const ImageOutputs*>> reported;
     for (const ImageOutputs& io : all) {
         std::vector<std::string> names = io.names;
         names.push_back(io.marker_name);
         for (const std::string& name : names) {
-            auto [it, inserted] = writer.emplace(name, &io);
+            auto [it, inserted] = writer.emplace(io.path(name), &io);
             if (inserted || it->second == &io || !reported.insert({it->second, &io}).second) continue;
             problems.push_back(it->second->image + " and " + io.image + " would both write " + io.path(name) +
                                "; rename one of them");
@@ -161,13 +149,13 @@ std::vector<std::string> check_ownership(const ImageOutputs& io) {
     const MarkerState state = read_marker(marker, m);
     if (state == MarkerState::Foreign)
         return {marker + " exists and is not a marker sam amg wrote" + kMoveAway};
-    if (state == MarkerState::Valid && m.input != file_name(io.image))
+    if (state == MarkerState::Valid && m.input != io.input.name)
         return {marker + ": the outputs it lists were written for " + m.input + ", not for " + io.image + kMoveAway};
     for (const std::string& name : io.names) {
         const std::string p = io.path(name);
         if (!exists_no_follow(p)) continue;
         std::error_code ec;
-        if (fs::equivalent(p, io.image, ec))
+        if (!io.input.in_tar() && fs::equivalent(p, io.input.path, ec))
             problems.push_back(p + " is the input image itself; choose another --output");
         else if (state != MarkerState::Valid || !lists(m, name))
             problems.push_back(p + " exists and was not written by sam amg for " + io.image + " (" + marker +
@@ -180,7 +168,7 @@ std::vector<std::string> check_ownership(const ImageOutputs& io) {
 
 bool is_complete(const ImageOutputs& io) {
     Marker m;
-    if (read_marker(io.path(io.marker_name), m) != MarkerState::Valid || !m.complete || m.input != file_name(io.image))
+    if (read_marker(io.path(io.marker_name), m) != MarkerState::Valid || !m.complete || m.input != io.input.name)
         return false;
     for (const std::string& name : io.names)
         if (!lists(m, name) || !exists_no_follow(io.path(name))) return false;
@@ -194,7 +182,7 @@ void remove_stale_temporaries(const ImageOutputs& io) {
 
 void mark_started(const ImageOutputs& io) {
     Marker m, old;
-    m.input = file_name(io.image);
+    m.input = io.input.name;
     m.outputs = io.names;
     // Keep earlier outputs of this image that still exist (e.g. an overlay from a previous run):
     // they stay sam's to replace.
@@ -205,12 +193,44 @@ void mark_started(const ImageOutputs& io) {
     write_marker(io, m);
 }
 
-void mark_complete(const ImageOutputs& io) {
+void mark_complete(const ImageOutputs& io, size_t masks, double seconds) {
     Marker m;
     if (read_marker(io.path(io.marker_name), m) != MarkerState::Valid)
         throw Error(io.path(io.marker_name) + ": marker vanished while writing the outputs");
     m.complete = true;
+    m.masks = static_cast<long long>(masks);
+    m.seconds = seconds;
+    m.error.clear();
     write_marker(io, m);
+}
+
+void mark_failed(const ImageOutputs& io, const std::string& reason) {
+    Marker m;
+    if (read_marker(io.path(io.marker_name), m) != MarkerState::Valid || m.input != io.input.name) {
+        // Only reached for an image whose ownership check passed: no output of it exists yet.
+        m = Marker{};
+        m.input = io.input.name;
+    }
+    m.complete = false;
+    m.error = reason.empty() ? "unknown error" : reason;
+    write_marker(io, m);
+}
+
+ImageStatus image_status(const ImageOutputs& io) {
+    ImageStatus s;
+    Marker m;
+    if (read_marker(io.path(io.marker_name), m) != MarkerState::Valid || m.input != io.input.name) return s;
+    if (is_complete(io)) {
+        s.state = ImageStatus::Done;
+        s.masks = m.masks;
+        s.seconds = m.seconds;
+    } else if (!m.error.empty()) {
+        s.state = ImageStatus::Failed;
+        s.error = m.error;
+    } else {
+        s.state = ImageStatus::Incomplete;
+    }
+    return s;
 }
 
 }  // namespace sam::cli

@@ -6,16 +6,22 @@
 // written (atomically, fsynced) before the first output, and again with "complete": true after
 // the last one. So sam only ever replaces files its marker lists, and --skip-existing only skips
 // an image whose marker says complete. A shard touches only its own images' names.
+// A complete marker also records "masks" (how many) and "seconds" (the image's wall-clock time);
+// an image that failed gets "error": the reason (its marker stays not complete). The run
+// summary (--summarize) is made from these markers.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "cli/amg_inputs.h"
+
 namespace sam::cli {
 
 // One image and the names it writes in the output folder.
 struct ImageOutputs {
-    std::string image;               // the input file, as listed
+    InputImage input;                // the image file, or the tar member
+    std::string image;               // how messages name it (input.display())
     std::string folder;              // --output
     std::vector<std::string> names;  // "<stem>" or "<stem>.json", then "<stem>_overlay.png" with --overlay
     std::string marker_name;         // ".<stem>.sam-output"
@@ -23,15 +29,7 @@ struct ImageOutputs {
     std::string path(const std::string& name) const;
     std::string main_path() const { return path(names[0]); }
 };
-ImageOutputs image_outputs(const std::string& image, const std::string& folder, bool rle, bool overlay);
-
-// The images of `input`: the file itself, or the folder's regular, non-hidden files, sorted.
-// Other entries of the folder (FIFOs, sockets, devices: reading them could block) are returned
-// in `not_regular`. Throws sam::InputError if `input` is neither a regular file nor a folder.
-struct InputListing {
-    std::vector<std::string> images, not_regular;
-};
-InputListing list_inputs(const std::string& input);
+ImageOutputs image_outputs(const InputImage& input, const std::string& folder, bool rle, bool overlay);
 
 // Problems that stop a run before the model loads, one message each.
 // Two images of the batch writing the same name (a.jpg and a.png both write "a").
@@ -47,8 +45,20 @@ bool is_complete(const ImageOutputs& io);
 // Removes temporaries a killed run left for this image's names. Only for images of this shard.
 void remove_stale_temporaries(const ImageOutputs& io);
 
-// The marker before the first output (not complete) and after the last one (complete).
+// The marker before the first output (not complete) and after the last one (complete, with the
+// number of masks and the image's seconds).
 void mark_started(const ImageOutputs& io);
-void mark_complete(const ImageOutputs& io);
+void mark_complete(const ImageOutputs& io, size_t masks, double seconds);
+// Records why the image failed in its marker (not complete); outputs it already lists stay listed.
+void mark_failed(const ImageOutputs& io, const std::string& reason);
+
+// What the markers say of one image, for the run summary.
+struct ImageStatus {
+    enum State { Done, Failed, Incomplete, Missing } state = Missing;
+    long long masks = -1;  // Done: as recorded (-1 for markers of sam versions without it)
+    double seconds = -1;
+    std::string error;     // Failed: the reason
+};
+ImageStatus image_status(const ImageOutputs& io);
 
 }  // namespace sam::cli
