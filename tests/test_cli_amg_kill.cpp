@@ -169,7 +169,7 @@ TEST(CliAmgKill, ResumedAfterSigkillsMatchesAnUninterruptedRun) {
     };
 
     const auto t0 = Clock::now();
-    ASSERT_EQ(wait_amg(start_amg(args(ref_out), log), std::chrono::seconds(60)), 0) << read_bytes(log);
+    ASSERT_EQ(wait_amg(start_amg(args(ref_out), log), std::chrono::seconds(300)), 0) << read_bytes(log);
     const double full_s = std::chrono::duration<double>(Clock::now() - t0).count();
     const std::map<std::string, std::string> ref = tree(ref_out);
     ASSERT_EQ(ref.count("img0/metadata.csv"), 1u);
@@ -194,7 +194,7 @@ TEST(CliAmgKill, ResumedAfterSigkillsMatchesAnUninterruptedRun) {
         std::printf("kill %d %s %.2f s left %s\n", kill, in_write ? "in a write, after" : "after", d,
                     expect_complete_images_final(out, ref, kill).c_str());
     }
-    ASSERT_EQ(wait_amg(start_amg(args(out), log), std::chrono::seconds(60)), 0) << read_bytes(log);
+    ASSERT_EQ(wait_amg(start_amg(args(out), log), std::chrono::seconds(300)), 0) << read_bytes(log);
 
     const std::map<std::string, std::string> got = tree(out);
     for (const auto& [rel, bytes] : got) EXPECT_EQ(rel.find(".sam-tmp-"), std::string::npos) << "left behind: " << rel;
