@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
+#include <chrono>
 #include <sstream>
 
 #include "cli/amg_batch.h"
@@ -17,6 +19,7 @@
 #include "cli/progress.h"
 #include "io/atomic_file.h"
 #include "sam/automatic_mask_generator.h"
+#include "sam/sam2_automatic_mask_generator.h"
 #include "sam/image.h"
 
 namespace fs = std::filesystem;
@@ -30,6 +33,9 @@ struct AmgCliOptions {
     bool convert_to_rle = false, overlay = false, skip_existing = false;
     std::string shard;  // "K/N": this process takes every N-th image starting at K
     AmgOptions amg;
+    // SAM 2 only
+    bool use_m2m = false, single_mask = false;
+    bool pred_iou_given = false;  // else SAM 2's default (0.8) replaces SAM's (0.88)
 };
 
 // Parses "K/N" (0 <= K < N); throws naming the option otherwise.
@@ -216,6 +222,20 @@ void process_image(SamAutomaticMaskGenerator& gen, const ImageOutputs& io, bool 
                  io.image.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
 }
 
+// The same with SAM 2's generator.
+void process_image_sam2(Sam2AutomaticMaskGenerator& gen, const ImageOutputs& io, bool rle) {
+    const Image img = read_image(io.image);
+    std::vector<MaskRecord> masks;
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+        ProgressBar bar(fs::path(io.image).filename().string());
+        masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
+    }
+    write_outputs(io, rle, img, masks);
+    std::fprintf(stderr, "%s: %zu masks in %.2f s\n", io.image.c_str(), masks.size(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
 int run_amg(AmgCliOptions& o) {
     const InputListing listing = list_inputs(o.input);
     int code = 0;
@@ -223,8 +243,19 @@ int run_amg(AmgCliOptions& o) {
     if (mine.empty()) return code;
 
     o.amg.output_mode = o.convert_to_rle ? OutputMode::CocoRle : OutputMode::BinaryMask;
-    Sam sam = load_model(o.model);
-    SamAutomaticMaskGenerator gen(sam, o.amg);
+    std::optional<SamAutomaticMaskGenerator> gen;
+    std::optional<Sam2AutomaticMaskGenerator> gen2;
+    if (is_sam2(o.model)) {
+        Sam2AmgOptions a;
+        static_cast<AmgOptions&>(a) = o.amg;
+        if (!o.pred_iou_given) a.pred_iou_thresh = Sam2AmgOptions().pred_iou_thresh;
+        a.use_m2m = o.use_m2m;
+        a.multimask_output = !o.single_mask;
+        gen2.emplace(load_sam2_model(o.model), a);
+    } else {
+        if (o.use_m2m || o.single_mask) throw InputError("--use-m2m/--single-mask", "SAM 2 options; this is a SAM model");
+        gen.emplace(load_model(o.model), o.amg);
+    }
     size_t done = 0, skipped = listing.not_regular.size();
     std::vector<std::string> failed;  // "<image>: <reason>"
     for (const ImageOutputs& io : mine) {
@@ -235,7 +266,10 @@ int run_amg(AmgCliOptions& o) {
         }
         // One image failing (corrupt, out of memory, a write error) does not stop the batch.
         try {
-            process_image(gen, io, o.convert_to_rle);
+            if (gen2)
+                process_image_sam2(*gen2, io, o.convert_to_rle);
+            else
+                process_image(*gen, io, o.convert_to_rle);
             ++done;
             continue;
         } catch (const std::bad_alloc&) {
@@ -266,7 +300,9 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                                   "Skip images whose outputs are complete (resume an interrupted batch)");
                      cmd.add_option("--points-per-side", a.points_per_side, "Points sampled along one side of the image")->capture_default_str();
                      cmd.add_option("--points-per-batch", a.points_per_batch, "Points decoded together")->capture_default_str();
-                     cmd.add_option("--pred-iou-thresh", a.pred_iou_thresh, "Keep masks with predicted IoU above this")->capture_default_str();
+                     auto* piou = cmd.add_option("--pred-iou-thresh", a.pred_iou_thresh,
+                                                 "Keep masks with predicted IoU above this (SAM 2 default: 0.8)")
+                                      ->capture_default_str();
                      cmd.add_option("--stability-score-thresh", a.stability_score_thresh, "Keep masks at least this stable")->capture_default_str();
                      cmd.add_option("--stability-score-offset", a.stability_score_offset, "Logit offset of the stability score")->capture_default_str();
                      cmd.add_option("--box-nms-thresh", a.box_nms_thresh, "Box IoU above which duplicate masks are removed")->capture_default_str();
@@ -277,7 +313,12 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                                     "Points per side divided by this per crop layer")->capture_default_str();
                      cmd.add_option("--min-mask-region-area", a.min_mask_region_area,
                                     "Remove holes and islands smaller than this (pixels)")->capture_default_str();
-                     return [o] { return run_amg(*o); };
+                     cmd.add_flag("--use-m2m", o->use_m2m, "SAM 2: refine each mask once with itself as mask input");
+                     cmd.add_flag("--single-mask", o->single_mask, "SAM 2: one mask per point (multimask_output=False)");
+                     return [o, piou] {
+                         o->pred_iou_given = piou->count() > 0;
+                         return run_amg(*o);
+                     };
                  });
 
 }  // namespace
