@@ -69,6 +69,9 @@ Sam2Config sam2_config_for(const std::string& model_type);  // tiny | small | ba
 // "window_spec", "pos_embed_bkg", "d_model", "image_size"} (missing fields keep the tiny
 // defaults). Throws sam::Error naming the file and field.
 Sam2Config sam2_config_from_json(const std::string& path);
+// Multiply-accumulates of the image encoder (Hiera trunk with its padded windows, FPN neck,
+// conv_s0 / conv_s1) at the config's image size.
+double sam2_image_encoder_macs(const Sam2Config& c);
 
 struct Sam2Model;  // weights (src/sam2/model.h)
 
@@ -92,6 +95,8 @@ class Sam2 {
     // Reads the model type off a checkpoint's shapes (Hiera width and depth) and version
     // (SAM 2.1 checkpoints have `no_obj_embed_spatial`).
     static Sam2Config detect_config(const std::string& checkpoint_path);
+    // A model of the given shape with random weights (benchmarks; speed does not depend on values).
+    static Sam2 random(const Sam2Config& config, uint64_t seed = 0);
     Sam2 with_execution(const ExecutionOptions& options) const;
     const ExecutionOptions& execution() const { return execution_; }
     const Sam2Config& config() const;

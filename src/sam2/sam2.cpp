@@ -226,6 +226,59 @@ Sam2 Sam2::load(const std::string& checkpoint_path, const Sam2LoadOptions& optio
     return s;
 }
 
+Sam2 Sam2::random(const Sam2Config& config, uint64_t seed) {
+    auto m = std::make_shared<Sam2Model>();
+    m->config = config;
+    m->path = "(random)";
+    RandomSource src(seed);
+    load_sam2_weights(*m, src);
+    for (const auto& [key, t] : src.made()) m->parameter_count += t.numel();
+    Sam2 s;
+    s.model_ = std::move(m);
+    return s;
+}
+
+double sam2_image_encoder_macs(const Sam2Config& c) {
+    const HieraConfig& t = c.trunk;
+    double macs = 0.0;
+    int64_t side = c.image_size / 4, C = t.embed_dim;
+    macs += static_cast<double>(side * side) * 147.0 * static_cast<double>(C);  // patch embed
+    std::vector<int64_t> ends;
+    for (int i = 0, s = 0; i < t.num_stages(); ++i) ends.push_back((s += t.stages[static_cast<size_t>(i)]) - 1);
+    std::vector<int64_t> stage_width;
+    int stage = 1;
+    for (int i = 0; i < t.depth(); ++i) {
+        const bool global = std::find(t.global_att_blocks.begin(), t.global_att_blocks.end(), i) != t.global_att_blocks.end();
+        const int64_t ws = global ? 0 : t.window_spec[static_cast<size_t>(stage - 1)];
+        int64_t Co = C;
+        bool pool = false;
+        if (std::find(ends.begin(), ends.end(), i - 1) != ends.end()) {
+            Co = 2 * C;
+            pool = stage <= t.q_pool;
+            ++stage;
+        }
+        const double N = static_cast<double>(side * side);
+        const int64_t out_side = pool ? side / 2 : side;
+        const double Nq = static_cast<double>(out_side * out_side);
+        macs += N * static_cast<double>(C) * static_cast<double>(3 * Co);  // qkv
+        if (Co != C) macs += N * static_cast<double>(C) * static_cast<double>(Co);  // shortcut projection
+        // Attention over padded windows: every (kept) query against its window's keys, q.k and p.v.
+        const int64_t keys = global ? side * side : ws * ws;
+        macs += 2.0 * Nq * static_cast<double>(keys) * static_cast<double>(Co);
+        macs += Nq * static_cast<double>(Co * Co) + Nq * 8.0 * static_cast<double>(Co * Co);  // proj, MLP
+        side = out_side;
+        C = Co;
+        if (std::find(ends.begin(), ends.end(), i) != ends.end()) stage_width.push_back(C);
+    }
+    // Neck: 1x1 convs of every stage to d_model; conv_s0 / conv_s1 on levels 0 and 1.
+    int64_t s0 = c.image_size / 4;
+    for (size_t i = 0; i < stage_width.size(); ++i, s0 /= 2)
+        macs += static_cast<double>(s0 * s0) * static_cast<double>(stage_width[i] * c.d_model);
+    const double L0 = static_cast<double>(c.image_size / 4) * (c.image_size / 4);
+    macs += L0 * c.d_model * (c.d_model / 8.0) + L0 / 4.0 * c.d_model * (c.d_model / 4.0);
+    return macs;
+}
+
 Sam2 Sam2::with_execution(const ExecutionOptions& options) const {
     Sam2 s = *this;
     s.execution_ = options;
