@@ -109,8 +109,55 @@ TEST(Sam2AutomaticMaskGenerator, RejectsBadOptions) {
     o.points_per_batch = 0;
     EXPECT_THROW(Sam2AutomaticMaskGenerator(reduced_model(), o), InputError);
     o = Sam2AmgOptions();
-    o.min_mask_region_area = 10;
+    o.crop_overlap_ratio = 1.0;
     EXPECT_THROW(Sam2AutomaticMaskGenerator(reduced_model(), o), InputError);
+}
+
+// min_mask_region_area is the predictor's hole filling: skipped unless fill_holes (the
+// official CPU path), applied with it (the official GPU path).
+TEST(Sam2AutomaticMaskGenerator, MinRegionAreaFillsHolesOnlyWhenAsked) {
+    Sam2AmgOptions o;
+    o.points_per_side = 5;
+    o.pred_iou_thresh = 0.55;
+    o.stability_score_thresh = 0.25;
+    o.stability_score_offset = 0.2;
+    o.box_nms_thresh = 1.0;
+    const Image img = read_image(test::data_path("images/synthetic.png"));
+    const std::vector<MaskRecord> plain = Sam2AutomaticMaskGenerator(reduced_model(), o).generate(img);
+    o.min_mask_region_area = 50;
+    const std::vector<MaskRecord> skipped = Sam2AutomaticMaskGenerator(reduced_model(), o).generate(img);
+    ASSERT_EQ(skipped.size(), plain.size());
+    for (size_t i = 0; i < plain.size(); ++i) EXPECT_EQ(skipped[i].rle.counts, plain[i].rle.counts) << i;
+    o.fill_holes = true;
+    const std::vector<MaskRecord> filled = Sam2AutomaticMaskGenerator(reduced_model(), o).generate(img);
+    size_t changed = 0;
+    for (const MaskRecord& f : filled)
+        for (const MaskRecord& p : plain)
+            if (f.point == p.point && f.predicted_iou == p.predicted_iou && f.rle.counts != p.rle.counts) ++changed;
+    EXPECT_GT(changed, 0u);
+}
+
+TEST(Sam2Postprocess, FillsSmallHolesAndRemovesSmallSprinklesWith8Connectivity) {
+    // 8 x 8 logits: a 5 x 5 foreground square with a one-pixel hole, a 2-pixel diagonal
+    // sprinkle (8-connected) in the corner, and a 3-pixel sprinkle.
+    const int L = 8;
+    std::vector<float> m(L * L, -1.0f);
+    for (int y = 1; y < 6; ++y)
+        for (int x = 1; x < 6; ++x) m[y * L + x] = 1.0f;
+    m[3 * L + 3] = -1.0f;                       // hole
+    m[7 * L + 6] = m[6 * L + 7] = 2.0f;         // sprinkle of 2 (diagonal neighbours)
+    m[0 * L + 7] = m[1 * L + 7] = m[2 * L + 7] = 3.0f;  // sprinkle of 3
+    std::vector<float> a = m;
+    sam2_fill_holes_and_sprinkles(a.data(), L, 0.0f, {1.0, 2.0});
+    EXPECT_EQ(a[3 * L + 3], 10.0f);                          // the hole is foreground
+    EXPECT_EQ(a[7 * L + 6], -10.0f);                         // the 2-pixel sprinkle is gone
+    EXPECT_EQ(a[6 * L + 7], -10.0f);
+    EXPECT_EQ(a[1 * L + 7], 3.0f);                           // 3 pixels > 2: kept
+    EXPECT_EQ(a[2 * L + 2], 1.0f);                           // the square is kept
+    EXPECT_EQ(a[0], -1.0f);                                  // the background (large) is kept
+    std::vector<float> b = m;
+    sam2_fill_holes_and_sprinkles(b.data(), L, 0.0f, {});    // both off: unchanged
+    EXPECT_EQ(b, m);
 }
 
 }  // namespace

@@ -100,6 +100,20 @@ TEST(Sam2Predictor, BinaryMasksAreThresholdedLogits) {
     EXPECT_LT(on, logits.logits.numel());
 }
 
+// Hole filling (off by default, as the official package on CPU): changes the full-size masks,
+// never the returned low-res logits.
+TEST(Sam2Predictor, HoleFillingChangesMasksNotLowResLogits) {
+    Fixture& f = fixture();
+    Prompt p = prompt_of("points_single", f.cases["points_single"]);
+    p.return_logits = false;
+    const Prediction plain = f.predictor.predict(p);
+    Sam2ImagePredictor filling(f.predictor.model(), {100.0, 100.0});
+    filling.set_features(f.predictor.features(), f.predictor.orig_h(), f.predictor.orig_w());
+    const Prediction filled = filling.predict(p);
+    EXPECT_EQ(test::max_abs_diff(filled.low_res_logits, plain.low_res_logits), 0.0f);
+    EXPECT_NE(filled.masks, plain.masks);
+}
+
 TEST(Sam2Predictor, ConcurrentPredictionsAgree) {
     Fixture& f = fixture();
     const Prediction want = f.predictor.predict(prompt_of("points_box", f.cases["points_box"]));

@@ -34,7 +34,7 @@ struct AmgCliOptions {
     std::string shard;  // "K/N": this process takes every N-th image starting at K
     AmgOptions amg;
     // SAM 2 only
-    bool use_m2m = false, single_mask = false;
+    bool use_m2m = false, single_mask = false, fill_holes = false;
     bool pred_iou_given = false;  // else SAM 2's default (0.8) replaces SAM's (0.88)
 };
 
@@ -251,9 +251,11 @@ int run_amg(AmgCliOptions& o) {
         if (!o.pred_iou_given) a.pred_iou_thresh = Sam2AmgOptions().pred_iou_thresh;
         a.use_m2m = o.use_m2m;
         a.multimask_output = !o.single_mask;
+        a.fill_holes = o.fill_holes;
         gen2.emplace(load_sam2_model(o.model), a);
     } else {
-        if (o.use_m2m || o.single_mask) throw InputError("--use-m2m/--single-mask", "SAM 2 options; this is a SAM model");
+        if (o.use_m2m || o.single_mask || o.fill_holes)
+            throw InputError("--use-m2m/--single-mask/--fill-holes", "SAM 2 options; this is a SAM model");
         gen.emplace(load_model(o.model), o.amg);
     }
     size_t done = 0, skipped = listing.not_regular.size();
@@ -315,6 +317,9 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                                     "Remove holes and islands smaller than this (pixels)")->capture_default_str();
                      cmd.add_flag("--use-m2m", o->use_m2m, "SAM 2: refine each mask once with itself as mask input");
                      cmd.add_flag("--single-mask", o->single_mask, "SAM 2: one mask per point (multimask_output=False)");
+                     cmd.add_flag("--fill-holes", o->fill_holes,
+                                  "SAM 2: apply --min-mask-region-area to the low-res masks as the official GPU "
+                                  "post-processing does (the official CPU path skips it; so does the default)");
                      return [o, piou] {
                          o->pred_iou_given = piou->count() > 0;
                          return run_amg(*o);

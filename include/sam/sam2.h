@@ -117,6 +117,19 @@ class Sam2 {
     ExecutionOptions execution_;
 };
 
+// The official post-processing of low-res masks before upsampling (SAM2Transforms.postprocess_masks):
+// background 8-connected components of area <= max_hole_area become foreground (logit
+// threshold + 10), then foreground components of area <= max_sprinkle_area become background
+// (threshold - 10). The official package computes the components with its GPU extension and
+// skips the step on CPU, so its CPU results are those of the defaults (0: off); set these to
+// get what it computes on GPU. The returned low-res logits are never changed.
+struct Sam2PostprocessOptions {
+    double max_hole_area = 0.0;
+    double max_sprinkle_area = 0.0;
+};
+// In place on one (L, L) low-res mask.
+void sam2_fill_holes_and_sprinkles(float* low_res, int L, float mask_threshold, const Sam2PostprocessOptions& o);
+
 // SAM2ImagePredictor. Prompts are in original image pixels (normalize_coords=True). Boxes go
 // first, as two corner points, then the points, then one padding point, as the official
 // predictor orders them.
@@ -125,7 +138,7 @@ class Sam2 {
 // overlap any other call on the same predictor.
 class Sam2ImagePredictor {
   public:
-    explicit Sam2ImagePredictor(Sam2 model);
+    explicit Sam2ImagePredictor(Sam2 model, Sam2PostprocessOptions postprocess = {});
 
     void set_image(const Image& image);
     void set_features(Sam2Features features, int orig_h, int orig_w);
@@ -152,6 +165,7 @@ class Sam2ImagePredictor {
 
   private:
     Sam2 model_;
+    Sam2PostprocessOptions postprocess_;
     Sam2Features features_;
     int orig_h_ = 0, orig_w_ = 0;
 };

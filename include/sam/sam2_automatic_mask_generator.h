@@ -19,13 +19,15 @@ namespace sam {
 // generator in AmgOptions; SAM 2's pred_iou_thresh default is 0.8).
 //
 // min_mask_region_area: the official generator hands it to its predictor as max_hole_area and
-// max_sprinkle_area, whose hole filling needs the package's GPU extension; on CPU the official
-// code skips it (with a warning) and so does this one by default. Not applied here yet: a value
-// > 0 is rejected rather than silently ignored.
+// max_sprinkle_area (Sam2PostprocessOptions), whose connected components need the package's GPU
+// extension; on CPU the official code skips the step (with a warning). fill_holes chooses:
+// false (the default) computes what the official package computes on CPU, true what it
+// computes with its GPU extension.
 struct Sam2AmgOptions : AmgOptions {
     bool use_m2m = false;           // one refinement step with the mask as mask input
     bool multimask_output = true;   // 3 masks per point, else 1 (with the stability fallback)
     double mask_threshold = 0.0;
+    bool fill_holes = false;        // apply min_mask_region_area as the official GPU path does
     Sam2AmgOptions() { pred_iou_thresh = 0.8; }
 };
 

@@ -59,9 +59,6 @@ Sam2AutomaticMaskGenerator::Sam2AutomaticMaskGenerator(Sam2 model, Sam2AmgOption
     if (options_.crop_n_layers < 0) throw InputError("crop_n_layers", "must not be negative");
     if (options_.crop_n_points_downscale_factor < 1) throw InputError("crop_n_points_downscale_factor", "must be at least 1");
     if (options_.min_mask_region_area < 0) throw InputError("min_mask_region_area", "must not be negative");
-    if (options_.min_mask_region_area > 0)
-        throw InputError("min_mask_region_area", "hole filling for SAM 2 is not supported (the official package "
-                                                 "skips it on CPU as well); use 0");
     if (!(options_.crop_overlap_ratio >= 0.0 && options_.crop_overlap_ratio < 1.0))
         throw InputError("crop_overlap_ratio", "must be in [0, 1)");
     if (options_.points_per_side > 0) {
@@ -132,10 +129,20 @@ std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image,
             {
                 std::vector<float> logits(static_cast<size_t>(ch) * cw);
                 std::vector<uint8_t> mask(static_cast<size_t>(ch) * cw);
+                std::vector<float> filtered;
+                const bool filter = o.fill_holes && o.min_mask_region_area > 0;
+                const Sam2PostprocessOptions pp{static_cast<double>(o.min_mask_region_area),
+                                                static_cast<double>(o.min_mask_region_area)};
 #pragma omp for schedule(dynamic)
                 for (int64_t i = 0; i < count; ++i) {
                     if (o.pred_iou_thresh > 0.0 && !(iou[i] > static_cast<float>(o.pred_iou_thresh))) continue;
-                    post.logits(low.data() + i * L * L, logits.data());
+                    const float* lr = low.data() + i * L * L;
+                    if (filter) {
+                        filtered.assign(lr, lr + L * L);
+                        sam2_fill_holes_and_sprinkles(filtered.data(), L, thr, pp);
+                        lr = filtered.data();
+                    }
+                    post.logits(lr, logits.data());
                     int64_t hi = 0, lo = 0;
                     for (size_t p = 0; p < logits.size(); ++p) {
                         hi += logits[p] > thr + offset;

@@ -320,7 +320,45 @@ Sam2Features Sam2::encode(const Tensor& input) const {
 // ---------------------------------------------------------------------------------------------
 // Predictor
 
-Sam2ImagePredictor::Sam2ImagePredictor(Sam2 model) : model_(std::move(model)) {}
+void sam2_fill_holes_and_sprinkles(float* m, int L, float thr, const Sam2PostprocessOptions& o) {
+    // Components with 8-connectivity of the pixels where `fg(value)`; those of area <= max
+    // get `value_to`.
+    std::vector<int> label(static_cast<size_t>(L) * L), stack;
+    std::vector<int> members;
+    auto pass = [&](bool foreground, double max_area, float value_to) {
+        std::fill(label.begin(), label.end(), 0);
+        auto in = [&](int i) { return foreground ? m[i] > thr : m[i] <= thr; };
+        int next = 0;
+        for (int start = 0; start < L * L; ++start) {
+            if (label[static_cast<size_t>(start)] || !in(start)) continue;
+            members.clear();
+            stack.assign(1, start);
+            label[static_cast<size_t>(start)] = ++next;
+            while (!stack.empty()) {
+                const int p = stack.back();
+                stack.pop_back();
+                members.push_back(p);
+                const int y = p / L, x = p % L;
+                for (int dy = -1; dy <= 1; ++dy)
+                    for (int dx = -1; dx <= 1; ++dx) {
+                        const int yy = y + dy, xx = x + dx;
+                        if (yy < 0 || yy >= L || xx < 0 || xx >= L) continue;
+                        const int q = yy * L + xx;
+                        if (label[static_cast<size_t>(q)] || !in(q)) continue;
+                        label[static_cast<size_t>(q)] = next;
+                        stack.push_back(q);
+                    }
+            }
+            if (static_cast<double>(members.size()) <= max_area)
+                for (int p : members) m[p] = value_to;
+        }
+    };
+    if (o.max_hole_area > 0) pass(false, o.max_hole_area, thr + 10.0f);
+    if (o.max_sprinkle_area > 0) pass(true, o.max_sprinkle_area, thr - 10.0f);
+}
+
+Sam2ImagePredictor::Sam2ImagePredictor(Sam2 model, Sam2PostprocessOptions postprocess)
+    : model_(std::move(model)), postprocess_(postprocess) {}
 
 void Sam2ImagePredictor::set_image(const Image& image) {
     Sam2Features f = model_.embed(image);
@@ -416,8 +454,15 @@ Prediction Sam2ImagePredictor::predict(const Prompt& prompt) const {
         r.logits = Tensor::empty({M, orig_h_, orig_w_});
     else
         r.masks.resize(static_cast<size_t>(M * HW));
+    const bool filter = postprocess_.max_hole_area > 0 || postprocess_.max_sprinkle_area > 0;
+    std::vector<float> filtered;
     for (int i = 0; i < M; ++i) {
         const float* low = d.masks.data() + i * L * L;
+        if (filter) {
+            filtered.assign(low, low + L * L);
+            sam2_fill_holes_and_sprinkles(filtered.data(), l, cfg.mask_threshold, postprocess_);
+            low = filtered.data();
+        }
         if (prompt.return_logits)
             post.logits(low, r.logits.data() + i * HW);
         else
