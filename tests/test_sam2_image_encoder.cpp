@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <cstdio>
 #include <set>
 
 #include "sam/image.h"
@@ -46,6 +47,24 @@ TEST(Sam2Load, SamCheckpointIsNotSam2) {
     } catch (const CheckpointError& e) {
         EXPECT_NE(std::string(e.what()).find("patch_embed"), std::string::npos) << e.what();
     }
+}
+
+TEST(Sam2Load, UnexpectedImageKeyIsNamed) {
+    Checkpoint ckpt = Checkpoint::open(sam2_path("sam2_reduced.pt"));
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const TensorRecord& r : ckpt.records()) tensors.emplace_back(r.key, ckpt.tensor(r.key));
+    tensors.emplace_back("image_encoder.trunk.blocks.6.norm1.weight", Tensor({12}));
+    const std::string path = ::testing::TempDir() + "sam2_extra_key.pt";
+    write_checkpoint(path, tensors);
+    Sam2LoadOptions o;
+    o.config_path = sam2_path("config.json");
+    try {
+        Sam2::load(path, o);
+        FAIL() << "expected an error";
+    } catch (const CheckpointError& e) {
+        EXPECT_NE(std::string(e.what()).find("blocks.6.norm1.weight"), std::string::npos) << e.what();
+    }
+    std::remove(path.c_str());
 }
 
 // Key lists of the official full-size configs: shapes only, served as zero tensors.

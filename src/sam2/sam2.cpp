@@ -219,8 +219,13 @@ Sam2 Sam2::load(const std::string& checkpoint_path, const Sam2LoadOptions& optio
     m->checkpoint = ckpt;
     m->parameter_count = ckpt->parameter_count();
     load_sam2_weights(*m, CheckpointSource(*ckpt));
-    // The video model's weights (memory attention and encoder, object pointers) are not used
-    // by the image path: they are neither read nor reported.
+    // The video model's weights (memory attention and encoder, object pointers) are not used by
+    // the image path; an unread weight of the image path means the config does not fit.
+    for (const std::string& key : ckpt->unused_keys())
+        for (const char* prefix : {"image_encoder.", "sam_prompt_encoder.", "sam_mask_decoder."})
+            if (key.rfind(prefix, 0) == 0)
+                throw CheckpointError(checkpoint_path, key, "unexpected key for the SAM 2 " + m->config.model_type +
+                                                                " image model (wrong --model-type or --config?)");
     Sam2 s;
     s.model_ = std::move(m);
     return s;
