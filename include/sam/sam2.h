@@ -73,7 +73,8 @@ Sam2Config sam2_config_from_json(const std::string& path);
 // conv_s0 / conv_s1) at the config's image size.
 double sam2_image_encoder_macs(const Sam2Config& c);
 
-struct Sam2Model;  // weights (src/sam2/model.h)
+struct Sam2Model;         // weights (src/sam2/model.h)
+struct Sam2DecoderImage;  // the decoder's per-image state (src/sam2/model.h)
 
 struct Sam2LoadOptions {
     std::string model_type = "auto";  // auto: read off the checkpoint's shapes
@@ -167,6 +168,7 @@ class Sam2ImagePredictor {
     Sam2 model_;
     Sam2PostprocessOptions postprocess_;
     Sam2Features features_;
+    std::shared_ptr<const Sam2DecoderImage> decoder_image_;  // made by set_features
     int orig_h_ = 0, orig_w_ = 0;
 };
 

@@ -109,7 +109,7 @@ std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image,
             if (o.use_m2m) {
                 // One refinement step: every mask (clamped, as the predictor returns it) as the
                 // mask input of its own point, single-mask output.
-                for (int64_t i = 0; i < low.numel(); ++i) low[i] = std::clamp(low[i], -32.0f, 32.0f);
+                for (int64_t i = 0, ne = low.numel(); i < ne; ++i) low[i] = std::clamp(low[i], -32.0f, 32.0f);
                 Tensor new_low = Tensor::empty({count, L, L}), new_iou = Tensor::empty({count});
                 for (int64_t b0 = 0; b0 < count; b0 += o.points_per_batch) {
                     const int64_t nb = std::min<int64_t>(count - b0, o.points_per_batch);

@@ -78,7 +78,39 @@ Tensor sam2_sparse_embeddings(const PromptEncoderWeights& w, int64_t B, int64_t 
     return out;
 }
 
-Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2Features& f, const Tensor& sparse,
+namespace {
+
+Tensor channels_last(const Tensor& x) {
+    const int64_t Cx = x.dim(1), P = x.dim(2) * x.dim(3);
+    Tensor y = Tensor::empty({P, Cx});
+#pragma omp parallel for
+    for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < Cx; ++c) y[p * Cx + c] = x[c * P + p];
+    return y;
+}
+
+// src = embedding + dense prompt ((G*G, C), or (1, C) broadcast).
+Tensor src_with(const Tensor& emb, const Tensor& d) {
+    const int64_t C = emb.dim(1), P = emb.dim(0);
+    Tensor src = emb.clone();
+    for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c) src[p * C + c] += d.numel() == C ? d[c] : d[p * C + c];
+    return src;
+}
+
+}  // namespace
+
+std::shared_ptr<const Sam2DecoderImage> sam2_decoder_image(const Sam2Model& m, const Sam2Features& f) {
+    auto d = std::make_shared<Sam2DecoderImage>();
+    d->embed = channels_last(f.image_embed);
+    d->s0 = channels_last(f.high_res[0]);
+    d->s1 = channels_last(f.high_res[1]);
+    d->no_mask = prepare_transformer_image(m.decoder.transformer, src_with(d->embed, m.prompt_encoder.no_mask_embed),
+                                           m.prompt_encoder.dense_pe);
+    return d;
+}
+
+Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2DecoderImage& image, const Tensor& sparse,
                                             const std::vector<Tensor>& dense, bool multimask_output) {
     const Sam2Config& cfg = m.config;
     const Sam2DecoderWeights& w = m.decoder;
@@ -86,16 +118,7 @@ Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2Featur
     const int64_t L = cfg.low_res_size(), NM = cfg.num_multimask_outputs + 1;
     const int64_t s = cfg.pred_obj_scores ? 1 : 0, T = s + 1 + NM + Ns;
     const PromptEncoderWeights& pe = m.prompt_encoder;
-
-    // Image rows, channels-last: the embedding, and the skip features of the upscaling.
-    auto channels_last = [](const Tensor& x) {
-        const int64_t Cx = x.dim(1), P = x.dim(2) * x.dim(3);
-        Tensor y = Tensor::empty({P, Cx});
-        for (int64_t c = 0; c < Cx; ++c)
-            for (int64_t p = 0; p < P; ++p) y[p * Cx + c] = x[c * P + p];
-        return y;
-    };
-    const Tensor emb = channels_last(f.image_embed), s0 = channels_last(f.high_res[0]), s1 = channels_last(f.high_res[1]);
+    const Tensor &s0 = image.s0, &s1 = image.s1;
 
     // Tokens: [obj_score, iou, mask tokens, sparse prompts] per prompt.
     Tensor tokens = Tensor::empty({B, T, C});
@@ -107,22 +130,17 @@ Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2Featur
         std::memcpy(t + (s + 1 + NM) * C, sparse.data() + b * Ns * C, static_cast<size_t>(Ns * C) * sizeof(float));
     }
 
-    // src = embedding + dense prompt, shared by every prompt without a mask input.
+    // The image side: the shared no-mask state, or one state per prompt's mask input.
     std::vector<TransformerImageState> states;
-    auto src_with = [&](const Tensor& d) {
-        Tensor src = emb.clone();
-        for (int64_t p = 0; p < G * G; ++p)
-            for (int64_t c = 0; c < C; ++c) src[p * C + c] += d.numel() == C ? d[c] : d[p * C + c];
-        return src;
-    };
+    std::vector<const TransformerImageState*> state_ptrs;
     if (dense.empty()) {
-        states.push_back(prepare_transformer_image(w.transformer, src_with(pe.no_mask_embed), pe.dense_pe));
+        state_ptrs.push_back(&image.no_mask);
     } else {
         if (static_cast<int64_t>(dense.size()) != B) throw Error("SAM 2 decoder: dense prompts do not match the batch");
-        for (const Tensor& d : dense) states.push_back(prepare_transformer_image(w.transformer, src_with(d), pe.dense_pe));
+        for (const Tensor& d : dense)
+            states.push_back(prepare_transformer_image(w.transformer, src_with(image.embed, d), pe.dense_pe));
+        for (const auto& st : states) state_ptrs.push_back(&st);
     }
-    std::vector<const TransformerImageState*> state_ptrs;
-    for (const auto& st : states) state_ptrs.push_back(&st);
     Tensor queries, keys;
     two_way_transformer_forward(w.transformer, state_ptrs, pe.dense_pe, tokens, queries, keys);
 

@@ -106,9 +106,19 @@ struct Sam2DecoderOutput {
     Tensor masks;  // (B, M, L, L) low-res logits, M = 3 (multimask) or 1
     Tensor iou;    // (B, M)
 };
+
+// What the decoder reads of one image, computed once per image: the features channels-last and
+// the transformer's image side without a mask input (embedding + no_mask_embed).
+struct Sam2DecoderImage {
+    Tensor embed;                  // (G*G, C)
+    Tensor s0, s1;                 // (4G*4G, C/8), (2G*2G, C/4)
+    TransformerImageState no_mask; // prepare_transformer_image(embed + no_mask_embed, dense PE)
+};
+std::shared_ptr<const Sam2DecoderImage> sam2_decoder_image(const Sam2Model& m, const Sam2Features& f);
+
 // The mask decoder for B prompts on one image. dense: (G*G, C) per prompt (B of them) or
-// undefined (no_mask_embed for every prompt).
-Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2Features& f, const Tensor& sparse,
+// empty (no_mask_embed for every prompt: the image's no-mask state is used).
+Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2DecoderImage& image, const Tensor& sparse,
                                             const std::vector<Tensor>& dense, bool multimask_output);
 
 }  // namespace sam

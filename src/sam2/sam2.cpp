@@ -377,6 +377,8 @@ void Sam2ImagePredictor::set_features(Sam2Features features, int orig_h, int ori
         features.high_res[1].shape() != Shape{1, C / 4, 2 * G, 2 * G})
         throw InputError("features", "shapes do not match the model");
     if (orig_h <= 0 || orig_w <= 0) throw InputError("image", "size must be positive");
+    ops::ThreadScope threads(model_.execution().threads);
+    decoder_image_ = sam2_decoder_image(model_.model(), features);
     features_ = std::move(features);
     orig_h_ = orig_h;
     orig_w_ = orig_w;
@@ -384,6 +386,7 @@ void Sam2ImagePredictor::set_features(Sam2Features features, int orig_h, int ori
 
 void Sam2ImagePredictor::reset_image() {
     features_ = Sam2Features();
+    decoder_image_.reset();
     orig_h_ = orig_w_ = 0;
 }
 
@@ -444,7 +447,7 @@ Prediction Sam2ImagePredictor::predict(const Prompt& prompt) const {
     Tensor sparse = sam2_sparse_embeddings(m.prompt_encoder, 1, static_cast<int64_t>(labels.size()), pts.data(), labels.data());
     std::vector<Tensor> dense;
     if (prompt.mask_input.defined()) dense.push_back(embed_mask_input(m.prompt_encoder, prompt.mask_input.data()));
-    Sam2DecoderOutput d = sam2_mask_decoder_forward(m, features_, sparse, dense, prompt.multimask_output);
+    Sam2DecoderOutput d = sam2_mask_decoder_forward(m, *decoder_image_, sparse, dense, prompt.multimask_output);
 
     // Masks at the original size: bilinear from the low-res logits (no crop, no padding).
     const int M = static_cast<int>(d.masks.dim(1));
@@ -475,7 +478,7 @@ Prediction Sam2ImagePredictor::predict(const Prompt& prompt) const {
     }
     for (int i = 0; i < M; ++i) r.iou_predictions.push_back(d.iou[i]);
     r.low_res_logits = Tensor::empty({M, L, L});
-    for (int64_t i = 0; i < r.low_res_logits.numel(); ++i)
+    for (int64_t i = 0, n = r.low_res_logits.numel(); i < n; ++i)
         r.low_res_logits[i] = std::clamp(d.masks[i], -32.0f, 32.0f);
     return r;
 }
@@ -495,7 +498,7 @@ Sam2ImagePredictor::Batch Sam2ImagePredictor::predict_points(const std::vector<s
         if (mask_input.numel() != B * L * L) throw InputError("mask_input", "expected (B, L, L)");
         for (int64_t b = 0; b < B; ++b) dense.push_back(embed_mask_input(m.prompt_encoder, mask_input.data() + b * L * L));
     }
-    Sam2DecoderOutput d = sam2_mask_decoder_forward(m, features_, sparse, dense, multimask_output);
+    Sam2DecoderOutput d = sam2_mask_decoder_forward(m, *decoder_image_, sparse, dense, multimask_output);
     return {d.masks, d.iou};
 }
 
