@@ -37,14 +37,20 @@ from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator  # noqa: E4
 CONFIGS = {k: v for k, v in fx.FULL_CONFIGS.items() if "2.0" not in k}
 
 
+SAM_MAX_RSS_KB = [0]
+
+
 def run_sam(args, pattern):
-    """Runs the CLI and returns the number its stderr reports (pattern's group 1)."""
-    p = subprocess.run(args, capture_output=True, text=True)
+    """Runs the CLI (under /usr/bin/time for its own peak RSS: a forked child's ru_maxrss would
+    count the Python parent's pages) and returns the number its stderr reports."""
+    p = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M"] + args, capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit("sam failed: " + " ".join(args) + "\n" + p.stderr)
     m = re.search(pattern, p.stderr)
-    if not m:
+    r = re.search(r"maxrss_kb=([0-9]+)", p.stderr)
+    if not m or not r:
         sys.exit("no timing in: " + p.stderr)
+    SAM_MAX_RSS_KB[0] = max(SAM_MAX_RSS_KB[0], int(r.group(1)))
     return float(m.group(1))
 
 
@@ -95,7 +101,7 @@ def main():
                                "--convert-to-rle"], r"masks in ([0-9.]+) s")
             rows.append((f"segment everything (defaults; official kept {n_py})", amg_py, amg_cpp))
         rss_py = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        rss_cpp = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        rss_cpp = SAM_MAX_RSS_KB[0] / 2**20
 
     print(f"SAM 2.1 hiera {a.size}, random weights (seed {fx.SEED}), {a.image} ({w}x{h}), {a.threads} threads, "
           f"torch {torch.__version__}")
