@@ -21,7 +21,7 @@ Environment (outside the repository):
   /work/venv-sam2/bin/pip install filelock typing-extensions sympy networkx jinja2 fsspec \
       numpy pillow hydra-core iopath tqdm setuptools
   SAM2_BUILD_CUDA=0 /work/venv-sam2/bin/pip install --no-deps --no-build-isolation sam2==1.1.0
-Run from outside the repository's parent of a `sam2` folder:
+Run from the repository root:
   /work/venv-sam2/bin/python scripts/make_sam2_fixture.py tests/data/sam2
 """
 import json
