@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -20,6 +21,7 @@
 #include "cli/progress.h"
 #include "io/atomic_file.h"
 #include "sam/automatic_mask_generator.h"
+#include "sam/sam2_automatic_mask_generator.h"
 #include "sam/image.h"
 
 namespace fs = std::filesystem;
@@ -35,6 +37,9 @@ struct AmgCliOptions {
     std::string shard;      // "K/N": this process takes the images whose name hashes to K mod N
     std::string summarize;  // write the run summary here instead of segmenting
     AmgOptions amg;
+    // SAM 2 only
+    bool use_m2m = false, single_mask = false, fill_holes = false;
+    bool pred_iou_given = false;  // else SAM 2's default (0.8) replaces SAM's (0.88)
 };
 
 // An image in a tar shard may be at most this large (SA-1B's are a few MB).
@@ -366,6 +371,20 @@ int run_summary(const AmgCliOptions& o, const InputListing& listing) {
     return done == all.size() && damaged.empty() ? 0 : 1;
 }
 
+// The same with SAM 2's generator.
+void process_image_sam2(Sam2AutomaticMaskGenerator& gen, ImageSource& source, const ImageOutputs& io, bool rle) {
+    const auto start = std::chrono::steady_clock::now();
+    const Image img = source.read(io.input);
+    std::vector<MaskRecord> masks;
+    {
+        ProgressBar bar(io.input.name);
+        masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
+    }
+    write_outputs(io, rle, img, masks, start);
+    std::fprintf(stderr, "%s: %zu masks in %.2f s\n", io.image.c_str(), masks.size(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
 int run_amg(AmgCliOptions& o) {
     if (!o.summarize.empty()) return run_summary(o, list_all(o, {}));
     ShardFilter shard;
@@ -377,9 +396,22 @@ int run_amg(AmgCliOptions& o) {
     if (mine.empty()) return failed.empty() ? code : 1;
 
     o.amg.output_mode = o.convert_to_rle ? OutputMode::CocoRle : OutputMode::BinaryMask;
-    Sam sam = load_model(o.model);
-    SamAutomaticMaskGenerator gen(sam, o.amg);
     ImageSource source;
+    std::optional<SamAutomaticMaskGenerator> gen;
+    std::optional<Sam2AutomaticMaskGenerator> gen2;
+    if (is_sam2(o.model)) {
+        Sam2AmgOptions a;
+        static_cast<AmgOptions&>(a) = o.amg;
+        if (!o.pred_iou_given) a.pred_iou_thresh = Sam2AmgOptions().pred_iou_thresh;
+        a.use_m2m = o.use_m2m;
+        a.multimask_output = !o.single_mask;
+        a.fill_holes = o.fill_holes;
+        gen2.emplace(load_sam2_model(o.model), a);
+    } else {
+        if (o.use_m2m || o.single_mask || o.fill_holes)
+            throw InputError("--use-m2m/--single-mask/--fill-holes", "SAM 2 options; this is a SAM model");
+        gen.emplace(load_model(o.model), o.amg);
+    }
     size_t done = 0, skipped = listing.not_regular.size();
     for (const ImageOutputs& io : mine) {
         if (o.skip_existing && is_complete(io)) {
@@ -391,7 +423,10 @@ int run_amg(AmgCliOptions& o) {
         // marker records why, for the run summary.
         std::string reason;
         try {
-            process_image(gen, source, io, o.convert_to_rle);
+            if (gen2)
+                process_image_sam2(*gen2, source, io, o.convert_to_rle);
+            else
+                process_image(*gen, source, io, o.convert_to_rle);
             ++done;
             continue;
         } catch (const std::bad_alloc&) {
@@ -442,7 +477,9 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                                   "Skip images whose outputs are complete (resume an interrupted batch)");
                      cmd.add_option("--points-per-side", a.points_per_side, "Points sampled along one side of the image")->capture_default_str();
                      cmd.add_option("--points-per-batch", a.points_per_batch, "Points decoded together")->capture_default_str();
-                     cmd.add_option("--pred-iou-thresh", a.pred_iou_thresh, "Keep masks with predicted IoU above this")->capture_default_str();
+                     auto* piou = cmd.add_option("--pred-iou-thresh", a.pred_iou_thresh,
+                                                 "Keep masks with predicted IoU above this (SAM 2 default: 0.8)")
+                                      ->capture_default_str();
                      cmd.add_option("--stability-score-thresh", a.stability_score_thresh, "Keep masks at least this stable")->capture_default_str();
                      cmd.add_option("--stability-score-offset", a.stability_score_offset, "Logit offset of the stability score")->capture_default_str();
                      cmd.add_option("--box-nms-thresh", a.box_nms_thresh, "Box IoU above which duplicate masks are removed")->capture_default_str();
@@ -453,7 +490,15 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                                     "Points per side divided by this per crop layer")->capture_default_str();
                      cmd.add_option("--min-mask-region-area", a.min_mask_region_area,
                                     "Remove holes and islands smaller than this (pixels)")->capture_default_str();
-                     return [o] { return run_amg(*o); };
+                     cmd.add_flag("--use-m2m", o->use_m2m, "SAM 2: refine each mask once with itself as mask input");
+                     cmd.add_flag("--single-mask", o->single_mask, "SAM 2: one mask per point (multimask_output=False)");
+                     cmd.add_flag("--fill-holes", o->fill_holes,
+                                  "SAM 2: apply --min-mask-region-area to the low-res masks as the official GPU "
+                                  "post-processing does (the official CPU path skips it; so does the default)");
+                     return [o, piou] {
+                         o->pred_iou_given = piou->count() > 0;
+                         return run_amg(*o);
+                     };
                  });
 
 }  // namespace

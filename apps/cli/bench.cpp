@@ -19,6 +19,8 @@
 #include "sam/image.h"
 #include "sam/predictor.h"
 #include "sam/sam.h"
+#include "sam/sam2.h"
+#include "sam/sam2_automatic_mask_generator.h"
 
 namespace sam::cli {
 namespace {
@@ -90,11 +92,59 @@ Stats time_runs(int reps, F&& f) {
     return {t.front(), t[t.size() / 2]};
 }
 
+bool is_sam2_type(const std::string& t) { return t == "tiny" || t == "small" || t == "base_plus" || t == "large"; }
+
+// SAM 2: the image encoder (Hiera + neck), one click, segment-everything; the sgemm peak is
+// measured on the widest-used stage's shapes (stage 3 holds most of the work).
+void bench_sam2(const std::string& type, const BenchOptions& o) {
+    const Sam2Config cfg = sam2_config_for(type);
+    auto t0 = std::chrono::steady_clock::now();
+    const Sam2 sam = Sam2::random(cfg, 1).with_execution({o.threads, Precision::F32});
+    const double make_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const int stage3 = cfg.trunk.embed_dim * 4;
+    const double peak = gemm_peak_gflops(stage3, 3);
+    const int S = cfg.image_size;
+    Tensor input({1, 3, S, S});
+    for (int64_t i = 0; i < input.numel(); ++i) input[i] = static_cast<float>((i * 7919) % 255) / 64.0f - 2.0f;
+    const double gflop = 2.0 * sam2_image_encoder_macs(cfg) / 1e9;
+    std::printf("\nSAM 2.1 hiera %s (%lld parameters, made in %.2f s)\n", type.c_str(),
+                static_cast<long long>(sam.parameter_count()), make_s);
+    std::printf("  sgemm peak on stage-3 shapes   %8.1f GFLOP/s\n", peak);
+    sam.encode(input);  // warm-up
+    Stats enc = time_runs(o.repetitions, [&] { sam.encode(input); });
+    std::printf("  encoder  f32  %.1f GFLOP  min %.3f s  median %.3f s  %6.1f GFLOP/s  %.0f%% of sgemm peak\n", gflop,
+                enc.min_s, enc.median_s, gflop / enc.min_s, 100.0 * gflop / enc.min_s / peak);
+    if (o.decoder) {
+        Sam2ImagePredictor predictor(sam);
+        predictor.set_features(sam.encode(input), 1200, 1800);
+        Prompt p;
+        p.point_coords = {{900.0f, 600.0f}};
+        p.point_labels = {1};
+        predictor.predict(p);  // warm-up
+        Stats click = time_runs(std::max(o.repetitions, 5), [&] { predictor.predict(p); });
+        std::printf("  one click (multimask, masks at 1800 x 1200)  min %.1f ms  median %.1f ms\n", click.min_s * 1e3,
+                    click.median_s * 1e3);
+    }
+    if (!o.amg_image.empty()) {
+        Image img = read_image(o.amg_image);
+        Sam2AutomaticMaskGenerator gen(sam);
+        t0 = std::chrono::steady_clock::now();
+        const size_t n = gen.generate(img).size();
+        std::printf("  amg (defaults)  %.2f s, %zu masks kept\n",
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), n);
+    }
+    std::printf("  peak RSS so far                %8.2f GiB\n", peak_rss_gib());
+}
+
 int run_bench(const BenchOptions& o) {
     ops::ThreadScope threads(o.threads);  // for the peak measurements; the models carry their own
     std::printf("sam bench: %d threads, %d repetitions (random weights, made in memory)\n", ops::current_threads(),
                 o.repetitions);
     for (const std::string& type : o.model_types) {
+        if (is_sam2_type(type)) {
+            bench_sam2(type, o);
+            continue;
+        }
         SamConfig cfg = sam_config_for(type);
         auto t0 = std::chrono::steady_clock::now();
         const Sam sam = Sam::random(cfg, 1).with_execution({o.threads, Precision::F32});
@@ -163,8 +213,9 @@ int run_bench(const BenchOptions& o) {
 
 Registration reg("bench", "Benchmark encoder, decoder and generator with random full-size weights", [](CLI::App& cmd) {
     auto o = std::make_shared<BenchOptions>();
-    cmd.add_option("--model-type", o->model_types, "Model types to run (vit_b vit_l vit_h)")
-        ->check(CLI::IsMember({"vit_b", "vit_l", "vit_h"}));
+    cmd.add_option("--model-type", o->model_types,
+                   "Model types to run (vit_b vit_l vit_h; SAM 2.1: tiny small base_plus large)")
+        ->check(CLI::IsMember({"vit_b", "vit_l", "vit_h", "tiny", "small", "base_plus", "large"}));
     cmd.add_option("--precision", o->precisions, "Encoder precisions to time (f32 bf16 int8); error vs f32 when f32 comes first")
         ->check(CLI::IsMember({"f32", "bf16", "int8"}));
     cmd.add_option("--repetitions,-r", o->repetitions, "Timed repetitions per figure")->check(CLI::PositiveNumber);

@@ -14,8 +14,27 @@ struct EmbedOptions {
     std::string image, output;
 };
 
+// SAM 2: the image embedding to `output`, the decoder's two high-resolution feature maps to
+// `<output>.high_res_0.npy` and `<output>.high_res_1.npy` (what `sam predict --embedding` reads).
+int run_embed_sam2(const EmbedOptions& o) {
+    using clock = std::chrono::steady_clock;
+    Sam2 sam = load_sam2_model(o.model);
+    Image img = read_image(o.image);
+    auto t1 = clock::now();
+    Sam2Features f = sam.embed(img);
+    auto t2 = clock::now();
+    save_npy(o.output, f.image_embed);
+    save_npy(o.output + ".high_res_0.npy", f.high_res[0]);
+    save_npy(o.output + ".high_res_1.npy", f.high_res[1]);
+    std::cerr << "SAM 2 " << sam.config().model_type << " embedding " << shape_str(f.image_embed.shape()) << " -> "
+              << o.output << " (+ .high_res_0.npy, .high_res_1.npy; encode "
+              << std::chrono::duration<double, std::milli>(t2 - t1).count() << " ms)\n";
+    return 0;
+}
+
 int run_embed(const EmbedOptions& o) {
     using clock = std::chrono::steady_clock;
+    if (is_sam2(o.model)) return run_embed_sam2(o);
     auto t0 = clock::now();
     Sam sam = load_model(o.model);
     auto t1 = clock::now();

@@ -13,10 +13,11 @@ std::vector<Command>& commands() {
 }
 
 void add_model_options(CLI::App& cmd, ModelOptions& o, bool checkpoint_required) {
-    auto* c = cmd.add_option("--checkpoint,-c", o.checkpoint, "Official SAM checkpoint (.pth)");
+    auto* c = cmd.add_option("--checkpoint,-c", o.checkpoint, "Official SAM (.pth) or SAM 2 / 2.1 (.pt) checkpoint");
     if (checkpoint_required) c->required();
-    cmd.add_option("--model-type", o.model_type, "vit_b | vit_l | vit_h | auto (read from the checkpoint)")
-        ->check(CLI::IsMember({"auto", "vit_b", "vit_l", "vit_h"}));
+    cmd.add_option("--model-type", o.model_type,
+                   "vit_b | vit_l | vit_h | SAM 2: tiny | small | base_plus | large | auto (read from the checkpoint)")
+        ->check(CLI::IsMember({"auto", "vit_b", "vit_l", "vit_h", "tiny", "small", "base_plus", "large"}));
     cmd.add_option("--config", o.config, "JSON model config for non-standard sizes (overrides --model-type)");
     cmd.add_option("--threads,-t", o.threads, "Threads (default: all cores)");
     cmd.add_option("--precision", o.precision,

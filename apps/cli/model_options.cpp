@@ -1,6 +1,10 @@
 #include "cli/model_loading.h"
 
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "io/checkpoint.h"
 
 namespace sam::cli {
 
@@ -23,6 +27,26 @@ Sam load_model(const ModelOptions& o) {
     lo.model_type = o.model_type;
     lo.config_path = o.config;
     return Sam::load(o.checkpoint, lo).with_execution(e);
+}
+
+bool is_sam2(const ModelOptions& o) {
+    for (const char* t : {"tiny", "small", "base_plus", "large"})
+        if (o.model_type == t) return true;
+    if (!o.config.empty()) {
+        std::ifstream in(o.config);
+        const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+        return j.is_object() && j.contains("stages");
+    }
+    if (o.model_type != "auto" && !o.model_type.empty()) return false;
+    return Checkpoint::open(o.checkpoint).contains("image_encoder.trunk.patch_embed.proj.weight");
+}
+
+Sam2 load_sam2_model(const ModelOptions& o) {
+    const ExecutionOptions e = execution_options(o);
+    Sam2LoadOptions lo;
+    lo.model_type = o.model_type;
+    lo.config_path = o.config;
+    return Sam2::load(o.checkpoint, lo).with_execution(e);
 }
 
 }  // namespace sam::cli

@@ -16,6 +16,7 @@
 #include "sam/image.h"
 #include "sam/npy.h"
 #include "sam/predictor.h"
+#include "sam/sam2.h"
 
 namespace sam::cli {
 namespace {
@@ -91,8 +92,82 @@ void write_overlay(const std::string& path, const Image& img, const std::vector<
     write_png(path, out.data(), img.width, img.height, 3);
 }
 
+// SAM 2: one prompt per box (the points, if any, go with every box), each decoded as
+// SAM2ImagePredictor.predict decodes it; the same outputs as SAM's.
+int run_predict_sam2(const PredictOptions& o) {
+    using clock = std::chrono::steady_clock;
+    Sam2 sam = load_sam2_model(o.model);
+    Image img = read_image(o.image);
+    Sam2ImagePredictor predictor(sam);
+    auto t0 = clock::now();
+    if (o.embedding.empty()) {
+        predictor.set_image(img);
+    } else {
+        Sam2Features f;
+        f.image_embed = load_npy(o.embedding);
+        f.high_res[0] = load_npy(o.embedding + ".high_res_0.npy");
+        f.high_res[1] = load_npy(o.embedding + ".high_res_1.npy");
+        predictor.set_features(std::move(f), img.height, img.width);
+    }
+    auto t1 = clock::now();
+    Prompt base;
+    for (const std::string& s : o.points) {
+        std::vector<float> v = parse_numbers("--point", s);
+        if (v.size() != 2 && v.size() != 3) throw InputError("--point", "'" + s + "': expected X,Y or X,Y,LABEL");
+        const float label = v.size() == 3 ? v[2] : 1.0f;
+        if (label != -1.0f && label != 0.0f && label != 1.0f)
+            throw InputError("--point", "'" + s + "': label must be 1, 0 or -1");
+        base.point_coords.push_back({v[0], v[1]});
+        base.point_labels.push_back(static_cast<int>(label));
+    }
+    if (!o.mask_input.empty()) base.mask_input = read_mask_input(o.mask_input, o.mask_input_index);
+    base.multimask_output = o.multimask;
+    std::vector<Prompt> prompts;
+    for (const std::string& s : o.boxes) {
+        std::vector<float> v = parse_numbers("--box", s);
+        if (v.size() != 4) throw InputError("--box", "'" + s + "': expected X0,Y0,X1,Y1");
+        prompts.push_back(base);
+        prompts.back().box = std::array<float, 4>{v[0], v[1], v[2], v[3]};
+    }
+    if (prompts.empty()) prompts.push_back(base);
+    std::vector<Prediction> results;
+    for (const Prompt& p : prompts) results.push_back(predictor.predict(p));
+    auto t2 = clock::now();
+
+    std::filesystem::create_directories(o.output);
+    const int64_t hw = int64_t{img.height} * img.width;
+    std::vector<uint8_t> all_masks;
+    std::vector<float> ious;
+    std::vector<float> low;
+    int64_t n = 0, S = 0;
+    for (const Prediction& r : results) {
+        all_masks.insert(all_masks.end(), r.masks.begin(), r.masks.end());
+        ious.insert(ious.end(), r.iou_predictions.begin(), r.iou_predictions.end());
+        low.insert(low.end(), r.low_res_logits.data(), r.low_res_logits.data() + r.low_res_logits.numel());
+        n += r.num_masks;
+        S = r.low_res_logits.dim(-1);
+    }
+    std::vector<uint8_t> png(static_cast<size_t>(hw));
+    for (int64_t k = 0; k < n; ++k) {
+        for (int64_t i = 0; i < hw; ++i) png[static_cast<size_t>(i)] = all_masks[static_cast<size_t>(k * hw + i)] ? 255 : 0;
+        write_png(o.output + "/mask_" + std::to_string(k) + ".png", png.data(), img.width, img.height, 1);
+    }
+    nlohmann::json scores = {{"iou_predictions", ious}};
+    write_file_atomic(o.output + "/scores.json", [&](std::ostream& os) { os << scores.dump(1) << "\n"; });
+    Tensor lt({n, S, S});
+    std::copy(low.begin(), low.end(), lt.data());
+    save_npy(o.output + "/low_res.npy", lt);
+    write_overlay(o.output + "/overlay.png", img, all_masks, n);
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    std::cerr << n << " mask(s) -> " << o.output << " (SAM 2 " << sam.config().model_type << ", "
+              << (o.embedding.empty() ? "encode " : "features loaded ") << ms(t0, t1) << " ms, decode + upsample "
+              << ms(t1, t2) << " ms)\n";
+    return 0;
+}
+
 int run_predict(const PredictOptions& o) {
     using clock = std::chrono::steady_clock;
+    if (is_sam2(o.model)) return run_predict_sam2(o);
     Sam sam = load_model(o.model);
     Image img = read_image(o.image);
     SamPredictor predictor(sam);

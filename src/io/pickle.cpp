@@ -394,6 +394,12 @@ void Unpickler::persistent_id() {
 }
 
 std::vector<PickledTensor> Unpickler::state_dict(uint32_t root) {
+    // SAM 2 checkpoints wrap the state dict: torch.save({"model": state_dict}).
+    if (arena_[root].kind == Value::Dict && arena_[root].items.size() == 2) {
+        const Value& key = arena_[arena_[root].items[0]];
+        const Value& value = arena_[arena_[root].items[1]];
+        if (key.kind == Value::Str && key.s == "model" && value.kind == Value::Dict) root = arena_[root].items[1];
+    }
     const Value& dict = arena_[root];
     if (dict.kind != Value::Dict)
         fail(std::string("top-level object is a ") + kind_name(dict.kind) + ", not a state dict");

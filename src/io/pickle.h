@@ -33,7 +33,8 @@ struct PickledTensor {
 // Interprets `bytes` (the contents of `entry` in the archive at `path`) and returns the state
 // dict's tensors in file order. Throws CheckpointError("<path>: <entry>: ...") for an unknown
 // opcode (naming the byte and its offset), an unknown global, a malformed or truncated stream,
-// or a top-level object that is not a dict of tensors. Unsupported storage types are not an error
+// or a top-level object that is not a dict of tensors (or {"model": dict of tensors}, as SAM 2
+// checkpoints are saved). Unsupported storage types are not an error
 // here: the checkpoint reports them naming the key.
 std::vector<PickledTensor> parse_state_dict_pickle(std::span<const uint8_t> bytes, const std::string& path,
                                                    const std::string& entry);

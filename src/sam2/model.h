@@ -1,0 +1,124 @@
+// SAM 2's image model (sam2/modeling/sam2_base.py, image path only): weights of the Hiera trunk,
+// FPN neck, prompt encoder and mask decoder, and the forward functions over them.
+//
+// Layout: activations are channels-last, (H*W, C) rows, batch 1.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "modeling/common.h"
+#include "modeling/prompt_encoder.h"
+#include "modeling/transformer.h"
+#include "sam/sam2.h"
+
+namespace sam {
+
+struct HieraBlockWeights {        // image_encoder.trunk.blocks.N
+    LayerNorm norm1, norm2;       // .norm1 (dim), .norm2 (dim_out)
+    Linear qkv, proj;             // .attn.qkv (3 dim_out, dim), .attn.proj (dim_out, dim_out)
+    Linear mlp0, mlp1;            // .mlp.layers.0 (4 dim_out, dim_out), .mlp.layers.1 (dim_out, 4 dim_out)
+    Linear skip;                  // .proj (dim_out, dim) when dim != dim_out, else undefined
+    int dim = 0, dim_out = 0, num_heads = 0;
+    int window_size = 0;          // 0: global attention
+    bool q_pool = false;          // 2x2 max-pool of the queries and of the shortcut
+};
+
+struct HieraWeights {             // image_encoder.trunk
+    Linear patch_embed;           // .patch_embed.proj (C, 3, 7, 7) viewed as (C, 147)
+    Tensor pos_embed;             // .pos_embed (1, C, bh, bw)
+    Tensor pos_embed_window;      // .pos_embed_window (1, C, w0, w0)
+    std::vector<HieraBlockWeights> blocks;
+    std::vector<int> stage_ends;  // index of each stage's last block
+    Tensor pos;                   // computed at load: (S/4 * S/4, C) interpolated + tiled embedding
+};
+
+struct NeckWeights {              // image_encoder.neck
+    std::vector<Linear> convs;    // .convs.N.conv (d_model, channels of level n-N, 1, 1)
+};
+
+struct Sam2DecoderWeights {       // sam_mask_decoder
+    TwoWayTransformerWeights transformer;  // .transformer (mlp.layers.{0,1})
+    Tensor obj_score_token;       // .obj_score_token.weight (1, C)
+    Tensor iou_token;             // .iou_token.weight (1, C)
+    Tensor mask_tokens;           // .mask_tokens.weight (4, C)
+    Linear upscale1;              // .output_upscaling.0 ConvTranspose (C, C/4, 2, 2) as (4 * C/4, C), rows (ky, kx, out)
+    Tensor upscale1_b;            // its bias (C/4)
+    LayerNorm upscale_norm;       // .output_upscaling.1 LayerNorm2d (C/4)
+    Linear upscale2;              // .output_upscaling.3 ConvTranspose (C/4, C/8, 2, 2) as (4 * C/8, C/4)
+    Tensor upscale2_b;            // (C/8)
+    Linear conv_s0, conv_s1;      // .conv_s0 (C/8, C, 1, 1), .conv_s1 (C/4, C, 1, 1)
+    std::vector<std::vector<Linear>> hypernetworks;  // .output_hypernetworks_mlps.N.layers.{0,1,2}
+    std::vector<Linear> iou_head;        // .iou_prediction_head.layers.{0..depth-1}
+    std::vector<Linear> obj_score_head;  // .pred_obj_score_head(.layers.{0,1,2})
+};
+
+struct Sam2Model {
+    Sam2Config config;
+    std::string path;
+    int64_t parameter_count = 0;
+    std::shared_ptr<const Checkpoint> checkpoint;  // keeps mapped weights alive
+    HieraWeights trunk;
+    NeckWeights neck;
+    Tensor no_mem_embed;          // no_mem_embed (1, 1, C)
+    PromptEncoderWeights prompt_encoder;  // sam_prompt_encoder (same structure as SAM's)
+    Sam2DecoderWeights decoder;
+};
+
+// Model type and version read off a checkpoint's shapes (`shape_of` gives a key's shape, or null
+// when the key is absent); `path` names the file in errors.
+Sam2Config sam2_detect_config(const std::function<const Shape*(const std::string&)>& shape_of, const std::string& path);
+
+// Fetches every image-path weight from `src`, checking shapes against `cfg`.
+void load_sam2_weights(Sam2Model& m, const TensorSource& src);
+
+// Called with ("patch_embed" | "block<i>" | "stage<i>" | "level<i>", activation), channels-last
+// (1, H, W, C) for the trunk, (1, C, H, W) for the neck levels.
+using Sam2Observer = std::function<void(const std::string&, const Tensor&)>;
+
+// input (1, 3, S, S) -> the trunk's stage outputs, each (H_i * W_i, C_i) channels-last.
+std::vector<Tensor> hiera_forward(const HieraWeights& w, const Sam2Config& cfg, const Tensor& input,
+                                  const Sam2Observer& observe = nullptr);
+// The FPN levels (d_model channels, channels-last), highest resolution first, before scalp.
+std::vector<Tensor> fpn_forward(const NeckWeights& w, const Sam2Config& cfg, const std::vector<Tensor>& stages);
+// PositionEmbeddingSine(d_model) of an (H, W) grid: (1, d_model, H, W).
+Tensor sine_position_encoding(int d_model, int H, int W);
+// The predictor's features from an input image tensor (trunk, neck, conv_s0/s1, no_mem_embed).
+Sam2Features sam2_image_features(const Sam2Model& m, const Tensor& input, const Sam2Observer& observe = nullptr);
+
+// torch's F.interpolate(mode="bicubic", align_corners=False) of a (C, h, w) tensor to (C, H, W).
+Tensor interpolate_bicubic(const Tensor& x, int H, int W);
+// torchvision Resize((S, S)) with antialias on a float (3, h, w) tensor (torch's
+// _upsample_bilinear2d_aa): separable, width first.
+Tensor resize_bilinear_antialias(const Tensor& x, int H, int W);
+
+// Sparse prompt embeddings of B prompts of N points each (boxes already turned into corner
+// points with labels 2 and 3), plus the padding point: (B, N + 1, C).
+//   points (B, N, 2) in the input frame, labels (B, N) in {-1, 0, 1, 2, 3}.
+Tensor sam2_sparse_embeddings(const PromptEncoderWeights& w, int64_t B, int64_t N, const float* points,
+                              const int* labels);
+
+struct Sam2DecoderOutput {
+    Tensor masks;  // (B, M, L, L) low-res logits, M = 3 (multimask) or 1
+    Tensor iou;    // (B, M)
+};
+
+// What the decoder reads of one image, computed once per image: the features channels-last and
+// the transformer's image side without a mask input (embedding + no_mask_embed).
+struct Sam2DecoderImage {
+    Tensor embed;                  // (G*G, C)
+    Tensor s0, s1;                 // (4G*4G, C/8), (2G*2G, C/4)
+    TransformerImageState no_mask; // prepare_transformer_image(embed + no_mask_embed, dense PE)
+};
+std::shared_ptr<const Sam2DecoderImage> sam2_decoder_image(const Sam2Model& m, const Sam2Features& f);
+
+// The mask decoder for B prompts on one image. dense: (G*G, C) per prompt (B of them) or
+// empty (no_mask_embed for every prompt: the image's no-mask state is used).
+Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2DecoderImage& image, const Tensor& sparse,
+                                            const std::vector<Tensor>& dense, bool multimask_output);
+
+}  // namespace sam
