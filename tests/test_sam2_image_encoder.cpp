@@ -132,7 +132,7 @@ TEST(Sam2ImageEncoder, PreprocessingMatchesSam2Transforms) {
 TEST(Sam2ImageEncoder, TrunkStagesAndNeckLevelsMatchReference) {
     Sam2 m = reduced_model();
     std::map<std::string, Tensor> seen;
-    Sam2Features f = sam2_image_features(m.model(), load_npy(sam2_path("input_truck.npy")),
+    Sam2Features f = sam2_image_features(Sam2Access::model(m), load_npy(sam2_path("input_truck.npy")),
                                          [&](const std::string& name, const Tensor& t) { seen[name] = t.clone(); });
     for (int i = 0; i < 4; ++i) {
         const std::string stage = "stage" + std::to_string(i), level = "level" + std::to_string(i);

@@ -111,9 +111,11 @@ class Sam2 {
     Sam2Features encode(const Tensor& input) const;
     Sam2Features embed(const Image& image) const { return encode(preprocess(image)); }
 
-    const Sam2Model& model() const { return *model_; }
-
   private:
+    // Only load() and random() make one: a Sam2 always holds weights.
+    explicit Sam2(std::shared_ptr<const Sam2Model> model) : model_(std::move(model)) {}
+    friend struct Sam2Access;  // the library's own access to the weights (src/sam2/model.h)
+
     std::shared_ptr<const Sam2Model> model_;
     ExecutionOptions execution_;
 };

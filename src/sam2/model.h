@@ -69,6 +69,11 @@ struct Sam2Model {
     Sam2DecoderWeights decoder;
 };
 
+// The library's access to what a public sam::Sam2 holds.
+struct Sam2Access {
+    static const Sam2Model& model(const Sam2& sam) { return *sam.model_; }
+};
+
 // Model type and version read off a checkpoint's shapes (`shape_of` gives a key's shape, or null
 // when the key is absent); `path` names the file in errors.
 Sam2Config sam2_detect_config(const std::function<const Shape*(const std::string&)>& shape_of, const std::string& path);

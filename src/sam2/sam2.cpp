@@ -226,8 +226,7 @@ Sam2 Sam2::load(const std::string& checkpoint_path, const Sam2LoadOptions& optio
             if (key.rfind(prefix, 0) == 0)
                 throw CheckpointError(checkpoint_path, key, "unexpected key for the SAM 2 " + m->config.model_type +
                                                                 " image model (wrong --model-type or --config?)");
-    Sam2 s;
-    s.model_ = std::move(m);
+    Sam2 s(std::move(m));
     return s;
 }
 
@@ -238,8 +237,7 @@ Sam2 Sam2::random(const Sam2Config& config, uint64_t seed) {
     RandomSource src(seed);
     load_sam2_weights(*m, src);
     for (const auto& [key, t] : src.made()) m->parameter_count += t.numel();
-    Sam2 s;
-    s.model_ = std::move(m);
+    Sam2 s(std::move(m));
     return s;
 }
 
@@ -378,7 +376,7 @@ void Sam2ImagePredictor::set_features(Sam2Features features, int orig_h, int ori
         throw InputError("features", "shapes do not match the model");
     if (orig_h <= 0 || orig_w <= 0) throw InputError("image", "size must be positive");
     ops::ThreadScope threads(model_.execution().threads);
-    decoder_image_ = sam2_decoder_image(model_.model(), features);
+    decoder_image_ = sam2_decoder_image(Sam2Access::model(model_), features);
     features_ = std::move(features);
     orig_h_ = orig_h;
     orig_w_ = orig_w;
@@ -443,7 +441,7 @@ Prediction Sam2ImagePredictor::predict(const Prompt& prompt) const {
         pts.insert(pts.end(), xy, xy + 2);
         labels.push_back(prompt.point_labels[i]);
     }
-    const Sam2Model& m = model_.model();
+    const Sam2Model& m = Sam2Access::model(model_);
     Tensor sparse = sam2_sparse_embeddings(m.prompt_encoder, 1, static_cast<int64_t>(labels.size()), pts.data(), labels.data());
     std::vector<Tensor> dense;
     if (prompt.mask_input.defined()) dense.push_back(embed_mask_input(m.prompt_encoder, prompt.mask_input.data()));
@@ -487,7 +485,7 @@ Sam2ImagePredictor::Batch Sam2ImagePredictor::predict_points(const std::vector<s
                                                               bool multimask_output, const Tensor& mask_input) const {
     if (!is_image_set()) throw InputError("image", "no image set: call set_image first");
     ops::ThreadScope threads(model_.execution().threads);
-    const Sam2Model& m = model_.model();
+    const Sam2Model& m = Sam2Access::model(model_);
     const int64_t B = static_cast<int64_t>(points.size()), L = m.config.low_res_size();
     std::vector<float> pts;
     for (const auto& p : points) pts.insert(pts.end(), p.begin(), p.end());
