@@ -11,12 +11,16 @@ ctest --test-dir "${SAM_BUILD_DIR:-build}" --output-on-failure -j2 ${SAM_CTEST_A
 
 # The Python package (docs/PYTHON.md). Its build directory sits beside build/ so that ccache,
 # with paths relative to the repository, serves the library's objects compiled above.
-pip_args=(-Cbuild-dir=build-python)
+pip_args=(--config-settings=build-dir=build-python)
 if command -v ccache >/dev/null; then
     export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
-    pip_args+=(-Ccmake.define.CMAKE_CXX_COMPILER_LAUNCHER=ccache -Ccmake.define.CMAKE_C_COMPILER_LAUNCHER=ccache)
+    pip_args+=(--config-settings=cmake.define.CMAKE_CXX_COMPILER_LAUNCHER=ccache
+              --config-settings=cmake.define.CMAKE_C_COMPILER_LAUNCHER=ccache)
 fi
 TIMEFORMAT="test: pip install . took %0R s"
+# The compiler of the CMake build (scikit-build-core would otherwise take Python's, another name
+# for the same compiler that ccache counts as another compiler).
+export CC="${CC:-cc}" CXX="${CXX:-c++}"
 time .venv/bin/pip install -q --disable-pip-version-check "${pip_args[@]}" .
 .venv/bin/python -c "import sam_cpp; print('test: sam_cpp', sam_cpp.__version__, 'imports')"
 .venv/bin/python -m pytest -q tests/python ${SAM_PYTEST_ARGS:-}

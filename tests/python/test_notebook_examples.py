@@ -152,7 +152,7 @@ def test_predictor_notebook(test_model_key):
 
 
 def test_amg_notebook(test_model_key):
-    # The image at a quarter of its size: the notebook's 32 x 32 grid and crops stay within seconds.
+    # The image at a quarter of its size (less upsampling; the prompts, 32 x 32 and the crops, stay).
     image = np.ascontiguousarray(sam_cpp.read_image(str(ASSETS / "dog.jpg"))[::4, ::4])
     masks, masks2 = amg_example(image, str(CHECKPOINT), test_model_key, "cpu")
     for records in (masks, masks2):
