@@ -39,6 +39,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--points-per-side", type=int, default=32, help="generate()'s grid (official default 32)")
     ap.add_argument("--amg-repeats", type=int, default=1)
+    ap.add_argument("--only", choices=["predict", "generate"], help="time one of the two only")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -55,13 +56,16 @@ def main():
             predictor.predict(point_coords=point, point_labels=label, multimask_output=True)
         return run
 
-    pa, pb = OfficialPredictor(theirs), sam_cpp.SamPredictor(ours)
-    times = {"official": [], "sam_cpp": []}
-    with torch.inference_mode():
-        for _ in range(args.repeats):
-            times["official"].append(timed(predictor_run(pa)))
-            times["sam_cpp"].append(timed(predictor_run(pb)))
-    report("set_image + predict", times)
+    if args.only != "generate":
+        pa, pb = OfficialPredictor(theirs), sam_cpp.SamPredictor(ours)
+        times = {"official": [], "sam_cpp": []}
+        with torch.inference_mode():
+            for _ in range(args.repeats):
+                times["official"].append(timed(predictor_run(pa)))
+                times["sam_cpp"].append(timed(predictor_run(pb)))
+        report("set_image + predict", times)
+    if args.only == "predict":
+        return
 
     amg_kw = dict(points_per_side=args.points_per_side)
     ga, gb = OfficialAmg(theirs, **amg_kw), sam_cpp.SamAutomaticMaskGenerator(ours, **amg_kw)
