@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages sam and its tests need (as root or through sudo), the
-# browser test's Python packages into .venv (tests/browser/requirements.txt), and builds sam
+# browser test's and the Python package tests' Python packages into .venv
+# (tests/browser/requirements.txt, tests/python/requirements.txt), and builds sam
 # in Release into build/ (or $SAM_BUILD_DIR).
 #   scripts/setup.sh            install + build
 #   SAM_SKIP_APT=1 scripts/setup.sh   build only
@@ -14,7 +15,8 @@ packages=(build-essential cmake ninja-build pkg-config git
           munge slurmctld slurmd slurm-client  # the Slurm test (scripts/slurm): its own daemons, started by the test
           libgtest-dev libgmock-dev libbenchmark-dev
           curl ca-certificates                 # scripts/demo.sh fetches the checkpoint
-          chromium python3-venv)               # the browser test (tests/browser)
+          chromium python3-venv                # the browser test (tests/browser), the Python package
+          ccache)                              # the pip build of the Python package reuses this build's objects
 
 missing=()
 for p in "${packages[@]}"; do
@@ -63,7 +65,24 @@ if [ "${SAM_SKIP_APT:-0}" != 1 ] && ! cmp -s "$requirements" .venv/requirements.
     cp "$requirements" .venv/requirements.txt
 fi
 
+# The Python package's tests (tests/python): pytest and numpy in .venv; scripts/test.sh installs
+# the package itself there (pip install .).
+py_requirements=tests/python/requirements.txt
+if [ "${SAM_SKIP_APT:-0}" != 1 ] && ! cmp -s "$py_requirements" .venv/python-requirements.txt; then
+    echo "setup: installing $py_requirements into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check -r "$py_requirements"
+    cp "$py_requirements" .venv/python-requirements.txt
+fi
+
+# Compiled through ccache when it is there, paths relative to the repository: `pip install .`
+# (scripts/test.sh) then finds the library's objects in the cache instead of compiling them again.
+launcher=()
+if command -v ccache >/dev/null && [[ "${SAM_CMAKE_ARGS:-}" != *COMPILER_LAUNCHER* ]]; then
+    export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+
 build="${SAM_BUILD_DIR:-build}"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${SAM_CMAKE_ARGS:-} >/dev/null
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" ${SAM_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j"$(nproc)"
 echo "setup: built $build/sam"
