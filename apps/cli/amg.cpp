@@ -15,6 +15,7 @@
 #include "cli/amg_batch.h"
 #include "cli/model_loading.h"
 #include "cli/progress.h"
+#include "cli/sa1b.h"
 #include "io/atomic_file.h"
 #include "sam/automatic_mask_generator.h"
 #include "sam/image.h"
@@ -29,6 +30,7 @@ struct AmgCliOptions {
     std::string input, output;
     bool convert_to_rle = false, overlay = false, skip_existing = false;
     std::string shard;  // "K/N": this process takes every N-th image starting at K
+    std::string output_mode = "png";  // png | coco_rle (= --convert-to-rle) | sa1b (cli/sa1b.h)
     AmgOptions amg;
 };
 
@@ -134,10 +136,11 @@ void write_overlay(const std::string& path, const Image& img, const std::vector<
 
 // One image's outputs, each atomic and fsynced, between the two markers: a kill at any moment
 // leaves either a complete image or one that --skip-existing redoes.
-void write_outputs(const ImageOutputs& io, bool rle, const Image& img, const std::vector<MaskRecord>& masks) {
+void write_outputs(const ImageOutputs& io, bool rle, const Image& img, const std::vector<MaskRecord>& masks,
+                   bool sa1b = false) {
     mark_started(io);
     if (rle) {
-        const std::string text = records_json(masks).dump();
+        const std::string text = sa1b ? sa1b_amg_record(io.image, img.width, img.height, masks).dump() : records_json(masks).dump();
         write_file_atomic(io.main_path(), [&](std::ostream& out) { out << text; });
     } else {
         // Built under a temporary name and renamed into place as a whole.
@@ -203,20 +206,21 @@ std::vector<ImageOutputs> plan_batch(const AmgCliOptions& o, const InputListing&
 }
 
 // Segments one image and writes its outputs; throws whatever stops it.
-void process_image(SamAutomaticMaskGenerator& gen, const ImageOutputs& io, bool rle) {
+void process_image(SamAutomaticMaskGenerator& gen, const ImageOutputs& io, bool rle, bool sa1b) {
     const Image img = read_image(io.image);
     std::vector<MaskRecord> masks;
     {
         ProgressBar bar(fs::path(io.image).filename().string());
         masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
     }
-    write_outputs(io, rle, img, masks);
+    write_outputs(io, rle, img, masks, sa1b);
     const AmgTimings& tm = gen.last_timings();
     std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
                  io.image.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
 }
 
 int run_amg(AmgCliOptions& o) {
+    if (o.output_mode != "png") o.convert_to_rle = true;  // coco_rle and sa1b: <stem>.json
     const InputListing listing = list_inputs(o.input);
     int code = 0;
     const std::vector<ImageOutputs> mine = plan_batch(o, listing, code);
@@ -235,7 +239,7 @@ int run_amg(AmgCliOptions& o) {
         }
         // One image failing (corrupt, out of memory, a write error) does not stop the batch.
         try {
-            process_image(gen, io, o.convert_to_rle);
+            process_image(gen, io, o.convert_to_rle, o.output_mode == "sa1b");
             ++done;
             continue;
         } catch (const std::bad_alloc&) {
@@ -259,6 +263,9 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                      cmd.add_option("--output,-o", o->output, "Output folder")->required();
                      cmd.add_flag("--convert-to-rle", o->convert_to_rle,
                                   "Write <image>.json with COCO RLE records instead of PNG folders");
+                     cmd.add_option("--output-mode", o->output_mode,
+                                    "png (folders of PNGs) | coco_rle (as --convert-to-rle) | sa1b (SA-1B's per-image JSON)")
+                         ->check(CLI::IsMember({"png", "coco_rle", "sa1b"}));
                      cmd.add_flag("--overlay", o->overlay, "Also write <image>_overlay.png (masks over the image)");
                      cmd.add_option("--shard", o->shard,
                                     "K/N: process only images K, K+N, ... of the sorted folder (one task of a batch job)");
