@@ -100,6 +100,9 @@ def annotate(page, url, screenshot):
     points = page.evaluate("() => window.samAnnotate.state.record.objects[1].point_coords.length")
     if points != 2:
         fail(f"the second object kept {points} points, expected 2")
+    status = page.get_attribute("#images li:nth-child(1)", "class") or ""
+    if "status-in_progress" not in status:
+        fail(f"the image list shows the first image as '{status}', expected in progress")
     if screenshot:
         page.screenshot(path=screenshot)
     # Undo and redo the second object.

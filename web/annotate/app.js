@@ -126,6 +126,18 @@ function renderLists() {
   $("counts").textContent = `new ${p.counts.new} · in progress ${p.counts.in_progress} · done ${p.counts.done} · ` +
     `image ${p.images.findIndex((i) => i.name === state.name) + 1}/${p.images.length}`;
   $("image-name").textContent = state.name;
+  const list = $("images");
+  list.innerHTML = "";
+  p.images.forEach((im) => {
+    const li = document.createElement("li");
+    li.className = (im.name === state.name ? "selected " : "") + "status-" + im.status;
+    li.title = `${im.name}: ${im.status.replace("_", " ")}, ${im.objects} objects, ${im.proposals} proposals`;
+    li.innerHTML = `<span></span> <span class="n"></span>`;
+    li.firstChild.textContent = im.name;
+    li.lastChild.textContent = `${im.status === "done" ? "✓" : im.status === "in_progress" ? "…" : ""} ${im.objects || ""}`;
+    li.onclick = () => loadImage(im.name);
+    list.appendChild(li);
+  });
   $("status").value = r.status;
   const labels = $("labels");
   labels.innerHTML = "";
@@ -189,6 +201,7 @@ async function save(next, history = true) {
     state.record = saved;
     document.body.dataset.saves = ++counters.saves;
     const entry = state.project.images.find((i) => i.name === state.name);
+    if (entry) { entry.objects = saved.objects.length; entry.proposals = saved.proposals.length; }
     if (entry && entry.status !== saved.status) {
       state.project.counts[entry.status]--;
       state.project.counts[saved.status]++;
