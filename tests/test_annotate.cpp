@@ -363,6 +363,37 @@ TEST(AnnotateServer, EmbeddingsAreCachedOnDiskByContent) {
     EXPECT_EQ(pred["embedding"], "disk") << pred.dump();
 }
 
+TEST(AnnotateServer, ProposeAllAndImportAtStart) {
+    Workspace ws;
+    std::ofstream(ws.dir + "/in.json") << json{
+        {"images", {{{"id", 7}, {"file_name", "dog.jpg"}, {"width", 800}, {"height", 534}}}},
+        {"categories", {{{"id", 3}, {"name", "bird"}}}},
+        {"annotations", {{{"id", 1}, {"image_id", 7}, {"category_id", 3}, {"segmentation", {{10, 10, 60, 10, 60, 40, 10, 40}}}}}}}.dump();
+    AnnotateProcess server(ws, {"--import-coco", ws.dir + "/in.json"});
+    auto c = server.client();
+    json dog = parse(c.Get("/api/images/dog.jpg"));
+    ASSERT_EQ(dog["objects"].size(), 1u) << dog.dump().substr(0, 300);
+    EXPECT_EQ(dog["objects"][0]["label"], "bird");
+    EXPECT_EQ(dog["objects"][0]["source"], "import");
+    EXPECT_EQ(rle_area(rle_from_coco_string(dog["objects"][0]["segmentation"]["counts"], 534, 800)), 50 * 30);
+    EXPECT_EQ(parse(c.Get("/api/project"))["labels"], (json{"cat", "dog", "bird"}));
+    // Every image of the folder, in the background.
+    json job = parse(c.Post("/api/propose", json{{"images", "all"}, {"options", {{"points_per_side", 2}, {"pred_iou_thresh", 0.0}, {"stability_score_thresh", 0.0}}}}.dump(),
+                            "application/json"));
+    json js;
+    for (int i = 0; i < 1200; ++i) {
+        js = parse(c.Get("/api/jobs/" + std::to_string(job["job"].get<int>())));
+        if (js["state"] == "done" || js["state"] == "failed") break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(js["state"], "done") << js.dump();
+    EXPECT_EQ(js["images_done"], 3);
+    for (const auto& im : parse(c.Get("/api/project"))["images"]) EXPECT_EQ(im["status"], "in_progress") << im.dump();
+    // The imported object is still there, the proposals beside it.
+    dog = parse(c.Get("/api/images/dog.jpg"));
+    EXPECT_EQ(dog["objects"].size(), 1u);
+}
+
 TEST(AnnotateCli, ExportAndAmgSa1b) {
     Workspace ws;
     {

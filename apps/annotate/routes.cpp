@@ -221,9 +221,10 @@ void add_routes(httplib::Server& http, Project& project, EmbeddingCache& embeddi
     http.Get(R"(/api/images/([^/]+))", guarded([p, emb, options](const Request& req, Response& res) {
         const std::string name = req.matches[1];
         p->image_path(name);
+        const bool ready = emb->in_memory(name);  // prefetched (or open before)
         prefetch_around(*p, *emb, name, options.prefetch);
         json j = to_json(open_image(*p, *emb, name));
-        j["embedding_ready"] = emb->in_memory(name);
+        j["embedding_ready"] = ready;
         send_json(res, j);
     }));
 

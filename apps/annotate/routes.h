@@ -7,7 +7,8 @@
 //   PUT  /api/labels                  {labels, version} -> {labels, labels_version}
 //   PUT  /api/current                 {name}: the image the annotator is on (resumed on restart)
 //   GET  /api/images/{name}           the image's record (objects, proposals, status, version,
-//                                     width, height); computes its embedding and the next
+//                                     width, height, embedding_ready: whether its embedding was
+//                                     in memory already); computes its embedding and the next
 //                                     images' ahead (prefetch)
 //   GET  /api/images/{name}/file      the image file
 //   PUT  /api/images/{name}           {version, status, objects, proposals} -> the saved record
