@@ -260,6 +260,13 @@ TEST(AnnotateServer, EveryRouteAndItsErrors) {
               400);
     EXPECT_EQ(status(c.Put("/api/images/dog.jpg", json{{"version", saved["version"]}, {"status", "finished"}}.dump(), "application/json")),
               400);
+    obj["segmentation"] = pred["segmentation"];
+    obj["point_coords"] = {{1, 2}};
+    obj["point_labels"] = {1, 0};
+    auto mismatch = c.Put("/api/images/dog.jpg", json{{"version", saved["version"]}, {"status", "done"}, {"objects", {obj}}}.dump(),
+                          "application/json");
+    EXPECT_EQ(status(mismatch), 400);
+    EXPECT_NE(parse(mismatch)["error"].get<std::string>().find("objects[0].point_labels"), std::string::npos) << parse(mismatch);
     // Labels: a stale version is refused, a label in use cannot go.
     EXPECT_EQ(status(c.Put("/api/labels", json{{"labels", {"cat", "dog", "bird"}}, {"version", 99}}.dump(), "application/json")), 409);
     EXPECT_EQ(status(c.Put("/api/labels", json{{"labels", {"dog"}}, {"version", p["labels_version"]}}.dump(), "application/json")), 400);

@@ -140,8 +140,8 @@ struct ExportFixture {
         next.width = 40;
         next.height = 30;
         next.status = annotate::ImageStatus::Done;
-        next.objects = {{0, "cat", a, false, "clicks", 0.9, 0.95, {}, {{10, 10}}},
-                        {0, "dog", b, true, "box", 0.8, 0.9, {}, {}}};
+        next.objects = {{0, "cat", a, false, "clicks", 0.9, 0.95, {}, {{10, 10}}, {1}},
+                        {0, "dog", b, true, "box", 0.8, 0.9, {}, {}, {}}};
         p.save_image("one.png", 0, next);
     }
 };

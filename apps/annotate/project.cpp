@@ -71,7 +71,8 @@ json to_json(const AnnotationObject& o) {
             {"predicted_iou", o.predicted_iou},
             {"stability_score", o.stability_score},
             {"crop_box", o.crop_box},
-            {"point_coords", o.point_coords}};
+            {"point_coords", o.point_coords},
+            {"point_labels", o.point_labels}};
 }
 
 AnnotationObject object_from_json(const json& j, int height, int width, const std::string& where) {
@@ -85,6 +86,9 @@ AnnotationObject object_from_json(const json& j, int height, int width, const st
     o.stability_score = j.contains("stability_score") ? field<double>(j, "stability_score", where) : 0.0;
     if (j.contains("crop_box")) o.crop_box = field<std::array<int, 4>>(j, "crop_box", where);
     if (j.contains("point_coords")) o.point_coords = field<std::vector<std::array<double, 2>>>(j, "point_coords", where);
+    if (j.contains("point_labels")) o.point_labels = field<std::vector<int>>(j, "point_labels", where);
+    if (!o.point_labels.empty() && o.point_labels.size() != o.point_coords.size())
+        throw InputError(where + ".point_labels", "one label per point of point_coords");
     const json seg = field<json>(j, "segmentation", where);
     const auto size = field<std::array<int, 2>>(seg, "size", where + ".segmentation");
     if (size[0] != height || size[1] != width)

@@ -41,6 +41,7 @@ struct AnnotationObject {
     double stability_score = 0.0;
     std::array<int, 4> crop_box{};                    // XYWH, the generator's crop (proposals)
     std::vector<std::array<double, 2>> point_coords;  // the prompt points (x, y)
+    std::vector<int> point_labels;                    // 1 on the object, 0 off it (empty: all 1)
 };
 
 enum class ImageStatus { New, InProgress, Done };

@@ -1,5 +1,5 @@
 """The page of `sam annotate` in a real browser: a project of 3 images, two objects with
-different labels made by clicks on the first, the next image, propose (segment everything),
+different labels made by clicks on the first (undo, redo, one refined), the next image, propose (segment everything),
 one proposal accepted with a label, COCO exported from the page; then the COCO file is checked
 (images, categories, which label each object got, masks that decode). Loopback only; the server
 is always killed. Same driver as page_test.py (Playwright from PyPI, Debian's chromium).
@@ -114,6 +114,17 @@ def annotate(page, url, screenshot):
     wait_body(page, "saves", "4")
     if page.evaluate("() => window.samAnnotate.state.record.objects.length") != 2:
         fail("redo did not bring the second object back")
+    # Refine the first object: select it, f, one more click, Enter: same place, same id, 2 points.
+    first_id = page.evaluate("() => window.samAnnotate.state.record.objects[0].id")
+    page.locator("#objects li").nth(0).click(position={"x": 30, "y": 8})
+    page.keyboard.press("f")
+    click_image(page, 0.35, 0.45)
+    wait_body(page, "predictions", "4")
+    page.keyboard.press("Enter")
+    wait_body(page, "saves", "5")
+    objs = page.evaluate("() => window.samAnnotate.state.record.objects")
+    if [o["label"] for o in objs] != ["cat", "dog"] or objs[0]["id"] != first_id or len(objs[0]["point_coords"]) != 2:
+        fail(f"after refining: {[(o['id'], o['label'], len(o['point_coords'])) for o in objs]}")
     # The next image; propose with a small grid and no thresholds (the test model is random).
     page.keyboard.press("n")
     wait_body(page, "image", IMAGES[1])
@@ -130,7 +141,7 @@ def annotate(page, url, screenshot):
     # Accept the first proposal as "dog".
     page.keyboard.press("2")
     page.locator(".accept-proposal").first.click()
-    wait_body(page, "saves", "5")
+    wait_body(page, "saves", "6")
     rec = page.evaluate("() => window.samAnnotate.state.record")
     if [o["label"] for o in rec["objects"]] != ["dog"] or len(rec["proposals"]) != proposals - 1:
         fail(f"after accepting: {len(rec['objects'])} objects, {len(rec['proposals'])} proposals")

@@ -166,7 +166,10 @@ function renderLists() {
     const del = document.createElement("button");
     del.textContent = "delete";
     del.onclick = (e) => { e.stopPropagation(); change((n) => { n.objects.splice(i, 1); }); };
-    li.append(" ", hide, " ", del);
+    const ref = document.createElement("button");
+    ref.textContent = "refine";
+    ref.onclick = (e) => { e.stopPropagation(); refine("objects", i); };
+    li.append(" ", hide, " ", ref, " ", del);
     li.onclick = () => { state.selectedObject = i; renderLists(); };
     objects.appendChild(li);
   });
@@ -183,7 +186,10 @@ function renderLists() {
     const rej = document.createElement("button");
     rej.textContent = "reject";
     rej.onclick = (e) => { e.stopPropagation(); rejectProposal(i); };
-    li.append(acc, " ", rej);
+    const ref = document.createElement("button");
+    ref.textContent = "refine";
+    ref.onclick = (e) => { e.stopPropagation(); refine("proposals", i); };
+    li.append(acc, " ", ref, " ", rej);
     li.onclick = () => { state.selectedProposal = i; renderLists(); draw(); };
     proposals.appendChild(li);
   });
@@ -264,9 +270,33 @@ function acceptDraft() {
   const label = state.project.labels[state.label];
   if (label === undefined) { message("add a label first"); return; }
   change((n) => {
-    n.objects.push({ label, segmentation: d.segmentation, source: d.box ? "box" : "clicks",
-                     predicted_iou: d.score, point_coords: d.points });
+    const o = { label, segmentation: d.segmentation, source: d.box ? "box" : "clicks",
+                predicted_iou: d.score, point_coords: d.points, point_labels: d.labels };
+    // A refined object keeps its place (and its id); a refined proposal becomes an object.
+    if (d.refines && d.refines.list === "objects") {
+      const i = n.objects.findIndex((x) => x.id === d.refines.id);
+      if (i >= 0) { o.id = d.refines.id; o.hidden = n.objects[i].hidden; n.objects[i] = o; return; }
+    }
+    if (d.refines && d.refines.list === "proposals") {
+      const i = n.proposals.findIndex((x) => x.id === d.refines.id);
+      if (i >= 0) n.proposals.splice(i, 1);
+    }
+    n.objects.push(o);
   });
+}
+
+// Refine an accepted object or a proposal: its prompt points become the object being made;
+// further clicks change it, Enter replaces the original with it.
+function refine(list, i) {
+  const o = state.record[list][i];
+  if (!o) return;
+  const points = (o.point_coords || []).map((p) => [Math.round(p[0]), Math.round(p[1])]);
+  const labels = (o.point_labels && o.point_labels.length === points.length) ? o.point_labels.slice() : points.map(() => 1);
+  state.draft = { points, labels, box: null, segmentation: o.segmentation, refines: { list, id: o.id } };
+  if (list === "objects") state.label = Math.max(0, state.project.labels.indexOf(o.label));
+  message(`refining ${list === "objects" ? "object #" + o.id : "a proposal"}: click to change it, Enter to accept`, true);
+  renderLists();
+  draw();
 }
 
 function acceptProposal(i) {
@@ -441,6 +471,8 @@ document.addEventListener("keydown", (e) => {
     if (n) { state.selectedProposal = ((state.selectedProposal + (k === "j" ? 1 : -1)) % n + n) % n; renderLists(); draw(); }
   }
   else if (k === "a" && state.selectedProposal >= 0) acceptProposal(state.selectedProposal);
+  else if (k === "f" && state.selectedProposal >= 0) refine("proposals", state.selectedProposal);
+  else if (k === "f" && state.selectedObject >= 0) refine("objects", state.selectedObject);
   else if (k === "r" && state.selectedProposal >= 0) rejectProposal(state.selectedProposal);
   else if (k === "h" && state.selectedObject >= 0) change((n) => { n.objects[state.selectedObject].hidden = !n.objects[state.selectedObject].hidden; });
   else if (k === "Delete" && state.selectedObject >= 0) { const i = state.selectedObject; state.selectedObject = -1; change((n) => { n.objects.splice(i, 1); }); }
