@@ -19,6 +19,7 @@
 #include "cli/amg_batch.h"
 #include "cli/model_loading.h"
 #include "cli/progress.h"
+#include "cli/sa1b.h"
 #include "io/atomic_file.h"
 #include "sam/automatic_mask_generator.h"
 #include "sam/sam2_automatic_mask_generator.h"
@@ -36,6 +37,7 @@ struct AmgCliOptions {
     bool folder_per_shard = false;  // outputs of a tar shard's images in <output>/<shard name>/
     std::string shard;      // "K/N": this process takes the images whose name hashes to K mod N
     std::string summarize;  // write the run summary here instead of segmenting
+    std::string output_mode = "png";  // png | coco_rle (= --convert-to-rle) | sa1b (cli/sa1b.h)
     AmgOptions amg;
     // SAM 2 only
     bool use_m2m = false, single_mask = false, fill_holes = false;
@@ -148,10 +150,10 @@ void write_overlay(const std::string& path, const Image& img, const std::vector<
 // One image's outputs, each atomic and fsynced, between the two markers: a kill at any moment
 // leaves either a complete image or one that --skip-existing redoes.
 void write_outputs(const ImageOutputs& io, bool rle, const Image& img, const std::vector<MaskRecord>& masks,
-                   std::chrono::steady_clock::time_point start) {
+                   std::chrono::steady_clock::time_point start, bool sa1b = false) {
     mark_started(io);
     if (rle) {
-        const std::string text = records_json(masks).dump();
+        const std::string text = sa1b ? sa1b_amg_record(io.image, img.width, img.height, masks).dump() : records_json(masks).dump();
         write_file_atomic(io.main_path(), [&](std::ostream& out) { out << text; });
     } else {
         // Built under a temporary name and renamed into place as a whole.
@@ -296,7 +298,7 @@ class ImageSource {
 };
 
 // Segments one image and writes its outputs; throws whatever stops it.
-void process_image(SamAutomaticMaskGenerator& gen, ImageSource& source, const ImageOutputs& io, bool rle) {
+void process_image(SamAutomaticMaskGenerator& gen, ImageSource& source, const ImageOutputs& io, bool rle, bool sa1b) {
     const auto start = std::chrono::steady_clock::now();
     const Image img = source.read(io.input);
     std::vector<MaskRecord> masks;
@@ -304,7 +306,7 @@ void process_image(SamAutomaticMaskGenerator& gen, ImageSource& source, const Im
         ProgressBar bar(io.input.name);
         masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
     }
-    write_outputs(io, rle, img, masks, start);
+    write_outputs(io, rle, img, masks, start, sa1b);
     const AmgTimings& tm = gen.last_timings();
     std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
                  io.image.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
@@ -372,7 +374,8 @@ int run_summary(const AmgCliOptions& o, const InputListing& listing) {
 }
 
 // The same with SAM 2's generator.
-void process_image_sam2(Sam2AutomaticMaskGenerator& gen, ImageSource& source, const ImageOutputs& io, bool rle) {
+void process_image_sam2(Sam2AutomaticMaskGenerator& gen, ImageSource& source, const ImageOutputs& io, bool rle,
+                        bool sa1b) {
     const auto start = std::chrono::steady_clock::now();
     const Image img = source.read(io.input);
     std::vector<MaskRecord> masks;
@@ -380,12 +383,13 @@ void process_image_sam2(Sam2AutomaticMaskGenerator& gen, ImageSource& source, co
         ProgressBar bar(io.input.name);
         masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
     }
-    write_outputs(io, rle, img, masks, start);
+    write_outputs(io, rle, img, masks, start, sa1b);
     std::fprintf(stderr, "%s: %zu masks in %.2f s\n", io.image.c_str(), masks.size(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 int run_amg(AmgCliOptions& o) {
+    if (o.output_mode != "png") o.convert_to_rle = true;  // coco_rle and sa1b: <stem>.json
     if (!o.summarize.empty()) return run_summary(o, list_all(o, {}));
     ShardFilter shard;
     if (!o.shard.empty()) std::tie(shard.k, shard.n) = parse_shard(o.shard);
@@ -424,9 +428,9 @@ int run_amg(AmgCliOptions& o) {
         std::string reason;
         try {
             if (gen2)
-                process_image_sam2(*gen2, source, io, o.convert_to_rle);
+                process_image_sam2(*gen2, source, io, o.convert_to_rle, o.output_mode == "sa1b");
             else
-                process_image(*gen, source, io, o.convert_to_rle);
+                process_image(*gen, source, io, o.convert_to_rle, o.output_mode == "sa1b");
             ++done;
             continue;
         } catch (const std::bad_alloc&) {
@@ -463,6 +467,9 @@ Registration reg("amg", "Segment everything: the automatic mask generator over a
                      cmd.add_option("--output,-o", o->output, "Output folder")->required();
                      cmd.add_flag("--convert-to-rle", o->convert_to_rle,
                                   "Write <image>.json with COCO RLE records instead of PNG folders");
+                     cmd.add_option("--output-mode", o->output_mode,
+                                    "png (folders of PNGs) | coco_rle (as --convert-to-rle) | sa1b (SA-1B's per-image JSON)")
+                         ->check(CLI::IsMember({"png", "coco_rle", "sa1b"}));
                      cmd.add_flag("--overlay", o->overlay, "Also write <image>_overlay.png (masks over the image)");
                      cmd.add_flag("--output-folder-per-shard", o->folder_per_shard,
                                   "Write the outputs of a tar shard's images into <output>/<shard name>/ (e.g. "

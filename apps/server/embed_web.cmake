@@ -1,5 +1,8 @@
 # Turns the files of web/ into a C++ header of byte arrays, so `sam serve` carries its page.
-#   cmake -DWEB_DIR=<web/> -DOUTPUT=<web_assets.h> -P embed_web.cmake
+#   cmake -DWEB_DIR=<web/> -DOUTPUT=<web_assets.h> [-DNAMESPACE=sam::server] -P embed_web.cmake
+if(NOT NAMESPACE)
+  set(NAMESPACE "sam::server")
+endif()
 file(GLOB names RELATIVE "${WEB_DIR}" "${WEB_DIR}/*")
 list(SORT names)
 set(arrays "")
@@ -20,8 +23,8 @@ foreach(name IN LISTS names)
 endforeach()
 
 set(text "// Generated from web/ by apps/server/embed_web.cmake; do not edit.\n#pragma once\n\n#include <cstddef>\n\n")
-string(APPEND text "namespace sam::server {\n\nstruct WebAsset {\n    const char* name;\n    const unsigned char* data;\n    size_t size;\n};\n\n")
-string(APPEND text "namespace {\n${arrays}}  // namespace\n\ninline const WebAsset kWebAssets[] = {\n${table}};\n\n}  // namespace sam::server\n")
+string(APPEND text "namespace ${NAMESPACE} {\n\nstruct WebAsset {\n    const char* name;\n    const unsigned char* data;\n    size_t size;\n};\n\n")
+string(APPEND text "namespace {\n${arrays}}  // namespace\n\ninline const WebAsset kWebAssets[] = {\n${table}};\n\n}  // namespace ${NAMESPACE}\n")
 file(WRITE "${OUTPUT}.tmp" "${text}")
 execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUTPUT}.tmp" "${OUTPUT}")
 file(REMOVE "${OUTPUT}.tmp")

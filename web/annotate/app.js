@@ -1,0 +1,495 @@
+// sam annotate: the page. Talks to the JSON API of apps/annotate/routes.h; every change is
+// saved at once (PUT with the version it started from; a 409 means another tab saved first).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const canvas = $("canvas"), ctx = canvas.getContext("2d");
+const COLORS = [[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+                [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128]];
+
+const state = {
+  project: null, name: null, record: null, image: null,
+  draft: null, undo: [], redo: [], selectedObject: -1, selectedProposal: -1,
+  label: 0, opacity: 0.5, tool: "click", dragStart: null,
+};
+const counters = { saves: 0, predictions: 0 };  // for tests: body[data-saves], body[data-predictions]
+window.samAnnotate = { state };
+
+function message(text, ok) {
+  const m = $("message");
+  m.textContent = text || "";
+  m.className = ok ? "ok" : "";
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: {} };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, opts);
+  const json = await res.json().catch(() => ({ error: "bad answer from the server" }));
+  if (!res.ok) {
+    const e = new Error(json.error || ("HTTP " + res.status));
+    e.status = res.status;
+    throw e;
+  }
+  return json;
+}
+
+// COCO compressed RLE -> row-major 0/1 mask (pycocotools rleFrString, column-major runs).
+function decodeRle(seg) {
+  const [h, w] = seg.size, s = seg.counts, counts = [];
+  let p = 0;
+  while (p < s.length) {
+    let x = 0, k = 0, more = 1;
+    while (more) {
+      const c = s.charCodeAt(p) - 48;
+      x |= (c & 0x1f) << (5 * k);
+      more = c & 0x20;
+      p++; k++;
+      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+    }
+    if (counts.length > 2) x += counts[counts.length - 2];
+    counts.push(x);
+  }
+  const mask = new Uint8Array(h * w);
+  let i = 0, v = 0;
+  for (const n of counts) {
+    if (v) for (let j = i; j < i + n; j++) mask[(j % h) * w + Math.floor(j / h)] = 1;
+    i += n; v ^= 1;
+  }
+  return mask;
+}
+
+const overlayCache = new Map();  // counts + colour -> canvas
+function overlay(seg, color) {
+  const key = seg.counts + "|" + color.join(",");
+  let c = overlayCache.get(key);
+  if (c) return c;
+  const [h, w] = seg.size, mask = decodeRle(seg);
+  c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const cx = c.getContext("2d"), img = cx.createImageData(w, h);
+  for (let i = 0; i < mask.length; i++) {
+    if (!mask[i]) continue;
+    img.data[4 * i] = color[0]; img.data[4 * i + 1] = color[1]; img.data[4 * i + 2] = color[2]; img.data[4 * i + 3] = 255;
+  }
+  cx.putImageData(img, 0, 0);
+  if (overlayCache.size > 400) overlayCache.clear();
+  overlayCache.set(key, c);
+  return c;
+}
+
+function labelColor(label) {
+  const i = state.project.labels.indexOf(label);
+  return COLORS[(i < 0 ? 9 : i) % COLORS.length];
+}
+
+function draw() {
+  if (!state.image) return;
+  ctx.globalAlpha = 1;
+  ctx.drawImage(state.image, 0, 0);
+  const r = state.record;
+  ctx.globalAlpha = state.opacity * 0.6;
+  r.proposals.forEach((o, i) => {
+    if (i === state.selectedProposal) return;
+    ctx.drawImage(overlay(o.segmentation, [200, 200, 200]), 0, 0);
+  });
+  ctx.globalAlpha = state.opacity;
+  r.objects.forEach((o) => { if (!o.hidden) ctx.drawImage(overlay(o.segmentation, labelColor(o.label)), 0, 0); });
+  if (state.selectedProposal >= 0 && r.proposals[state.selectedProposal])
+    ctx.drawImage(overlay(r.proposals[state.selectedProposal].segmentation, [255, 255, 0]), 0, 0);
+  const d = state.draft;
+  if (d && d.segmentation) ctx.drawImage(overlay(d.segmentation, [30, 144, 255]), 0, 0);
+  ctx.globalAlpha = 1;
+  if (d) {
+    const rad = Math.max(3, canvas.width / 200);
+    d.points.forEach((p, i) => {
+      ctx.beginPath();
+      ctx.arc(p[0], p[1], rad, 0, 2 * Math.PI);
+      ctx.fillStyle = d.labels[i] ? "#0c0" : "#e00";
+      ctx.fill();
+      ctx.strokeStyle = "#fff";
+      ctx.stroke();
+    });
+    if (d.box) {
+      ctx.strokeStyle = "#1e90ff";
+      ctx.lineWidth = Math.max(2, canvas.width / 400);
+      ctx.strokeRect(d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]);
+    }
+  }
+}
+
+function renderLists() {
+  const p = state.project, r = state.record;
+  $("counts").textContent = `new ${p.counts.new} · in progress ${p.counts.in_progress} · done ${p.counts.done} · ` +
+    `image ${p.images.findIndex((i) => i.name === state.name) + 1}/${p.images.length}`;
+  $("image-name").textContent = state.name;
+  const list = $("images");
+  list.innerHTML = "";
+  p.images.forEach((im) => {
+    const li = document.createElement("li");
+    li.className = (im.name === state.name ? "selected " : "") + "status-" + im.status;
+    li.title = `${im.name}: ${im.status.replace("_", " ")}, ${im.objects} objects, ${im.proposals} proposals`;
+    li.innerHTML = `<span></span> <span class="n"></span>`;
+    li.firstChild.textContent = im.name;
+    li.lastChild.textContent = `${im.status === "done" ? "✓" : im.status === "in_progress" ? "…" : ""} ${im.objects || ""}`;
+    li.onclick = () => loadImage(im.name);
+    list.appendChild(li);
+  });
+  $("status").value = r.status;
+  const labels = $("labels");
+  labels.innerHTML = "";
+  p.labels.forEach((l, i) => {
+    const li = document.createElement("li");
+    li.innerHTML = `<span class="swatch" style="background:rgb(${labelColor(l)})"></span>`;
+    li.appendChild(document.createTextNode(l));
+    if (i === state.label) li.className = "active-label";
+    li.onclick = () => { state.label = i; renderLists(); };
+    labels.appendChild(li);
+  });
+  const objects = $("objects");
+  objects.innerHTML = "";
+  r.objects.forEach((o, i) => {
+    const li = document.createElement("li");
+    li.className = i === state.selectedObject ? "selected" : "";
+    const sel = document.createElement("select");
+    p.labels.forEach((l) => { const opt = new Option(l, l, false, l === o.label); sel.add(opt); });
+    sel.onchange = () => change((n) => { n.objects[i].label = sel.value; });
+    sel.onclick = (e) => e.stopPropagation();
+    li.innerHTML = `<span class="swatch" style="background:rgb(${labelColor(o.label)})"></span>#${o.id} `;
+    li.appendChild(sel);
+    const hide = document.createElement("button");
+    hide.textContent = o.hidden ? "show" : "hide";
+    hide.onclick = (e) => { e.stopPropagation(); change((n) => { n.objects[i].hidden = !n.objects[i].hidden; }); };
+    const del = document.createElement("button");
+    del.textContent = "delete";
+    del.onclick = (e) => { e.stopPropagation(); change((n) => { n.objects.splice(i, 1); }); };
+    const ref = document.createElement("button");
+    ref.textContent = "refine";
+    ref.onclick = (e) => { e.stopPropagation(); refine("objects", i); };
+    li.append(" ", hide, " ", ref, " ", del);
+    li.onclick = () => { state.selectedObject = i; renderLists(); };
+    objects.appendChild(li);
+  });
+  const proposals = $("proposals");
+  proposals.innerHTML = "";
+  r.proposals.forEach((o, i) => {
+    const li = document.createElement("li");
+    li.className = i === state.selectedProposal ? "selected" : "";
+    li.textContent = `proposal ${i + 1} (iou ${o.predicted_iou.toFixed(2)}) `;
+    const acc = document.createElement("button");
+    acc.textContent = "accept";
+    acc.className = "accept-proposal";
+    acc.onclick = (e) => { e.stopPropagation(); acceptProposal(i); };
+    const rej = document.createElement("button");
+    rej.textContent = "reject";
+    rej.onclick = (e) => { e.stopPropagation(); rejectProposal(i); };
+    const ref = document.createElement("button");
+    ref.textContent = "refine";
+    ref.onclick = (e) => { e.stopPropagation(); refine("proposals", i); };
+    li.append(acc, " ", ref, " ", rej);
+    li.onclick = () => { state.selectedProposal = i; renderLists(); draw(); };
+    proposals.appendChild(li);
+  });
+}
+
+const snapshot = (r) => JSON.parse(JSON.stringify({ status: r.status, objects: r.objects, proposals: r.proposals }));
+
+// Saves the record as `next` (a snapshot); on success the old one goes on the undo stack.
+async function save(next, history = true) {
+  const before = snapshot(state.record);
+  try {
+    const saved = await api("PUT", "/api/images/" + encodeURIComponent(state.name),
+                            { version: state.record.version, status: next.status, objects: next.objects, proposals: next.proposals });
+    if (history) { state.undo.push(before); state.redo = []; }
+    state.record = saved;
+    document.body.dataset.saves = ++counters.saves;
+    const entry = state.project.images.find((i) => i.name === state.name);
+    if (entry) { entry.objects = saved.objects.length; entry.proposals = saved.proposals.length; }
+    if (entry && entry.status !== saved.status) {
+      state.project.counts[entry.status]--;
+      state.project.counts[saved.status]++;
+      entry.status = saved.status;
+    }
+    message("saved", true);
+    return true;
+  } catch (e) {
+    message(e.status === 409 ? e.message : "not saved: " + e.message);
+    return false;
+  } finally {
+    renderLists();
+    draw();
+  }
+}
+
+// Applies f to a copy of the record and saves it; a first change marks a new image in progress.
+function change(f) {
+  const next = snapshot(state.record);
+  f(next);
+  if (next.status === "new") next.status = "in_progress";
+  return save(next);
+}
+
+async function undo() {
+  if (!state.undo.length) return;
+  const prev = state.undo.pop(), cur = snapshot(state.record);
+  if (await save(prev, false)) state.redo.push(cur); else state.undo.push(prev);
+}
+
+async function redo() {
+  if (!state.redo.length) return;
+  const next = state.redo.pop(), cur = snapshot(state.record);
+  if (await save(next, false)) state.undo.push(cur); else state.redo.push(next);
+}
+
+async function predict() {
+  const d = state.draft;
+  const body = { multimask: d.points.length <= 1 && !d.box };
+  if (d.points.length) { body.points = d.points; body.labels = d.labels; }
+  if (d.box) body.box = d.box;
+  if (d.logits && d.points.length > 1) body.mask_input = d.logits;
+  const t0 = performance.now();
+  try {
+    const r = await api("POST", "/api/images/" + encodeURIComponent(state.name) + "/predict", body);
+    if (state.draft !== d) return;
+    d.segmentation = r.segmentation; d.logits = r.logits; d.score = r.score;
+    document.body.dataset.predictions = ++counters.predictions;
+    $("timing").textContent = `answered in ${(performance.now() - t0).toFixed(0)} ms (server ${r.ms.toFixed(0)} ms, embedding: ${r.embedding})`;
+    draw();
+  } catch (e) {
+    message(e.message);
+  }
+}
+
+function acceptDraft() {
+  const d = state.draft;
+  if (!d || !d.segmentation) return;
+  state.draft = null;
+  const label = state.project.labels[state.label];
+  if (label === undefined) { message("add a label first"); return; }
+  change((n) => {
+    const o = { label, segmentation: d.segmentation, source: d.box ? "box" : "clicks",
+                predicted_iou: d.score, point_coords: d.points, point_labels: d.labels };
+    // A refined object keeps its place (and its id); a refined proposal becomes an object.
+    if (d.refines && d.refines.list === "objects") {
+      const i = n.objects.findIndex((x) => x.id === d.refines.id);
+      if (i >= 0) { o.id = d.refines.id; o.hidden = n.objects[i].hidden; n.objects[i] = o; return; }
+    }
+    if (d.refines && d.refines.list === "proposals") {
+      const i = n.proposals.findIndex((x) => x.id === d.refines.id);
+      if (i >= 0) n.proposals.splice(i, 1);
+    }
+    n.objects.push(o);
+  });
+}
+
+// Refine an accepted object or a proposal: its prompt points become the object being made;
+// further clicks change it, Enter replaces the original with it.
+function refine(list, i) {
+  const o = state.record[list][i];
+  if (!o) return;
+  const points = (o.point_coords || []).map((p) => [Math.round(p[0]), Math.round(p[1])]);
+  const labels = (o.point_labels && o.point_labels.length === points.length) ? o.point_labels.slice() : points.map(() => 1);
+  state.draft = { points, labels, box: null, segmentation: o.segmentation, refines: { list, id: o.id } };
+  if (list === "objects") state.label = Math.max(0, state.project.labels.indexOf(o.label));
+  message(`refining ${list === "objects" ? "object #" + o.id : "a proposal"}: click to change it, Enter to accept`, true);
+  renderLists();
+  draw();
+}
+
+function acceptProposal(i) {
+  const label = state.project.labels[state.label];
+  if (label === undefined) { message("add a label first"); return; }
+  state.selectedProposal = -1;
+  change((n) => {
+    const [p] = n.proposals.splice(i, 1);
+    p.label = label;
+    n.objects.push(p);
+  });
+}
+
+function rejectProposal(i) {
+  state.selectedProposal = -1;
+  change((n) => { n.proposals.splice(i, 1); });
+}
+
+function toImage(e) {
+  const rect = canvas.getBoundingClientRect();
+  return [(e.clientX - rect.left) * canvas.width / rect.width, (e.clientY - rect.top) * canvas.height / rect.height];
+}
+
+canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+canvas.addEventListener("mousedown", (e) => {
+  if (!state.record) return;
+  const p = toImage(e);
+  if (state.tool === "box") { state.dragStart = p; return; }
+  const positive = !(e.shiftKey || e.button === 2);
+  if (!state.draft) state.draft = { points: [], labels: [], box: null };
+  state.draft.points.push([Math.round(p[0]), Math.round(p[1])]);
+  state.draft.labels.push(positive ? 1 : 0);
+  draw();
+  predict();
+});
+canvas.addEventListener("mousemove", (e) => {
+  if (state.tool !== "box" || !state.dragStart) return;
+  const p = toImage(e), s = state.dragStart;
+  if (!state.draft) state.draft = { points: [], labels: [], box: null };
+  state.draft.box = [Math.min(s[0], p[0]), Math.min(s[1], p[1]), Math.max(s[0], p[0]), Math.max(s[1], p[1])].map(Math.round);
+  draw();
+});
+canvas.addEventListener("mouseup", () => {
+  if (state.tool !== "box" || !state.dragStart) return;
+  state.dragStart = null;
+  if (state.draft && state.draft.box && state.draft.box[2] > state.draft.box[0]) predict();
+});
+
+async function loadImage(name) {
+  state.draft = null; state.undo = []; state.redo = [];
+  state.selectedObject = -1; state.selectedProposal = -1;
+  state.name = name;
+  const img = new Image();
+  const loaded = new Promise((ok, fail) => { img.onload = ok; img.onerror = fail; });
+  img.src = "/api/images/" + encodeURIComponent(name) + "/file";
+  const [record] = await Promise.all([api("GET", "/api/images/" + encodeURIComponent(name)), loaded]);
+  if (state.name !== name) return;
+  state.record = record;
+  state.image = img;
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  api("PUT", "/api/current", { name }).catch(() => {});
+  renderLists();
+  draw();
+  document.body.dataset.image = name;
+  message("");
+}
+
+function go(delta) {
+  const names = state.project.images.map((i) => i.name);
+  const i = names.indexOf(state.name) + delta;
+  if (i >= 0 && i < names.length) loadImage(names[i]);
+}
+
+function nextUnfinished() {
+  const imgs = state.project.images, start = imgs.findIndex((i) => i.name === state.name);
+  for (let k = 1; k <= imgs.length; k++) {
+    const im = imgs[(start + k) % imgs.length];
+    if (im.status !== "done") { loadImage(im.name); return; }
+  }
+  message("every image is done", true);
+}
+
+async function propose(all) {
+  try {
+    const body = { images: all ? "all" : [state.name], options: {
+      points_per_side: +$("pps").value, pred_iou_thresh: +$("min-iou").value,
+      stability_score_thresh: +$("min-stability").value } };
+    const { job } = await api("POST", "/api/propose", body);
+    const show = $("job");
+    for (;;) {
+      const s = await api("GET", "/api/jobs/" + job);
+      show.textContent = `proposing: ${s.images_done}/${s.images_total} images` +
+        (s.prompts_total ? `, ${s.prompts_done}/${s.prompts_total} points on ${s.image}` : "");
+      if (s.state === "done" || s.state === "failed") {
+        show.textContent = s.state === "done" ? `proposals ready (${s.images_total} images)` : "failed: " + s.error;
+        document.body.dataset.job = s.state;
+        break;
+      }
+      await new Promise((ok) => setTimeout(ok, 300));
+    }
+    state.project = await api("GET", "/api/project");
+    const r = await api("GET", "/api/images/" + encodeURIComponent(state.name));
+    state.record = r;
+    state.undo = []; state.redo = [];
+    renderLists();
+    draw();
+    document.body.dataset.proposals = r.proposals.length;
+  } catch (e) {
+    message(e.message);
+  }
+}
+
+async function addLabel() {
+  const l = $("new-label").value.trim();
+  if (!l) return;
+  try {
+    const r = await api("PUT", "/api/labels", { labels: [...state.project.labels, l], version: state.project.labels_version });
+    state.project.labels = r.labels; state.project.labels_version = r.labels_version;
+    $("new-label").value = "";
+    renderLists();
+  } catch (e) { message(e.message); }
+}
+
+async function exportAs(format) {
+  try {
+    const r = await api("POST", "/api/export", { format });
+    $("export-result").textContent = `${format}: ${r.files.length} file(s) in ${r.path}`;
+    document.body.dataset.exported = format;
+    message("exported " + format, true);
+  } catch (e) { message(e.message); }
+}
+
+$("prev").onclick = () => go(-1);
+$("next").onclick = () => go(1);
+$("next-unfinished").onclick = nextUnfinished;
+$("status").onchange = () => change((n) => { n.status = $("status").value; }).then(() => {});
+$("accept").onclick = acceptDraft;
+$("discard").onclick = () => { state.draft = null; draw(); };
+$("undo").onclick = undo;
+$("redo").onclick = redo;
+$("opacity").oninput = () => { state.opacity = $("opacity").value / 100; draw(); };
+$("add-label").onclick = addLabel;
+$("propose").onclick = () => propose(false);
+$("propose-all").onclick = () => propose(true);
+document.querySelectorAll("input[name=tool]").forEach((r) => { r.onchange = () => { state.tool = r.value; }; });
+document.querySelectorAll("button.export").forEach((b) => { b.onclick = () => exportAs(b.dataset.format); });
+
+function setTool(t) {
+  state.tool = t;
+  document.querySelector(`input[name=tool][value=${t}]`).checked = true;
+}
+
+document.addEventListener("keydown", (e) => {
+  if (e.target.tagName === "INPUT" && e.target.type === "text") return;
+  if (e.target.tagName === "INPUT" && e.target.id === "new-label") return;
+  const k = e.key;
+  if ((e.ctrlKey || e.metaKey) && (k === "z" || k === "Z")) { e.preventDefault(); e.shiftKey ? redo() : undo(); return; }
+  if ((e.ctrlKey || e.metaKey) && k === "y") { e.preventDefault(); redo(); return; }
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const r = state.record;
+  if (k >= "1" && k <= "9") { const i = +k - 1; if (i < state.project.labels.length) { state.label = i; renderLists(); } }
+  else if (k === "Enter") acceptDraft();
+  else if (k === "Escape") { state.draft = null; draw(); }
+  else if (k === "n" || k === "ArrowRight") go(1);
+  else if (k === "p" || k === "ArrowLeft") go(-1);
+  else if (k === "u") nextUnfinished();
+  else if (k === "b") setTool(state.tool === "box" ? "click" : "box");
+  else if (k === "d") change((n) => { n.status = "done"; });
+  else if (k === "e") propose(false);
+  else if (k === "j" || k === "k") {
+    const n = r.proposals.length;
+    if (n) { state.selectedProposal = ((state.selectedProposal + (k === "j" ? 1 : -1)) % n + n) % n; renderLists(); draw(); }
+  }
+  else if (k === "a" && state.selectedProposal >= 0) acceptProposal(state.selectedProposal);
+  else if (k === "f" && state.selectedProposal >= 0) refine("proposals", state.selectedProposal);
+  else if (k === "f" && state.selectedObject >= 0) refine("objects", state.selectedObject);
+  else if (k === "r" && state.selectedProposal >= 0) rejectProposal(state.selectedProposal);
+  else if (k === "h" && state.selectedObject >= 0) change((n) => { n.objects[state.selectedObject].hidden = !n.objects[state.selectedObject].hidden; });
+  else if (k === "Delete" && state.selectedObject >= 0) { const i = state.selectedObject; state.selectedObject = -1; change((n) => { n.objects.splice(i, 1); }); }
+  else if (k === "[" || k === "]") {
+    state.opacity = Math.min(1, Math.max(0, state.opacity + (k === "]" ? 0.1 : -0.1)));
+    $("opacity").value = Math.round(state.opacity * 100);
+    draw();
+  } else return;
+  e.preventDefault();
+});
+
+(async () => {
+  try {
+    state.project = await api("GET", "/api/project");
+    const names = state.project.images.map((i) => i.name);
+    await loadImage(names.includes(state.project.current) ? state.project.current : names[0]);
+  } catch (e) {
+    message("cannot load the project: " + e.message);
+  }
+})();
