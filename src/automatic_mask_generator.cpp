@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "amg_utils.h"
+#include "mask_records.h"
 #include "ops/threads.h"
 #include "postprocess.h"
 #include "sam/error.h"
@@ -16,45 +17,10 @@
 namespace sam {
 namespace {
 
+using amg::MaskItem;
+
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
-
-// A mask on its way to becoming a record; boxes and points in the image frame once uncropped.
-struct MaskItem {
-    Rle rle;
-    amg::BoxXyxy box{};   // XYXY, max inclusive
-    float iou = 0.0f;
-    float stability = 0.0f;
-    amg::Point point{};
-    amg::BoxXyxy crop{};  // XYXY, max exclusive
-};
-
-Image crop_image(const Image& img, const amg::BoxXyxy& b) {
-    Image out;
-    out.width = b[2] - b[0];
-    out.height = b[3] - b[1];
-    out.rgb.resize(static_cast<size_t>(out.width) * out.height * 3);
-    for (int y = 0; y < out.height; ++y)
-        std::copy_n(img.rgb.data() + (static_cast<size_t>(y + b[1]) * img.width + b[0]) * 3,
-                    static_cast<size_t>(out.width) * 3, out.rgb.data() + static_cast<size_t>(y) * out.width * 3);
-    return out;
-}
-
-std::vector<amg::BoxXyxyF> float_boxes(const std::vector<MaskItem>& items, bool crop_boxes = false) {
-    std::vector<amg::BoxXyxyF> boxes;
-    for (const MaskItem& m : items) {
-        const amg::BoxXyxy& b = crop_boxes ? m.crop : m.box;
-        boxes.push_back({float(b[0]), float(b[1]), float(b[2]), float(b[3])});
-    }
-    return boxes;
-}
-
-std::vector<MaskItem> select(std::vector<MaskItem>& items, const std::vector<int>& keep) {
-    std::vector<MaskItem> out;
-    out.reserve(keep.size());
-    for (int i : keep) out.push_back(std::move(items[static_cast<size_t>(i)]));
-    return out;
-}
 
 // Upsamples one low-res mask to the crop, row band by row band, and computes in the same pass
 // what the reference computes from the full-size float logits: the stability counts, the
@@ -106,13 +72,7 @@ class MaskGeneration {
 
         // Remove duplicate masks between crops: smaller crops win
         const auto t0 = clock_type::now();
-        if (crops.size() > 1) {
-            std::vector<float> scores;
-            for (const MaskItem& m : all)
-                scores.push_back(1.0f / static_cast<float>((m.crop[2] - m.crop[0]) * (m.crop[3] - m.crop[1])));
-            all = select(all, amg::batched_nms(float_boxes(all), scores, std::vector<int64_t>(all.size(), 0),
-                                               o_.crop_nms_thresh));
-        }
+        all = amg::remove_duplicates_between_crops(std::move(all), crops.size(), o_.crop_nms_thresh);
         timings_.postprocess += since(t0);
         return all;
     }
@@ -128,7 +88,7 @@ class MaskGeneration {
         if (whole && embedding.defined())
             predictor.set_embedding(embedding, H, W);
         else
-            predictor.set_image(crop_image(image, cb));
+            predictor.set_image(amg::crop_image(image, cb));
         timings_.encoder += since(t0);
         const ImageGeometry g = predictor.geometry();
         const SamConfig& config = model_.config();
@@ -149,9 +109,7 @@ class MaskGeneration {
 
         // Remove duplicates within this crop, then move boxes and points into the image frame
         t0 = clock_type::now();
-        std::vector<float> scores;
-        for (const MaskItem& m : items) scores.push_back(m.iou);
-        items = select(items, amg::box_nms(float_boxes(items), scores, o_.box_nms_thresh));
+        items = amg::remove_duplicates_in_crop(std::move(items), o_.box_nms_thresh);
         for (MaskItem& m : items) {
             m.box = amg::uncrop_box_xyxy(m.box, cb);
             m.point = amg::uncrop_point(m.point, cb);
@@ -255,26 +213,7 @@ std::vector<MaskItem> postprocess_small_regions(std::vector<MaskItem> items, int
         items[k].rle = rle_encode(masks[k].data(), H, W);
         items[k].box = amg::mask_to_box(masks[k].data(), H, W);
     }
-    return select(items, keep);
-}
-
-// The records of generate(), in the requested output mode.
-std::vector<MaskRecord> make_records(std::vector<MaskItem>& items, OutputMode mode) {
-    std::vector<MaskRecord> records(items.size());
-    for (size_t i = 0; i < items.size(); ++i) {
-        MaskItem& m = items[i];
-        MaskRecord& r = records[i];
-        r.area = rle_area(m.rle);
-        r.bbox = amg::box_xyxy_to_xywh(m.box);
-        r.predicted_iou = m.iou;
-        r.point = m.point;
-        r.stability_score = m.stability;
-        r.crop_box = amg::box_xyxy_to_xywh(m.crop);
-        if (mode == OutputMode::BinaryMask) r.mask = rle_decode(m.rle);
-        if (mode == OutputMode::CocoRle) r.coco_counts = rle_to_coco_string(m.rle);
-        r.rle = std::move(m.rle);
-    }
-    return records;
+    return amg::select(items, keep);
 }
 
 }  // namespace
@@ -287,26 +226,7 @@ OutputMode output_mode_from_string(const std::string& s) {
 }
 
 SamAutomaticMaskGenerator::SamAutomaticMaskGenerator(Sam model, AmgOptions o)
-    : model_(std::move(model)), options_(std::move(o)) {
-    if ((options_.points_per_side > 0) == !options_.point_grids.empty())
-        throw InputError("points_per_side", "exactly one of points_per_side or point_grids must be provided");
-    if (options_.points_per_batch < 1) throw InputError("points_per_batch", "must be at least 1");
-    if (options_.crop_n_layers < 0) throw InputError("crop_n_layers", "must not be negative");
-    if (options_.crop_n_points_downscale_factor < 1) throw InputError("crop_n_points_downscale_factor", "must be at least 1");
-    if (options_.min_mask_region_area < 0) throw InputError("min_mask_region_area", "must not be negative");
-    if (!(options_.crop_overlap_ratio >= 0.0 && options_.crop_overlap_ratio < 1.0))
-        throw InputError("crop_overlap_ratio", "must be in [0, 1)");
-    if (options_.points_per_side > 0) {
-        for (const auto& g : amg::build_all_layer_point_grids(options_.points_per_side, options_.crop_n_layers,
-                                                              options_.crop_n_points_downscale_factor))
-            grids_.emplace_back(g.begin(), g.end());
-    } else {
-        grids_ = options_.point_grids;
-    }
-    if (static_cast<int>(grids_.size()) != options_.crop_n_layers + 1)
-        throw InputError("point_grids", std::to_string(grids_.size()) + " grids for " +
-                                            std::to_string(options_.crop_n_layers + 1) + " crop layers");
-}
+    : model_(std::move(model)), options_(std::move(o)), grids_(amg::checked_point_grids(options_)) {}
 
 std::vector<MaskRecord> SamAutomaticMaskGenerator::generate(const Image& image, const Progress& progress,
                                                             const Tensor& embedding) {
@@ -321,7 +241,7 @@ std::vector<MaskRecord> SamAutomaticMaskGenerator::generate(const Image& image, 
     if (options_.min_mask_region_area > 0)
         items = postprocess_small_regions(std::move(items), image.height, image.width, options_.min_mask_region_area,
                                           std::max(options_.box_nms_thresh, options_.crop_nms_thresh));
-    std::vector<MaskRecord> records = make_records(items, options_.output_mode);
+    std::vector<MaskRecord> records = amg::make_records(items, options_.output_mode);
     timings_.postprocess += since(t0);
     timings_.total = since(t_start);
     return records;

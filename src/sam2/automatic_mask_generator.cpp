@@ -6,79 +6,25 @@
 #include <cmath>
 
 #include "amg_utils.h"
+#include "mask_records.h"
 #include "ops/threads.h"
 #include "postprocess.h"
 #include "sam/error.h"
 #include "sam/rle.h"
 
 namespace sam {
-namespace {
 
-struct MaskItem {
-    Rle rle;
-    amg::BoxXyxy box{};   // XYXY, max inclusive
-    float iou = 0.0f;
-    float stability = 0.0f;
-    amg::Point point{};
-    amg::BoxXyxy crop{};  // XYXY, max exclusive
-};
-
-Image crop_image(const Image& img, const amg::BoxXyxy& b) {
-    Image out;
-    out.width = b[2] - b[0];
-    out.height = b[3] - b[1];
-    out.rgb.resize(static_cast<size_t>(out.width) * out.height * 3);
-    for (int y = 0; y < out.height; ++y)
-        std::copy_n(img.rgb.data() + (static_cast<size_t>(y + b[1]) * img.width + b[0]) * 3,
-                    static_cast<size_t>(out.width) * 3, out.rgb.data() + static_cast<size_t>(y) * out.width * 3);
-    return out;
-}
-
-std::vector<amg::BoxXyxyF> float_boxes(const std::vector<MaskItem>& items, bool crop_boxes = false) {
-    std::vector<amg::BoxXyxyF> boxes;
-    for (const MaskItem& m : items) {
-        const amg::BoxXyxy& b = crop_boxes ? m.crop : m.box;
-        boxes.push_back({float(b[0]), float(b[1]), float(b[2]), float(b[3])});
-    }
-    return boxes;
-}
-
-std::vector<MaskItem> select(std::vector<MaskItem>& items, const std::vector<int>& keep) {
-    std::vector<MaskItem> out;
-    for (int i : keep) out.push_back(std::move(items[static_cast<size_t>(i)]));
-    return out;
-}
-
-}  // namespace
+using amg::MaskItem;
 
 Sam2AutomaticMaskGenerator::Sam2AutomaticMaskGenerator(Sam2 model, Sam2AmgOptions o)
-    : model_(std::move(model)), options_(std::move(o)) {
-    if ((options_.points_per_side > 0) == !options_.point_grids.empty())
-        throw InputError("points_per_side", "exactly one of points_per_side or point_grids must be provided");
-    if (options_.points_per_batch < 1) throw InputError("points_per_batch", "must be at least 1");
-    if (options_.crop_n_layers < 0) throw InputError("crop_n_layers", "must not be negative");
-    if (options_.crop_n_points_downscale_factor < 1) throw InputError("crop_n_points_downscale_factor", "must be at least 1");
-    if (options_.min_mask_region_area < 0) throw InputError("min_mask_region_area", "must not be negative");
-    if (!(options_.crop_overlap_ratio >= 0.0 && options_.crop_overlap_ratio < 1.0))
-        throw InputError("crop_overlap_ratio", "must be in [0, 1)");
-    if (options_.points_per_side > 0) {
-        for (const auto& g : amg::build_all_layer_point_grids(options_.points_per_side, options_.crop_n_layers,
-                                                              options_.crop_n_points_downscale_factor))
-            grids_.emplace_back(g.begin(), g.end());
-    } else {
-        grids_ = options_.point_grids;
-    }
-    if (static_cast<int>(grids_.size()) != options_.crop_n_layers + 1)
-        throw InputError("point_grids", std::to_string(grids_.size()) + " grids for " +
-                                            std::to_string(options_.crop_n_layers + 1) + " crop layers");
-}
+    : model_(std::move(model)), options_(std::move(o)), grids_(amg::checked_point_grids(options_)) {}
 
 std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image, const Progress& progress) {
     ops::ThreadScope threads(model_.execution().threads);
     if (image.width <= 0 || image.height <= 0) throw InputError("image", "empty image");
     const int H = image.height, W = image.width;
     const Sam2AmgOptions& o = options_;
-    const float thr = static_cast<float>(o.mask_threshold), offset = static_cast<float>(o.stability_score_offset);
+    const float thr = static_cast<float>(o.mask_threshold);
     const float S = static_cast<float>(model_.config().image_size);
     const int L = model_.config().low_res_size();
     const std::vector<amg::CropBox> crops = amg::generate_crop_boxes(H, W, o.crop_n_layers, o.crop_overlap_ratio);
@@ -89,7 +35,7 @@ std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image,
     Sam2ImagePredictor predictor(model_);
     for (const amg::CropBox& crop : crops) {
         const amg::BoxXyxy& cb = crop.box;
-        predictor.set_image(crop_image(image, cb));
+        predictor.set_image(amg::crop_image(image, cb));
         const int ch = cb[3] - cb[1], cw = cb[2] - cb[0];
         MaskPostprocessor post(L, L, L, L, ch, cw);
         const auto& grid = grids_[static_cast<size_t>(crop.layer)];
@@ -143,13 +89,12 @@ std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image,
                         lr = filtered.data();
                     }
                     post.logits(lr, logits.data());
-                    int64_t hi = 0, lo = 0;
+                    amg::StabilityCounts counts(o.mask_threshold, o.stability_score_offset);
                     for (size_t p = 0; p < logits.size(); ++p) {
-                        hi += logits[p] > thr + offset;
-                        lo += logits[p] > thr - offset;
+                        counts.add(logits[p]);
                         mask[p] = logits[p] > thr;
                     }
-                    const float stability = static_cast<float>(hi) / static_cast<float>(lo);
+                    const float stability = counts.score();
                     if (o.stability_score_thresh > 0.0 && !(stability >= static_cast<float>(o.stability_score_thresh)))
                         continue;
                     const amg::BoxXyxy box = amg::mask_to_box(mask.data(), ch, cw);
@@ -169,9 +114,7 @@ std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image,
             if (progress) progress(done, total);
         }
         // Duplicates within the crop, then boxes and points into the image frame.
-        std::vector<float> scores;
-        for (const MaskItem& m : items) scores.push_back(m.iou);
-        items = select(items, amg::box_nms(float_boxes(items), scores, o.box_nms_thresh));
+        items = amg::remove_duplicates_in_crop(std::move(items), o.box_nms_thresh);
         for (MaskItem& m : items) {
             m.box = amg::uncrop_box_xyxy(m.box, cb);
             m.point = {static_cast<double>(static_cast<float>(m.point[0]) + static_cast<float>(cb[0])),
@@ -181,28 +124,8 @@ std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image,
         all.insert(all.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
     }
     // Duplicates between crops: smaller crops win.
-    if (crops.size() > 1) {
-        std::vector<float> scores;
-        for (const MaskItem& m : all)
-            scores.push_back(1.0f / static_cast<float>((m.crop[2] - m.crop[0]) * (m.crop[3] - m.crop[1])));
-        all = select(all, amg::batched_nms(float_boxes(all), scores, std::vector<int64_t>(all.size(), 0),
-                                           o.crop_nms_thresh));
-    }
-    std::vector<MaskRecord> records(all.size());
-    for (size_t i = 0; i < all.size(); ++i) {
-        MaskItem& m = all[i];
-        MaskRecord& r = records[i];
-        r.area = rle_area(m.rle);
-        r.bbox = amg::box_xyxy_to_xywh(m.box);
-        r.predicted_iou = m.iou;
-        r.point = m.point;
-        r.stability_score = m.stability;
-        r.crop_box = amg::box_xyxy_to_xywh(m.crop);
-        if (o.output_mode == OutputMode::BinaryMask) r.mask = rle_decode(m.rle);
-        if (o.output_mode == OutputMode::CocoRle) r.coco_counts = rle_to_coco_string(m.rle);
-        r.rle = std::move(m.rle);
-    }
-    return records;
+    all = amg::remove_duplicates_between_crops(std::move(all), crops.size(), o.crop_nms_thresh);
+    return amg::make_records(all, o.output_mode);
 }
 
 }  // namespace sam
