@@ -386,13 +386,14 @@ async function propose(all) {
       stability_score_thresh: +$("min-stability").value } };
     const { job } = await api("POST", "/api/propose", body);
     const show = $("job");
+    let finished = "";
     for (;;) {
       const s = await api("GET", "/api/jobs/" + job);
       show.textContent = `proposing: ${s.images_done}/${s.images_total} images` +
         (s.prompts_total ? `, ${s.prompts_done}/${s.prompts_total} points on ${s.image}` : "");
       if (s.state === "done" || s.state === "failed") {
         show.textContent = s.state === "done" ? `proposals ready (${s.images_total} images)` : "failed: " + s.error;
-        document.body.dataset.job = s.state;
+        finished = s.state;
         break;
       }
       await new Promise((ok) => setTimeout(ok, 300));
@@ -403,6 +404,8 @@ async function propose(all) {
     state.undo = []; state.redo = [];
     renderLists();
     draw();
+    // Said once the proposals are on the page, not when the job ends (tests wait for this).
+    document.body.dataset.job = finished;
     document.body.dataset.proposals = r.proposals.length;
   } catch (e) {
     message(e.message);
