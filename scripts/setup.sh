@@ -15,7 +15,7 @@ packages=(build-essential cmake ninja-build pkg-config git
           munge slurmctld slurmd slurm-client  # the Slurm test (scripts/slurm): its own daemons, started by the test
           libgtest-dev libgmock-dev libbenchmark-dev
           curl ca-certificates                 # scripts/demo.sh fetches the checkpoint
-          chromium python3-venv                # the browser test (tests/browser), the Python package
+          chromium python3-venv python3-dev    # the browser test (tests/browser), the Python package
           ccache)                              # the pip build of the Python package reuses this build's objects
 
 missing=()

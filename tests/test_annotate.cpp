@@ -26,11 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string read_text(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
 // A folder of three small images (copies of the test images) in a fresh temporary folder.
 struct Workspace {
     std::string dir, images;
@@ -152,7 +147,7 @@ class AnnotateProcess {
         const std::string listening = "listening on http://127.0.0.1:";
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         while (std::chrono::steady_clock::now() < deadline) {
-            const std::string text = read_text(log_);
+            const std::string text = test::read_file(log_);
             const size_t at = text.find(listening), end = text.find('/', at + listening.size());
             if (at != std::string::npos && end != std::string::npos) {
                 port_ = std::stoi(text.substr(at + listening.size(), end - at - listening.size()));
@@ -164,7 +159,7 @@ class AnnotateProcess {
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        ADD_FAILURE() << "sam annotate did not start; its log:\n" << read_text(log_);
+        ADD_FAILURE() << "sam annotate did not start; its log:\n" << test::read_file(log_);
     }
     ~AnnotateProcess() { kill9(); }
     void kill9() {
@@ -179,7 +174,7 @@ class AnnotateProcess {
         c.set_read_timeout(60);
         return c;
     }
-    std::string log() const { return read_text(log_); }
+    std::string log() const { return test::read_file(log_); }
 
   private:
     static inline int starts_ = 0;
@@ -210,7 +205,7 @@ TEST(AnnotateServer, EveryRouteAndItsErrors) {
     EXPECT_NE(page->body.find("<html"), std::string::npos);
     auto file = c.Get("/api/images/dog.jpg/file");
     ASSERT_EQ(status(file), 200);
-    EXPECT_EQ(file->body, read_text(ws.images + "/dog.jpg"));
+    EXPECT_EQ(file->body, test::read_file(ws.images + "/dog.jpg"));
     EXPECT_EQ(status(c.Get("/api/images/cat.jpg")), 404);
     EXPECT_EQ(status(c.Get("/api/nothing")), 404);
     // One image: its size, no objects, version 1 (the size was recorded).
@@ -296,7 +291,7 @@ TEST(AnnotateServer, EveryRouteAndItsErrors) {
     // Export from the page.
     json ex = parse(c.Post("/api/export", json{{"format", "coco"}}.dump(), "application/json"));
     ASSERT_TRUE(ex.contains("path")) << ex.dump();
-    const json coco = json::parse(read_text(ex["path"]));
+    const json coco = json::parse(test::read_file(ex["path"]));
     EXPECT_EQ(coco["annotations"].size(), 1u);
     EXPECT_EQ(coco["categories"].size(), 3u);
     auto download = c.Get("/api/export/coco");
@@ -414,8 +409,8 @@ TEST(AnnotateCli, ExportAndAmgSa1b) {
     const std::string sam = SAM_CLI_PATH;
     const std::string log = " 2>" + ws.dir + "/cli.log";
     ASSERT_EQ(std::system((sam + " export --project " + ws.dir + "/project.json --format coco -o " + ws.dir + "/c.json" + log).c_str()), 0)
-        << read_text(ws.dir + "/cli.log");
-    EXPECT_EQ(json::parse(read_text(ws.dir + "/c.json"))["annotations"].size(), 1u);
+        << test::read_file(ws.dir + "/cli.log");
+    EXPECT_EQ(json::parse(test::read_file(ws.dir + "/c.json"))["annotations"].size(), 1u);
     for (const char* f : {"yolo", "sa1b", "png"})
         EXPECT_EQ(std::system((sam + " export --project " + ws.dir + "/project.json -f " + f + " -o " + ws.dir + "/" + f + log).c_str()), 0);
     EXPECT_NE(std::system((sam + " export --project " + ws.dir + "/nope.json -f coco -o x.json" + log).c_str()), 0);
@@ -424,8 +419,8 @@ TEST(AnnotateCli, ExportAndAmgSa1b) {
                            " -i " + ws.images + "/dog.jpg -o " + ws.dir + "/amg --output-mode sa1b --points-per-side 4"
                            " --pred-iou-thresh 0 --stability-score-thresh 0" + log).c_str()),
               0)
-        << read_text(ws.dir + "/cli.log");
-    const json j = json::parse(read_text(ws.dir + "/amg/dog.json"));
+        << test::read_file(ws.dir + "/cli.log");
+    const json j = json::parse(test::read_file(ws.dir + "/amg/dog.json"));
     EXPECT_EQ(j["image"]["file_name"], "dog.jpg");
     for (const char* k : {"image_id", "width", "height"}) EXPECT_TRUE(j["image"][k].is_number_integer()) << k;
     ASSERT_GT(j["annotations"].size(), 0u);

@@ -12,17 +12,13 @@
 #include "cli/export_formats.h"
 #include "cli/sa1b.h"
 #include "sam/image.h"
+#include "test_util.h"
 
 namespace sam {
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-std::string read_text(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
 
 struct TempDir {
     std::string path;
@@ -152,7 +148,7 @@ TEST(Export, CocoHasImagesCategoriesAndBothKindsOfSegmentation) {
     ASSERT_EQ(p.image_names(), (std::vector<std::string>{"one.png", "two.png"}));
     const std::string out = f.dir.path + "/coco.json";
     cli::export_project(p, cli::ExportFormat::Coco, out);
-    const json c = json::parse(read_text(out));
+    const json c = json::parse(test::read_file(out));
     ASSERT_EQ(c["images"].size(), 2u);
     EXPECT_EQ(c["images"][1]["width"], 40);  // never opened: read from the file
     EXPECT_EQ(c["categories"][1]["name"], "dog");
@@ -189,9 +185,9 @@ TEST(Export, ImportOfTheExportGivesTheSameMasks) {
 TEST(Export, YoloLinesAreClassAndNormalisedPolygon) {
     ExportFixture f;
     cli::export_project(annotate::Project(f.project_path), cli::ExportFormat::Yolo, f.dir.path + "/yolo");
-    EXPECT_NE(read_text(f.dir.path + "/yolo/data.yaml").find("1: \"dog\""), std::string::npos);
-    EXPECT_EQ(read_text(f.dir.path + "/yolo/labels/two.txt"), "");
-    std::istringstream lines(read_text(f.dir.path + "/yolo/labels/one.txt"));
+    EXPECT_NE(test::read_file(f.dir.path + "/yolo/data.yaml").find("1: \"dog\""), std::string::npos);
+    EXPECT_EQ(test::read_file(f.dir.path + "/yolo/labels/two.txt"), "");
+    std::istringstream lines(test::read_file(f.dir.path + "/yolo/labels/one.txt"));
     std::string line;
     int n = 0;
     while (std::getline(lines, line)) {
@@ -217,7 +213,7 @@ TEST(Export, YoloLinesAreClassAndNormalisedPolygon) {
 TEST(Export, Sa1bRecordsFollowTheSchema) {
     ExportFixture f;
     cli::export_project(annotate::Project(f.project_path), cli::ExportFormat::Sa1b, f.dir.path + "/sa1b");
-    const json j = json::parse(read_text(f.dir.path + "/sa1b/one.json"));
+    const json j = json::parse(test::read_file(f.dir.path + "/sa1b/one.json"));
     EXPECT_EQ(j["image"], (json{{"image_id", 1}, {"width", 40}, {"height", 30}, {"file_name", "one.png"}}));
     ASSERT_EQ(j["annotations"].size(), 2u);
     for (const auto& a : j["annotations"]) {
@@ -227,7 +223,7 @@ TEST(Export, Sa1bRecordsFollowTheSchema) {
     }
     EXPECT_EQ(j["annotations"][0]["segmentation"]["counts"], rle_to_coco_string(f.a));
     EXPECT_EQ(j["annotations"][0]["point_coords"], (json{{10.0, 10.0}}));
-    EXPECT_EQ(json::parse(read_text(f.dir.path + "/sa1b/two.json"))["annotations"].size(), 0u);
+    EXPECT_EQ(json::parse(test::read_file(f.dir.path + "/sa1b/two.json"))["annotations"].size(), 0u);
 }
 
 TEST(Export, PngIndexMasksHoldOnePlusTheObjectIndex) {
@@ -236,7 +232,7 @@ TEST(Export, PngIndexMasksHoldOnePlusTheObjectIndex) {
     const Image img = read_image(f.dir.path + "/png/one.png");
     const auto ma = rle_decode(f.a), mb = rle_decode(f.b);
     for (size_t i = 0; i < ma.size(); ++i) ASSERT_EQ(img.rgb[i * 3], mb[i] ? 2 : ma[i] ? 1 : 0) << i;
-    const json index = json::parse(read_text(f.dir.path + "/png/index.json"));
+    const json index = json::parse(test::read_file(f.dir.path + "/png/index.json"));
     EXPECT_EQ(index["one.png"]["objects"][1]["label"], "dog");
 }
 

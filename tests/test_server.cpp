@@ -39,11 +39,6 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string read_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
 // The built `sam serve` as a child process; its stderr goes to a log file.
 class ServerProcess {
   public:
@@ -111,7 +106,7 @@ class ServerProcess {
     ServerProcess& operator=(const ServerProcess&) = delete;
 
     int port() const { return port_; }
-    std::string log() const { return read_bytes(log_); }
+    std::string log() const { return test::read_file(log_); }
     httplib::Client client() const {
         httplib::Client c("127.0.0.1", port_);
         c.set_connection_timeout(10);
@@ -236,8 +231,8 @@ class Server : public ::testing::Test {
     }
     void SetUp() override { ASSERT_GT(server_->port(), 0) << "server not running"; }
     httplib::Client client() { return server_->client(); }
-    static std::string truck() { return read_bytes(std::string(SAM_TEST_DATA) + "/../../assets/images/truck.jpg"); }
-    static std::string dog() { return read_bytes(test::data_path("images/dog.jpg")); }
+    static std::string truck() { return test::read_file(std::string(SAM_TEST_DATA) + "/../../assets/images/truck.jpg"); }
+    static std::string dog() { return test::read_file(test::data_path("images/dog.jpg")); }
     static ServerProcess* server_;
 };
 ServerProcess* Server::server_ = nullptr;
@@ -260,7 +255,7 @@ TEST_F(Server, ServesTheEmbeddedPage) {
     ASSERT_TRUE(js);
     EXPECT_EQ(js->status, 200);
     EXPECT_EQ(js->get_header_value("Content-Type").rfind("text/javascript", 0), 0u);
-    EXPECT_EQ(js->body, read_bytes(std::string(SAM_TEST_DATA) + "/../../web/app.js"));
+    EXPECT_EQ(js->body, test::read_file(std::string(SAM_TEST_DATA) + "/../../web/app.js"));
     auto css = c.Get("/style.css");
     ASSERT_TRUE(css);
     EXPECT_EQ(css->status, 200);
@@ -544,7 +539,7 @@ TEST_F(Server, BadPromptsNameTheField) {
 TEST_F(Server, BadUploads) {
     auto c = client();
     expect_error(c.Post("/api/images", "just some text", "application/octet-stream"), 415, "not a supported image");
-    const std::string png = read_bytes(test::data_path("images/synthetic.png"));
+    const std::string png = test::read_file(test::data_path("images/synthetic.png"));
     expect_error(c.Post("/api/images", png.substr(0, png.size() / 2), "application/octet-stream"), 415,
                  "not a supported image");
     std::string garbled = png;
@@ -602,7 +597,7 @@ TEST_F(Server, ConcurrentClients) {
     threads.emplace_back([&] {
         auto cc = server_->client();
         for (const char* name : {"images/synthetic.png", "images/groceries.png"}) {
-            auto r = cc.Post("/api/images", read_bytes(test::data_path(name)), "application/octet-stream");
+            auto r = cc.Post("/api/images", test::read_file(test::data_path(name)), "application/octet-stream");
             if (!r || r->status != 200) ++failures;
         }
     });
@@ -810,7 +805,7 @@ TEST_F(Server, JsonRoutesRequireJsonBodies) {
     const std::string padded = "{\"points\": [[400, 260]], \"labels\": [1]" + std::string(70000, ' ') + "}";
     expect_error(c.Post(path.c_str(), padded, "application/json"), 413, "more than the 65536 accepted");
     // The page sends its JSON as application/json.
-    const std::string app = read_bytes(std::string(SAM_TEST_DATA) + "/../../web/app.js");
+    const std::string app = test::read_file(std::string(SAM_TEST_DATA) + "/../../web/app.js");
     size_t at = 0, bodies = 0;
     while ((at = app.find("body: JSON.stringify", at)) != std::string::npos) {
         const size_t from = at > 200 ? at - 200 : 0;
@@ -856,10 +851,10 @@ TEST(ServerLimits, FlagsChangeTheLimits) {
                          "limits");
     ASSERT_GT(server.port(), 0);
     auto c = server.client();
-    expect_error(c.Post("/api/images", read_bytes(std::string(SAM_TEST_DATA) + "/../../assets/images/truck.jpg"),
+    expect_error(c.Post("/api/images", test::read_file(std::string(SAM_TEST_DATA) + "/../../assets/images/truck.jpg"),
                         "application/octet-stream"),
                  413, "more than the 500000 accepted");
-    json up = upload(c, read_bytes(test::data_path("images/dog.jpg")));  // 427200 pixels
+    json up = upload(c, test::read_file(test::data_path("images/dog.jpg")));  // 427200 pixels
     const std::string path = "/api/images/" + up["id"].get<std::string>() + "/everything";
     expect_error(post_json(c, path, {{"points_per_side", 71}}), 400, "more than the 5000");
     // 70 x 70 = 4900 prompts: within --max-prompts, not within 0.3 s.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "sam/tensor.h"
@@ -12,6 +14,12 @@
 namespace sam::test {
 
 inline std::string data_path(const std::string& name) { return std::string(SAM_TEST_DATA) + "/" + name; }
+
+// A file's bytes (empty when it cannot be read).
+inline std::string read_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
 
 inline float max_abs(const Tensor& t) {
     float m = 0.0f;

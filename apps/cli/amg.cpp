@@ -15,6 +15,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "cli/amg_batch.h"
 #include "cli/model_loading.h"
@@ -297,8 +298,10 @@ class ImageSource {
     std::unique_ptr<TarReader> tar_;
 };
 
-// Segments one image and writes its outputs; throws whatever stops it.
-void process_image(SamAutomaticMaskGenerator& gen, ImageSource& source, const ImageOutputs& io, bool rle, bool sa1b) {
+// Segments one image with SAM's or SAM 2's generator and writes its outputs; throws whatever
+// stops it.
+template <class Generator>
+void process_image(Generator& gen, ImageSource& source, const ImageOutputs& io, bool rle, bool sa1b) {
     const auto start = std::chrono::steady_clock::now();
     const Image img = source.read(io.input);
     std::vector<MaskRecord> masks;
@@ -307,9 +310,14 @@ void process_image(SamAutomaticMaskGenerator& gen, ImageSource& source, const Im
         masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
     }
     write_outputs(io, rle, img, masks, start, sa1b);
-    const AmgTimings& tm = gen.last_timings();
-    std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
-                 io.image.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
+    if constexpr (std::is_same_v<Generator, SamAutomaticMaskGenerator>) {
+        const AmgTimings& tm = gen.last_timings();
+        std::fprintf(stderr, "%s: %zu masks in %.2f s (encoder %.2f s, decoder %.2f s, post-processing %.2f s)\n",
+                     io.image.c_str(), masks.size(), tm.total, tm.encoder, tm.decoder, tm.postprocess);
+    } else {
+        std::fprintf(stderr, "%s: %zu masks in %.2f s\n", io.image.c_str(), masks.size(),
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
 }
 
 // --summarize FILE: the merged index of a job over every shard, from the markers; no model.
@@ -373,21 +381,6 @@ int run_summary(const AmgCliOptions& o, const InputListing& listing) {
     return done == all.size() && damaged.empty() ? 0 : 1;
 }
 
-// The same with SAM 2's generator.
-void process_image_sam2(Sam2AutomaticMaskGenerator& gen, ImageSource& source, const ImageOutputs& io, bool rle,
-                        bool sa1b) {
-    const auto start = std::chrono::steady_clock::now();
-    const Image img = source.read(io.input);
-    std::vector<MaskRecord> masks;
-    {
-        ProgressBar bar(io.input.name);
-        masks = gen.generate(img, [&](int64_t done, int64_t total) { bar.update(done, total); });
-    }
-    write_outputs(io, rle, img, masks, start, sa1b);
-    std::fprintf(stderr, "%s: %zu masks in %.2f s\n", io.image.c_str(), masks.size(),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-}
-
 int run_amg(AmgCliOptions& o) {
     if (o.output_mode != "png") o.convert_to_rle = true;  // coco_rle and sa1b: <stem>.json
     if (!o.summarize.empty()) return run_summary(o, list_all(o, {}));
@@ -428,7 +421,7 @@ int run_amg(AmgCliOptions& o) {
         std::string reason;
         try {
             if (gen2)
-                process_image_sam2(*gen2, source, io, o.convert_to_rle, o.output_mode == "sa1b");
+                process_image(*gen2, source, io, o.convert_to_rle, o.output_mode == "sa1b");
             else
                 process_image(*gen, source, io, o.convert_to_rle, o.output_mode == "sa1b");
             ++done;
