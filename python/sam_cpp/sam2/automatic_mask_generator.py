@@ -72,7 +72,7 @@ class SAM2AutomaticMaskGenerator:
                     raise ValueError(f"point_grids[{i}]: expected N x 2 (x, y in [0, 1]), got shape {g.shape}")
                 grids.append([[float(x), float(y)] for x, y in g])
             o.point_grids = grids
-        o.min_mask_region_area = _int(min_mask_region_area, "min_mask_region_area")
+        o.min_mask_region_area = _area(min_mask_region_area, "min_mask_region_area")
         o.output_mode = output_mode
         o.use_m2m = _bool(use_m2m, "use_m2m")
         o.multimask_output = _bool(multimask_output, "multimask_output")
@@ -107,6 +107,16 @@ class SAM2AutomaticMaskGenerator:
         {'size': [H, W], 'counts': [...]} ('uncompressed_rle') or {'size', 'counts': str} ('coco_rle').
         """
         return self._core.generate(_image(image, "image"))
+
+
+def _area(v, name):
+    """An area in pixels: the official examples pass floats (25.0); areas are whole pixels, so a
+    region of area a passes `a <= v` exactly when it passes `a <= floor(v)`."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+        raise ValueError(f"{name}: expected a number of pixels, got {v!r}")
+    if v < 0:
+        raise ValueError(f"{name}: expected an area >= 0, got {v!r}")
+    return int(np.floor(v))
 
 
 def _bool(v, name):
