@@ -1136,5 +1136,36 @@ TEST_F(Sam2Server, EverythingMatchesTheGenerator) {
     EXPECT_THROW(server::parse_amg_options({{"use_m2m", true}}), InputError);
 }
 
+// Clicks on one SAM 2 image from several threads while another image is uploaded and encoded:
+// every answer is the serial answer, bit for bit (Sam2ImagePredictor::predict is const and the
+// encoder takes one image at a time).
+TEST_F(Sam2Server, ConcurrentClicksGiveTheSerialAnswer) {
+    auto c = client();
+    const std::string base = upload_truck(c);
+    const json prompt = {{"points", {{990, 540}}}, {"labels", {1}}, {"multimask", true}};
+    const ClickAnswer reference = parse_click(post_json(c, base + "/click", prompt));
+    ASSERT_TRUE(reference.head.is_object());
+    std::atomic<int> failures{0}, done{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            auto cc = server_->client();
+            for (int i = 0; i < 6; ++i) {
+                const ClickAnswer a = parse_click(post_json(cc, base + "/click", prompt));
+                if (!a.head.is_object() || a.logits != reference.logits || a.head["scores"] != reference.head["scores"])
+                    ++failures;
+                ++done;
+            }
+        });
+    threads.emplace_back([&] {
+        auto cc = server_->client();
+        auto r = cc.Post("/api/images", test::read_file(test::data_path("images/dog.png")), "application/octet-stream");
+        if (!r || r->status != 200) ++failures;
+    });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(done.load(), 24);
+}
+
 }  // namespace
 }  // namespace sam
