@@ -121,6 +121,22 @@ def test_build_sam2_errors(tmp_path):
         build_sam2(OFFICIAL_CONFIG, CHECKPOINT, config=bad)
 
 
+def test_config_names():
+    """The official config names and what build_sam2 compares with the checkpoint (a full-size
+    checkpoint is too large for the fixture; its comparison was checked by hand, docs/PYTHON.md)."""
+    from sam_cpp.sam2.build_sam import _parse_config_name
+
+    assert _parse_config_name("configs/sam2.1/sam2.1_hiera_t.yaml") == ("tiny", "2.1")
+    assert _parse_config_name("configs/sam2.1/sam2.1_hiera_s.yaml") == ("small", "2.1")
+    assert _parse_config_name("configs/sam2.1/sam2.1_hiera_b+.yaml") == ("base_plus", "2.1")
+    assert _parse_config_name("configs/sam2.1/sam2.1_hiera_l.yaml") == ("large", "2.1")
+    assert _parse_config_name("configs/sam2/sam2_hiera_l.yaml") == ("large", "2.0")
+    assert _parse_config_name("sam2_hiera_b+.yaml") == ("base_plus", "2.0")
+    for bad in ("sam2.1_hiera_t.yml", "configs/sam2.1_training/sam2.1_hiera_b+_MOSE_finetune.yaml", "hiera_t.yaml"):
+        with pytest.raises(ValueError, match="config_file"):
+            _parse_config_name(bad)
+
+
 # ---- SAM2ImagePredictor ----------------------------------------------------------------------
 
 def test_features_match_the_official_predictor(model):
