@@ -1,6 +1,7 @@
 #include "server/segmenter.h"
 
 #include "sam/sam2_automatic_mask_generator.h"
+#include "server/click.h"
 
 namespace sam::server {
 namespace {
@@ -15,11 +16,7 @@ class SamImage final : public ImagePredictor {
         return predictor_.predict(prompt, /*upsample=*/false);
     }
 
-    MaskGeometry geometry() const override {
-        const ImageGeometry g = predictor_.geometry();
-        const SamConfig& c = predictor_.model().config();
-        return {c.encoder.img_size / 4, c.encoder.img_size, g.input_h, g.input_w, g.orig_h, g.orig_w, c.mask_threshold};
-    }
+    MaskGeometry geometry() const override { return mask_geometry(predictor_); }
 
     EverythingJob everything(const Image& image, const nlohmann::json& body, const AmgLimits& limits) const override {
         const AmgOptions o = parse_amg_options(body, limits);
