@@ -29,7 +29,10 @@
 #include "sam/error.h"
 #include "sam/image.h"
 #include "sam/predictor.h"
+#include "sam/npy.h"
 #include "sam/rle.h"
+#include "sam/sam2.h"
+#include "sam/sam2_automatic_mask_generator.h"
 #include "server/request_parsing.h"
 #include "test_util.h"
 
@@ -39,10 +42,16 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
+// The model flags of the test model (tests/data/sam_tiny.pth).
+std::vector<std::string> sam_tiny_args() {
+    return {"--checkpoint", test::data_path("sam_tiny.pth"), "--config", test::data_path("config.json")};
+}
+
 // The built `sam serve` as a child process; its stderr goes to a log file.
 class ServerProcess {
   public:
-    explicit ServerProcess(std::vector<std::string> extra, const std::string& name) {
+    explicit ServerProcess(std::vector<std::string> extra, const std::string& name,
+                           const std::vector<std::string>& model = sam_tiny_args()) {
         // A name of this process and moment, removed first: a log left by an earlier process
         // that had the same pid would otherwise be read (and its port taken) before the child
         // has truncated it.
@@ -51,9 +60,9 @@ class ServerProcess {
                 ("sam_test_server_" + name + "_" + std::to_string(getpid()) + "_" + std::to_string(now) + ".log"))
                    .string();
         fs::remove(log_);
-        std::vector<std::string> args = {SAM_CLI_PATH, "serve", "--checkpoint", test::data_path("sam_tiny.pth"),
-                                         "--config", test::data_path("config.json"), "--host", "127.0.0.1",
-                                         "--port", "0", "--threads", "2"};
+        std::vector<std::string> args = {SAM_CLI_PATH, "serve"};
+        args.insert(args.end(), model.begin(), model.end());
+        args.insert(args.end(), {"--host", "127.0.0.1", "--port", "0", "--threads", "2"});
         args.insert(args.end(), extra.begin(), extra.end());
         pid_ = fork();
         if (pid_ == 0) {
@@ -241,6 +250,7 @@ TEST_F(Server, Health) {
     auto c = client();
     json j = body_of(c.Get("/api/health"));
     EXPECT_EQ(j["status"], "ok");
+    EXPECT_EQ(j["model"], "sam");
     EXPECT_EQ(j["model_type"], "custom");
 }
 
@@ -888,6 +898,273 @@ TEST(ServerCache, EvictsTheLeastRecentlyUsedImage) {
     EXPECT_EQ(body_of(c.Get("/api/health"))["images_cached"], 2);
     // One log line per request.
     EXPECT_NE(server.log().find("POST /api/images/" + ids[1] + "/predict -> 404"), std::string::npos) << server.log();
+}
+
+// ---------------------------------------------------------------------------------------------
+// SAM 2 behind the same routes (apps/server/segmenter.h): `sam serve` on the SAM 2 fixture
+// checkpoint (tests/data/sam2, image size 256: low-res logits 64 x 64) answers what
+// Sam2ImagePredictor and Sam2AutomaticMaskGenerator answer when called directly, and the click's
+// binary answer upsamples, with the geometry its header gives, to exactly the predict masks.
+// (Not under the Server* name: the ISA-level runs repeat those, and the SAM 2 kernels' levels are
+// covered by its own tests.)
+
+std::string sam2_path(const std::string& name) { return test::data_path("sam2/" + name); }
+
+std::vector<std::string> sam2_args() {
+    return {"--checkpoint", sam2_path("sam2_reduced.pt"), "--config", sam2_path("config.json")};
+}
+
+// The fixture model with the server's thread count (--threads 2): the same summation order, so
+// the same bits.
+Sam2 sam2_model() {
+    Sam2LoadOptions o;
+    o.config_path = sam2_path("config.json");
+    ExecutionOptions e;
+    e.threads = 2;
+    return Sam2::load(sam2_path("sam2_reduced.pt"), o).with_execution(e);
+}
+
+json sam2_manifest() { return json::parse(test::read_file(sam2_path("manifest.json"))); }
+
+class Sam2Server : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        server_ = new ServerProcess({}, "sam2", sam2_args());
+        // The fixture's predictor image, as the server decodes it, encoded once by the library.
+        truck_bytes_ = new std::string(test::read_file(test::data_path("images/truck.png")));
+        predictor_ = new Sam2ImagePredictor(sam2_model());
+        predictor_->set_image(decode_image(reinterpret_cast<const uint8_t*>(truck_bytes_->data()), truck_bytes_->size(), "truck"));
+    }
+    static void TearDownTestSuite() {
+        delete server_;
+        delete predictor_;
+        delete truck_bytes_;
+        server_ = nullptr;
+        predictor_ = nullptr;
+        truck_bytes_ = nullptr;
+    }
+    void SetUp() override { ASSERT_GT(server_->port(), 0) << "server not running"; }
+    httplib::Client client() { return server_->client(); }
+    std::string upload_truck(httplib::Client& c) { return "/api/images/" + upload(c, *truck_bytes_)["id"].get<std::string>(); }
+
+    static ServerProcess* server_;
+    static std::string* truck_bytes_;
+    static Sam2ImagePredictor* predictor_;
+};
+ServerProcess* Sam2Server::server_ = nullptr;
+std::string* Sam2Server::truck_bytes_ = nullptr;
+Sam2ImagePredictor* Sam2Server::predictor_ = nullptr;
+
+// A fixture case (manifest "predict") as the route's body and as the library's prompt.
+std::pair<json, Prompt> sam2_case(const json& c) {
+    json body = {{"multimask", c["multimask_output"]}};
+    Prompt p;
+    p.multimask_output = c["multimask_output"].get<bool>();
+    if (c.contains("point_coords")) {
+        body["points"] = c["point_coords"];
+        body["labels"] = c["point_labels"];
+        for (const auto& xy : c["point_coords"]) p.point_coords.push_back({xy[0].get<float>(), xy[1].get<float>()});
+        p.point_labels = c["point_labels"].get<std::vector<int>>();
+    }
+    if (c.contains("box")) {
+        body["box"] = c["box"];
+        const auto b = c["box"].get<std::vector<float>>();
+        p.box = std::array<float, 4>{b[0], b[1], b[2], b[3]};
+    }
+    return {body, p};
+}
+
+// The JSON masks equal the library's, pixel for pixel; the scores are its scores.
+void expect_same_masks(const json& got, const Prediction& want) {
+    ASSERT_EQ(got["masks"].size(), static_cast<size_t>(want.num_masks)) << got.dump().substr(0, 300);
+    const size_t hw = static_cast<size_t>(want.height) * static_cast<size_t>(want.width);
+    for (size_t k = 0; k < got["masks"].size(); ++k) {
+        SCOPED_TRACE(k);
+        EXPECT_EQ(got["masks"][k]["size"], json({want.height, want.width}));
+        const std::vector<uint8_t> m = decode_mask(got["masks"][k]);
+        ASSERT_EQ(m.size(), hw);
+        size_t differ = 0, area = 0;
+        for (size_t i = 0; i < hw; ++i) {
+            differ += m[i] != want.masks[k * hw + i];
+            area += m[i];
+        }
+        EXPECT_EQ(differ, 0u) << "of " << area << " mask pixels";
+        EXPECT_GT(area, 0u);
+        EXPECT_EQ(got["scores"][k].get<float>(), want.iou_predictions[k]);
+    }
+}
+
+TEST_F(Sam2Server, HealthNamesTheModel) {
+    auto c = client();
+    json j = body_of(c.Get("/api/health"));
+    EXPECT_EQ(j["status"], "ok");
+    EXPECT_EQ(j["model"], "sam2");
+    EXPECT_EQ(j["model_type"], "custom");
+    EXPECT_NE(server_->log().find("SAM 2 custom model"), std::string::npos) << server_->log();
+}
+
+// Every prompt case of the SAM 2 fixture except the mask input (a client passes a handle; the
+// refinement below covers it): the masks of Sam2ImagePredictor::predict, and the official IoU.
+TEST_F(Sam2Server, PredictMatchesThePredictor) {
+    auto c = client();
+    const std::string base = upload_truck(c);
+    size_t cases = 0;
+    const json manifest = sam2_manifest();
+    for (const auto& [name, spec] : manifest["predict"].items()) {
+        if (spec.contains("mask_input")) continue;
+        SCOPED_TRACE(name);
+        const auto [body, prompt] = sam2_case(spec);
+        const json r = body_of(post_json(c, base + "/predict", body));
+        expect_same_masks(r, predictor_->predict(prompt));
+        const Tensor iou = load_npy(sam2_path("predict/" + name + "/iou.npy"));
+        ASSERT_EQ(r["scores"].size(), static_cast<size_t>(iou.numel()));
+        for (int64_t k = 0; k < iou.numel(); ++k) EXPECT_NEAR(r["scores"][static_cast<size_t>(k)].get<float>(), iou[k], 1e-5);
+        ++cases;
+    }
+    EXPECT_EQ(cases, 5u);
+
+    // Refinement: the best candidate's logits (a handle) as the mask input of the next prompt.
+    const json first = body_of(post_json(c, base + "/predict", {{"points", {{990, 540}}}, {"labels", {1}}, {"multimask", true}}));
+    Prompt p;
+    p.point_coords = {{990, 540}};
+    p.point_labels = {1};
+    const Prediction want = predictor_->predict(p);
+    const int best = first["best"];
+    const int64_t L = want.low_res_logits.dim(-1);
+    EXPECT_EQ(L, 64);
+    const json second = body_of(post_json(c, base + "/predict", {{"points", {{990, 540}, {300, 900}}}, {"labels", {1, 0}},
+                                                                 {"mask_input", first["logits"]}, {"multimask", false}}));
+    Prompt p2;
+    p2.point_coords = {{990, 540}, {300, 900}};
+    p2.point_labels = {1, 0};
+    p2.multimask_output = false;
+    p2.mask_input = Tensor({1, L, L});
+    std::copy_n(want.low_res_logits.data() + best * L * L, L * L, p2.mask_input.data());
+    expect_same_masks(second, predictor_->predict(p2));
+}
+
+// The page's path: the low-res logits in binary with SAM 2's geometry (no aspect-keeping crop:
+// low_size = img_size = input_h = input_w = 64), upsampling exactly to the predict masks.
+TEST_F(Sam2Server, ClickAnswersLowResLogitsThatUpsampleToThePredictMasks) {
+    auto c = client();
+    const std::string base = upload_truck(c);
+    const auto [prompt, p] = sam2_case(sam2_manifest()["predict"]["points_box"]);
+    for (const bool multimask : {true, false}) {
+        SCOPED_TRACE(multimask);
+        json body = prompt;
+        body["multimask"] = multimask;
+        ClickAnswer a = parse_click(post_json(c, base + "/click", body));
+        ASSERT_TRUE(a.head.is_object());
+        const int M = multimask ? 3 : 1;
+        EXPECT_EQ(a.head["version"], 1);
+        EXPECT_EQ(a.head["num_masks"], M);
+        EXPECT_EQ(a.head["low_size"], 64);
+        EXPECT_EQ(a.head["img_size"], 64);
+        EXPECT_EQ(a.head["input_h"], 64);
+        EXPECT_EQ(a.head["input_w"], 64);
+        EXPECT_EQ(a.head["rows"], 64);
+        EXPECT_EQ(a.head["cols"], 64);
+        EXPECT_EQ(a.head["height"], 1200);
+        EXPECT_EQ(a.head["width"], 1800);
+        EXPECT_EQ(a.head["threshold"], 0.0);
+
+        // The logits are the predictor's low-res logits (clamped to [-32, 32]), bit for bit.
+        Prompt q = p;
+        q.multimask_output = multimask;
+        const Prediction want = predictor_->predict(q);
+        ASSERT_EQ(a.logits.size(), static_cast<size_t>(want.low_res_logits.numel()));
+        for (size_t i = 0; i < a.logits.size(); ++i) ASSERT_EQ(a.logits[i], want.low_res_logits[static_cast<int64_t>(i)]) << i;
+
+        body["multimask"] = multimask;
+        const json full = body_of(post_json(c, base + "/predict", body));
+        ASSERT_EQ(full["masks"].size(), static_cast<size_t>(M));
+        EXPECT_EQ(a.head["best"], full["best"]);
+        for (int k = 0; k < M; ++k) {
+            SCOPED_TRACE(k);
+            EXPECT_EQ(a.head["scores"][static_cast<size_t>(k)], full["scores"][static_cast<size_t>(k)]);
+            const std::vector<float> logits = upsample_click(a, k);
+            const std::vector<uint8_t> mask = decode_mask(full["masks"][static_cast<size_t>(k)]);
+            ASSERT_EQ(logits.size(), mask.size());
+            size_t differ = 0, area = 0;
+            for (size_t i = 0; i < mask.size(); ++i) {
+                differ += (logits[i] > 0.0f ? 1 : 0) != mask[i];
+                area += mask[i];
+            }
+            EXPECT_EQ(differ, 0u) << "of " << area << " mask pixels";
+            EXPECT_GT(area, 0u);
+        }
+    }
+    // A handle's logits are the model's size; the errors name the field.
+    expect_error(post_json(c, base + "/click", {{"points", {{500, 375}}}}), 400, "point_labels");
+    expect_error(post_json(c, base + "/click", {{"mask_input", "m999999"}}), 400, "mask_input");
+}
+
+// "Segment everything" with SAM 2's options (the fixture's parameters, use_m2m and single-mask
+// output with crops included): the records of Sam2AutomaticMaskGenerator::generate (which encodes
+// the whole image itself, where the server reuses the upload's features).
+TEST_F(Sam2Server, EverythingMatchesTheGenerator) {
+    auto c = client();
+    const std::string bytes = test::read_file(test::data_path("images/synthetic.png"));
+    const std::string path = "/api/images/" + upload(c, bytes)["id"].get<std::string>() + "/everything";
+    const Image image = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "synthetic");
+    for (const char* name : {"synthetic_grid5", "synthetic_m2m", "synthetic_single_crops"}) {
+        SCOPED_TRACE(name);
+        json params = json::parse(test::read_file(sam2_path(std::string("amg/") + name + ".json")))["params"];
+        params.erase("image");
+        const json r = body_of(post_json(c, path, params));
+        ASSERT_TRUE(r.contains("records")) << r.dump().substr(0, 300);
+
+        Sam2AmgOptions o = server::parse_sam2_amg_options(params);
+        Sam2AutomaticMaskGenerator gen(sam2_model(), o);
+        const std::vector<MaskRecord> want = gen.generate(image);
+        ASSERT_EQ(r["records"].size(), want.size());
+        EXPECT_GT(want.size(), 0u);
+        for (size_t i = 0; i < want.size(); ++i) {
+            const json& got = r["records"][i];
+            EXPECT_EQ(got["segmentation"]["counts"], want[i].coco_counts) << i;
+            EXPECT_EQ(got["segmentation"]["size"], json({173, 301}));
+            EXPECT_EQ(got["area"], want[i].area) << i;
+            EXPECT_EQ(got["predicted_iou"].get<double>(), want[i].predicted_iou) << i;
+            EXPECT_EQ(got["stability_score"].get<double>(), want[i].stability_score) << i;
+            EXPECT_EQ(got["crop_box"], json(want[i].crop_box)) << i;
+        }
+    }
+    // SAM 2's own fields are checked as SAM's are; SAM's generator refuses them.
+    expect_error(post_json(c, path, {{"use_m2m", "yes"}}), 400, "use_m2m");
+    expect_error(post_json(c, path, {{"multimask_output", 1}}), 400, "multimask_output");
+    expect_error(post_json(c, path, {{"points_per_side", 1000}}), 400, "points_per_side");
+    EXPECT_THROW(server::parse_amg_options({{"use_m2m", true}}), InputError);
+}
+
+// Clicks on one SAM 2 image from several threads while another image is uploaded and encoded:
+// every answer is the serial answer, bit for bit (Sam2ImagePredictor::predict is const and the
+// encoder takes one image at a time).
+TEST_F(Sam2Server, ConcurrentClicksGiveTheSerialAnswer) {
+    auto c = client();
+    const std::string base = upload_truck(c);
+    const json prompt = {{"points", {{990, 540}}}, {"labels", {1}}, {"multimask", true}};
+    const ClickAnswer reference = parse_click(post_json(c, base + "/click", prompt));
+    ASSERT_TRUE(reference.head.is_object());
+    std::atomic<int> failures{0}, done{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            auto cc = server_->client();
+            for (int i = 0; i < 6; ++i) {
+                const ClickAnswer a = parse_click(post_json(cc, base + "/click", prompt));
+                if (!a.head.is_object() || a.logits != reference.logits || a.head["scores"] != reference.head["scores"])
+                    ++failures;
+                ++done;
+            }
+        });
+    threads.emplace_back([&] {
+        auto cc = server_->client();
+        auto r = cc.Post("/api/images", test::read_file(test::data_path("images/dog.png")), "application/octet-stream");
+        if (!r || r->status != 200) ++failures;
+    });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(done.load(), 24);
 }
 
 }  // namespace

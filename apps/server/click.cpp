@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 
 #include "postprocess.h"
 #include "sam/rle.h"
@@ -40,12 +41,18 @@ int low_res_rows_used(int low_size, int img_size, int input_extent) {
     return up.i1[static_cast<size_t>(input_extent - 1)] + 1;
 }
 
-DecodedClick decode_click(const SamPredictor& predictor, const Prompt& prompt, LogitsCache& handles,
-                          PhaseTimes& times) {
-    const auto t0 = Clock::now();
+MaskGeometry mask_geometry(const SamPredictor& predictor) {
+    const ImageGeometry g = predictor.geometry();
+    const SamConfig& c = predictor.model().config();
+    return {c.encoder.img_size / 4, c.encoder.img_size, g.input_h, g.input_w, g.orig_h, g.orig_w, c.mask_threshold};
+}
+
+namespace {
+
+// A handle per candidate's low-res logits, and the best candidate.
+DecodedClick keep_candidates(Prediction prediction, LogitsCache& handles) {
     DecodedClick d;
-    d.prediction = predictor.predict(prompt, /*upsample=*/false);
-    times.add("decoder", ms_since(t0));
+    d.prediction = std::move(prediction);
     const Prediction& r = d.prediction;
     const int64_t S = r.low_res_logits.dim(-1);
     for (int k = 0; k < r.num_masks; ++k) {
@@ -58,25 +65,46 @@ DecodedClick decode_click(const SamPredictor& predictor, const Prompt& prompt, L
     return d;
 }
 
+}  // namespace
+
+DecodedClick decode_click(const SamPredictor& predictor, const Prompt& prompt, LogitsCache& handles,
+                          PhaseTimes& times) {
+    const auto t0 = Clock::now();
+    Prediction r = predictor.predict(prompt, /*upsample=*/false);
+    times.add("decoder", ms_since(t0));
+    return keep_candidates(std::move(r), handles);
+}
+
+DecodedClick decode_click(const ImagePredictor& predictor, const Prompt& prompt, LogitsCache& handles,
+                          PhaseTimes& times) {
+    const auto t0 = Clock::now();
+    Prediction r = predictor.predict_low_res(prompt);
+    times.add("decoder", ms_since(t0));
+    return keep_candidates(std::move(r), handles);
+}
+
 json full_resolution_answer(const SamPredictor& predictor, const DecodedClick& d, PhaseTimes& times) {
+    return full_resolution_answer(mask_geometry(predictor), d, times);
+}
+
+json full_resolution_answer(const MaskGeometry& g, const DecodedClick& d, PhaseTimes& times) {
     const Prediction& r = d.prediction;
-    const ImageGeometry g = predictor.geometry();
-    const SamConfig& config = predictor.model().config();
     const int S = static_cast<int>(r.low_res_logits.dim(-1));
-    const int64_t hw = int64_t{g.orig_h} * g.orig_w;
+    if (S != g.low_size) throw std::logic_error("low-res logits of another size than the geometry's");
+    const int64_t hw = int64_t{g.height} * g.width;
 
     auto t0 = Clock::now();
-    const MaskPostprocessor post(S, config.encoder.img_size, g.input_h, g.input_w, g.orig_h, g.orig_w);
+    const MaskPostprocessor post(S, g.img_size, g.input_h, g.input_w, g.height, g.width);
     std::vector<uint8_t> masks(static_cast<size_t>(r.num_masks * hw));
     for (int k = 0; k < r.num_masks; ++k)
-        post.binary(r.low_res_logits.data() + int64_t{k} * S * S, masks.data() + k * hw, config.mask_threshold);
+        post.binary(r.low_res_logits.data() + int64_t{k} * S * S, masks.data() + k * hw, g.threshold);
     times.add("upsample", ms_since(t0));
 
     t0 = Clock::now();
     json out = json::array();
     for (int k = 0; k < r.num_masks; ++k)
-        out.push_back({{"size", {g.orig_h, g.orig_w}},
-                       {"counts", rle_to_coco_string(rle_encode(masks.data() + k * hw, g.orig_h, g.orig_w))},
+        out.push_back({{"size", {g.height, g.width}},
+                       {"counts", rle_to_coco_string(rle_encode(masks.data() + k * hw, g.height, g.width))},
                        {"logits", d.handles[static_cast<size_t>(k)]}});
     times.add("rle", ms_since(t0));
     return {{"masks", out}, {"scores", r.iou_predictions}, {"best", d.best},
@@ -84,12 +112,15 @@ json full_resolution_answer(const SamPredictor& predictor, const DecodedClick& d
 }
 
 std::string low_resolution_answer(const SamPredictor& predictor, const DecodedClick& d, PhaseTimes& times) {
+    return low_resolution_answer(mask_geometry(predictor), d, times);
+}
+
+std::string low_resolution_answer(const MaskGeometry& g, const DecodedClick& d, PhaseTimes& times) {
     static_assert(std::endian::native == std::endian::little, "the binary answer is little-endian float32");
     const auto t0 = Clock::now();
     const Prediction& r = d.prediction;
-    const ImageGeometry g = predictor.geometry();
-    const SamConfig& config = predictor.model().config();
-    const int S = static_cast<int>(r.low_res_logits.dim(-1)), img = config.encoder.img_size;
+    const int S = static_cast<int>(r.low_res_logits.dim(-1)), img = g.img_size;
+    if (S != g.low_size) throw std::logic_error("low-res logits of another size than the geometry's");
     const int rows = low_res_rows_used(S, img, g.input_h), cols = low_res_rows_used(S, img, g.input_w);
 
     std::string head = json{{"version", 1},
@@ -101,11 +132,11 @@ std::string low_resolution_answer(const SamPredictor& predictor, const DecodedCl
                             {"img_size", img},
                             {"input_h", g.input_h},
                             {"input_w", g.input_w},
-                            {"height", g.orig_h},
-                            {"width", g.orig_w},
+                            {"height", g.height},
+                            {"width", g.width},
                             {"rows", rows},
                             {"cols", cols},
-                            {"threshold", config.mask_threshold}}
+                            {"threshold", g.threshold}}
                            .dump();
     head.append((4 - head.size() % 4) % 4, ' ');
 

@@ -21,10 +21,16 @@
 //               low_size x low_size logits, which is all that the image's pixels read
 //               (low_res_rows_used). For a 1800x1200 image: 172 x 256 of 256 x 256.
 //
+// The header's low_size, img_size, input_h and input_w are the upsampling's geometry
+// (MaskGeometry, segmenter.h), not only the model's: SAM sends 256, 1024 and the resized image's
+// size; SAM 2, which resizes without keeping the aspect ratio and upsamples its low-res logits
+// straight to the image's size, sends low_size = img_size = input_h = input_w = L (256 for the
+// official models), whose first step is the identity. The page follows the header either way.
+//
 // The functions take the predictor and the handle cache, not a route: a route of the
 // annotation workspace builds its Prompt from its own state and answers with the same bytes.
 //
-// Thread safety: as SamPredictor::predict and LogitsCache (any threads at once).
+// Thread safety: as SamPredictor::predict, ImagePredictor and LogitsCache (any threads at once).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +40,7 @@
 
 #include "sam/predictor.h"
 #include "server/image_store.h"
+#include "server/segmenter.h"
 
 namespace sam::server {
 
@@ -52,15 +59,23 @@ struct DecodedClick {
     int best = 0;                      // the candidate with the highest predicted IoU
 };
 
-// Runs the prompt encoder and mask decoder ("decoder" in times).
+// Runs the prompt encoder and mask decoder ("decoder" in times), of SAM's predictor or of either
+// family's (segmenter.h).
 DecodedClick decode_click(const SamPredictor& predictor, const Prompt& prompt, LogitsCache& handles,
                           PhaseTimes& times);
+DecodedClick decode_click(const ImagePredictor& predictor, const Prompt& prompt, LogitsCache& handles,
+                          PhaseTimes& times);
+
+// The upsampling geometry of SAM's predictor's image.
+MaskGeometry mask_geometry(const SamPredictor& predictor);
 
 // {masks: [{size, counts, logits}], scores, best, logits}: every candidate upsampled to full
 // resolution and thresholded ("upsample" in times), COCO RLE ("rle"), as JSON.
+nlohmann::json full_resolution_answer(const MaskGeometry& geometry, const DecodedClick& d, PhaseTimes& times);
 nlohmann::json full_resolution_answer(const SamPredictor& predictor, const DecodedClick& d, PhaseTimes& times);
 
 // The binary low-resolution answer described above ("encode" in times).
+std::string low_resolution_answer(const MaskGeometry& geometry, const DecodedClick& d, PhaseTimes& times);
 std::string low_resolution_answer(const SamPredictor& predictor, const DecodedClick& d, PhaseTimes& times);
 
 // Rows (and columns) of the low-res logits that an image of input_h (input_w) pixels in the

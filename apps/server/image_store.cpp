@@ -61,8 +61,8 @@ ImageStore::Added ImageStore::add(const std::string& bytes) {
     std::lock_guard<std::mutex> encoding(encode_mutex_);
     if (auto e = find(id)) return {e, true, 0.0};  // encoded by a request we waited for
     auto t0 = std::chrono::steady_clock::now();
-    auto entry = std::make_shared<ImageEntry>(id, std::move(image), model_);
-    entry->predictor.set_image(entry->image);
+    auto entry = std::make_shared<ImageEntry>(id, std::move(image));
+    entry->predictor = model_->encode(entry->image);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
     std::lock_guard<std::mutex> lock(mutex_);

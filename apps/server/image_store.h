@@ -20,12 +20,12 @@
 #include <vector>
 
 #include "sam/image.h"
-#include "sam/predictor.h"
-#include "sam/sam.h"
+#include "sam/tensor.h"
+#include "server/segmenter.h"
 
 namespace sam::server {
 
-// A small thread-safe LRU map from short handles to (1, 256, 256) low-res logits.
+// A small thread-safe LRU map from short handles to (1, L, L) low-res logits.
 class LogitsCache {
   public:
     explicit LogitsCache(size_t capacity) : capacity_(capacity) {}
@@ -41,17 +41,16 @@ class LogitsCache {
 
 struct ImageEntry {
     std::string id;
-    Image image;             // kept for "segment everything", which crops and re-encodes
-    SamPredictor predictor;  // holds the embedding; predict() is const and thread-safe
+    Image image;  // kept for "segment everything", which crops and re-encodes
+    std::unique_ptr<const ImagePredictor> predictor;  // holds the embedding; const and thread-safe
     mutable LogitsCache logits{32};
 
-    ImageEntry(std::string id_, Image image_, const Sam& model)
-        : id(std::move(id_)), image(std::move(image_)), predictor(model) {}
+    ImageEntry(std::string id_, Image image_) : id(std::move(id_)), image(std::move(image_)) {}
 };
 
 class ImageStore {
   public:
-    ImageStore(Sam model, size_t capacity, ImageLimits limits = {}, int max_decodes = 2)
+    ImageStore(std::shared_ptr<const Segmenter> model, size_t capacity, ImageLimits limits = {}, int max_decodes = 2)
         : model_(std::move(model)), capacity_(capacity), limits_(limits), decode_slots_(max_decodes) {}
 
     struct Added {
@@ -74,13 +73,13 @@ class ImageStore {
         return f();
     }
 
-    const Sam& model() const { return model_; }
+    const Segmenter& model() const { return *model_; }
     size_t size();
 
   private:
     std::shared_ptr<const ImageEntry> find_locked(const std::string& id);
 
-    Sam model_;
+    std::shared_ptr<const Segmenter> model_;
     size_t capacity_;
     ImageLimits limits_;
     std::counting_semaphore<1024> decode_slots_;  // uploads being decoded

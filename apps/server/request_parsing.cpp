@@ -186,11 +186,10 @@ int64_t amg_prompt_count(const AmgOptions& o) {
     return total;
 }
 
-AmgOptions parse_amg_options(const json& body, const AmgLimits& limits) {
-    reject_unknown_keys(body, {"points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
-                               "stability_score_offset", "box_nms_thresh", "crop_n_layers", "crop_nms_thresh",
-                               "crop_overlap_ratio", "crop_n_points_downscale_factor", "min_mask_region_area"});
-    AmgOptions o;
+namespace {
+
+// The fields SAM's and SAM 2's generators share, over o's defaults.
+void parse_common_amg_fields(const json& body, const AmgLimits& limits, AmgOptions& o) {
     o.output_mode = OutputMode::CocoRle;
     // Work: prompts (bounded together below), batch memory (3 low-res masks of 256 KiB per point),
     // crops (each one an encoder run: 1, 5 or 21).
@@ -222,6 +221,37 @@ AmgOptions parse_amg_options(const json& body, const AmgLimits& limits) {
                              std::to_string(o.crop_n_points_downscale_factor) + " make " + std::to_string(prompts) +
                              " prompts, more than the " + std::to_string(limits.max_prompts) +
                              " a request may run (the server's --max-prompts)");
+}
+
+void boolean_option(const json& j, const char* key, bool& out) {
+    if (const json* v = field(j, key)) {
+        if (!v->is_boolean()) throw InputError(key, "expected true or false, got " + kind(*v));
+        out = v->get<bool>();
+    }
+}
+
+}  // namespace
+
+AmgOptions parse_amg_options(const json& body, const AmgLimits& limits) {
+    reject_unknown_keys(body, {"points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
+                               "stability_score_offset", "box_nms_thresh", "crop_n_layers", "crop_nms_thresh",
+                               "crop_overlap_ratio", "crop_n_points_downscale_factor", "min_mask_region_area"});
+    AmgOptions o;
+    parse_common_amg_fields(body, limits, o);
+    return o;
+}
+
+Sam2AmgOptions parse_sam2_amg_options(const json& body, const AmgLimits& limits) {
+    reject_unknown_keys(body, {"points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
+                               "stability_score_offset", "box_nms_thresh", "crop_n_layers", "crop_nms_thresh",
+                               "crop_overlap_ratio", "crop_n_points_downscale_factor", "min_mask_region_area",
+                               "mask_threshold", "use_m2m", "multimask_output", "fill_holes"});
+    Sam2AmgOptions o;  // SAM 2's defaults (pred_iou_thresh 0.8)
+    parse_common_amg_fields(body, limits, o);
+    real_option(body, "mask_threshold", o.mask_threshold, -100.0, 100.0);
+    boolean_option(body, "use_m2m", o.use_m2m);
+    boolean_option(body, "multimask_output", o.multimask_output);
+    boolean_option(body, "fill_holes", o.fill_holes);
     return o;
 }
 

@@ -17,6 +17,7 @@
 
 #include "sam/automatic_mask_generator.h"
 #include "sam/predictor.h"
+#include "sam/sam2_automatic_mask_generator.h"
 #include "sam/tensor.h"
 
 namespace sam::server {
@@ -60,6 +61,10 @@ struct AmgLimits {
 // type and range, and the prompts they add up to (amg_prompt_count) within limits.max_prompts.
 // Output is COCO RLE. Throws sam::InputError "<field>: <what>".
 AmgOptions parse_amg_options(const nlohmann::json& body, const AmgLimits& limits = {});
+// The same for SAM 2's generator: its defaults (pred_iou_thresh 0.8) and its own fields
+// "mask_threshold", "use_m2m", "multimask_output" and "fill_holes" (min_mask_region_area applied
+// as the official package does on GPU; Sam2AmgOptions).
+Sam2AmgOptions parse_sam2_amg_options(const nlohmann::json& body, const AmgLimits& limits = {});
 
 // The prompts the generator runs for options built from points_per_side: layer i has 4^i crops
 // of floor(points_per_side / downscale^i)^2 points each.

@@ -217,7 +217,8 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
 
     server.Get("/api/health", guarded([&store](const Request&, Response& res) {
         send_json(res, {{"status", "ok"},
-                        {"model_type", store.model().config().model_type},
+                        {"model", store.model().family()},
+                        {"model_type", store.model().model_type()},
                         {"images_cached", store.size()}});
     }));
 
@@ -243,11 +244,12 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
             };
             const Prompt prompt = parse_prompt(body, entry->image.width, entry->image.height, logits);
             PhaseTimes times;
-            const DecodedClick d = decode_click(entry->predictor, prompt, entry->logits, times);
+            const DecodedClick d = decode_click(*entry->predictor, prompt, entry->logits, times);
+            const MaskGeometry geometry = entry->predictor->geometry();
             if (low_res) {
-                res.set_content(low_resolution_answer(entry->predictor, d, times), "application/octet-stream");
+                res.set_content(low_resolution_answer(geometry, d, times), "application/octet-stream");
             } else {
-                const json answer = full_resolution_answer(entry->predictor, d, times);
+                const json answer = full_resolution_answer(geometry, d, times);
                 const auto t0 = std::chrono::steady_clock::now();
                 send_json(res, answer);
                 times.add("json", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
@@ -260,15 +262,15 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
         const JobWatch watch(req, options.job_timeout_s);
         check_json_content_type(req);
         auto entry = find_image(store, req.matches[1]);
-        const AmgOptions amg = parse_amg_options(parse_json_object(req.body, options.json), options.amg);
-        SamAutomaticMaskGenerator generator(store.model(), amg);
+        // The model family's options and generator (segmenter.h).
+        const EverythingJob job =
+            entry->predictor->everything(entry->image, parse_json_object(req.body, options.json), options.amg);
         // The generator encodes the image (and its crops) itself: it takes the encoder's turn.
         const std::vector<MaskRecord> records = store.with_encoder([&] {
             const auto check = [&](int64_t done, int64_t total) { watch.check(done, total); };
             // While this request waited for the encoder, its client may have gone or its time run out.
-            check(0, amg_prompt_count(amg));
-            // The whole-image crop reuses the cached embedding; only crop layers encode.
-            return generator.generate(entry->image, check, entry->predictor.embedding());
+            check(0, job.prompts);
+            return job.run(check);
         });
         json out = json::array();
         for (const MaskRecord& r : records) out.push_back(record_json(r));

@@ -8,7 +8,12 @@
 //   POST /api/images/{id}/click      the same prompt -> the decoder's low-res logits as binary
 //                                    (click.h), for the page to upsample and threshold itself
 //   POST /api/images/{id}/everything {points_per_side, pred_iou_thresh, ...} -> {records}
-//   GET  /api/health                 {status, model_type}
+//                                    (SAM 2 also takes use_m2m, multimask_output, mask_threshold,
+//                                    fill_holes; its pred_iou_thresh defaults to 0.8)
+//
+// The model is SAM or SAM 2, as the checkpoint says (segmenter.h): the same routes, answers
+// and page for both.
+//   GET  /api/health                 {status, model ("sam" | "sam2"), model_type, images_cached}
 //   GET  /, /app.js, /style.css      the page (embedded in the binary, or from --web-dir)
 //
 // Errors are JSON {"error": "..."} naming the field or header at fault: 400 bad JSON or prompt,

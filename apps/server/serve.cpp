@@ -9,6 +9,7 @@
 #include "cli/model_loading.h"
 #include "server/image_store.h"
 #include "server/routes.h"
+#include "server/segmenter.h"
 
 namespace sam::cli {
 namespace {
@@ -35,7 +36,9 @@ int run_serve(const ServeOptions& o) {
     if (o.max_decodes < 1 || o.max_decodes > 1024) throw InputError("--max-decodes", "must be in [1, 1024]");
     if (o.max_prompts < 1) throw InputError("--max-prompts", "must be at least 1");
     if (!(o.job_timeout_s > 0)) throw InputError("--job-timeout", "must be a positive number of seconds");
-    Sam model = load_model(o.model);
+    // SAM or SAM 2, as the checkpoint (or --model-type / --config) says.
+    const std::shared_ptr<const server::Segmenter> model =
+        is_sam2(o.model) ? server::make_segmenter(load_sam2_model(o.model)) : server::make_segmenter(load_model(o.model));
     ImageLimits limits;
     limits.max_pixels = o.max_pixels;
     server::ImageStore store(model, static_cast<size_t>(o.cache_size), limits, o.max_decodes);
@@ -59,8 +62,8 @@ int run_serve(const ServeOptions& o) {
         std::cerr << "sam serve: warning: listening on " << o.host
                   << ", not only on loopback; the API has no authentication" << std::endl;
     // Tests wait for this line to learn the port (--port 0 picks a free one).
-    std::cerr << "sam serve: " << model.config().model_type << " model, "
-              << (model.execution().threads > 0 ? model.execution().threads : available_cores()) << " threads, listening on http://"
+    std::cerr << "sam serve: " << (model->family() == "sam2" ? "SAM 2 " : "") << model->model_type() << " model, "
+              << (model->threads() > 0 ? model->threads() : available_cores()) << " threads, listening on http://"
               << o.host << ":" << port << "/" << std::endl;
     return http.listen_after_bind() ? 0 : 1;
 }

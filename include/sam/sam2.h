@@ -154,8 +154,10 @@ class Sam2ImagePredictor {
 
     // Masks at the original size (logits or 0/1), IoU predictions, low-res logits clamped to
     // [-32, 32] (L x L, L = image_size / 4). Throws sam::InputError naming the field for bad
-    // prompts (as SamPredictor::predict); a mask input must be (1, L, L).
-    Prediction predict(const Prompt& prompt) const;
+    // prompts (as SamPredictor::predict); a mask input must be (1, L, L). With upsample = false
+    // only iou_predictions and low_res_logits are filled (an interactive client that upsamples
+    // and thresholds them itself skips the full-resolution masks).
+    Prediction predict(const Prompt& prompt, bool upsample = true) const;
 
     // B prompts of one point each (the mask generator's call), with optional mask inputs
     // (B, L, L); returns low-res logits (B, M, L, L) unclamped and IoU (B, M).

@@ -39,8 +39,10 @@ class Sam2AutomaticMaskGenerator {
     explicit Sam2AutomaticMaskGenerator(Sam2 model, Sam2AmgOptions options = {});
     using Progress = std::function<void(int64_t done, int64_t total)>;
     // Records in the official order (descending score of the last NMS); empty when nothing
-    // survives.
-    std::vector<MaskRecord> generate(const Image& image, const Progress& progress = nullptr);
+    // survives. whole_image: the features of this same image (Sam2ImagePredictor::features()),
+    // used for the whole-image crop instead of encoding it again; crops are encoded.
+    std::vector<MaskRecord> generate(const Image& image, const Progress& progress = nullptr,
+                                     const Sam2Features* whole_image = nullptr);
     const Sam2AmgOptions& options() const { return options_; }
 
   private:

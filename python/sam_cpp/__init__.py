@@ -2,7 +2,9 @@
 
 Change ``from segment_anything import ...`` to ``from sam_cpp import ...``; the model, predictor
 and automatic mask generator take the same arguments and return the same numpy arrays and
-records. See docs/PYTHON.md for the API table and what differs.
+records. SAM 2 is under the official sam2 module names in sam_cpp.sam2 (sam_cpp.sam2.build_sam,
+.sam2_image_predictor, .automatic_mask_generator). See docs/PYTHON.md for the API tables and what
+differs.
 """
 
 from ._core import SamError, available_cores, precision_supported, read_image

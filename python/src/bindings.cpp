@@ -27,6 +27,8 @@
 #include "sam/predictor.h"
 #include "sam/rle.h"
 #include "sam/sam.h"
+#include "sam/sam2.h"
+#include "sam/sam2_automatic_mask_generator.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -381,6 +383,150 @@ NB_MODULE(_core, m) {
             d["masks_upsampled"] = t.masks_upsampled;
             return d;
         });
+
+    // ---- SAM 2 (sam/sam2.h): the model, its image predictor and its mask generator ----------
+    nb::class_<sam::Sam2>(m, "Sam2Model", "An immutable handle on loaded SAM 2 weights; share it freely between threads.")
+        .def_static(
+            "load",
+            [](const std::string& path, const std::string& model_type, const std::string& config_path) {
+                sam::Sam2LoadOptions o;
+                o.model_type = model_type;
+                o.config_path = config_path;
+                nb::gil_scoped_release release;
+                return sam::Sam2::load(path, o);
+            },
+            "checkpoint"_a, "model_type"_a = "auto", "config_path"_a = "")
+        .def_static(
+            "detect",
+            [](const std::string& path) {
+                sam::Sam2Config c;
+                {
+                    nb::gil_scoped_release release;
+                    c = sam::Sam2::detect_config(path);
+                }
+                return nb::make_tuple(c.model_type, c.version);
+            },
+            "checkpoint"_a, "(model_type, version) read off a checkpoint's shapes and keys.")
+        .def(
+            "with_execution",
+            [](const sam::Sam2& s, int threads, const std::string& precision) {
+                return s.with_execution({threads, sam::precision_from_string(precision)});
+            },
+            "threads"_a, "precision"_a)
+        .def_prop_ro("threads", [](const sam::Sam2& s) { return s.execution().threads; })
+        .def_prop_ro("precision", [](const sam::Sam2& s) { return std::string(sam::to_string(s.execution().precision)); })
+        .def_prop_ro("model_type", [](const sam::Sam2& s) { return s.config().model_type; })
+        .def_prop_ro("version", [](const sam::Sam2& s) { return s.config().version; })
+        .def_prop_ro("image_size", [](const sam::Sam2& s) { return s.config().image_size; })
+        .def_prop_ro("low_res_size", [](const sam::Sam2& s) { return s.config().low_res_size(); })
+        .def_prop_ro("embedding_size", [](const sam::Sam2& s) { return s.config().embedding_size(); })
+        .def_prop_ro("d_model", [](const sam::Sam2& s) { return s.config().d_model; })
+        .def_prop_ro("embed_dim", [](const sam::Sam2& s) { return s.config().trunk.embed_dim; })
+        .def_prop_ro("stages", [](const sam::Sam2& s) { return s.config().trunk.stages; })
+        .def_prop_ro("mask_threshold", [](const sam::Sam2& s) { return s.config().mask_threshold; })
+        .def_prop_ro("checkpoint_path", &sam::Sam2::checkpoint_path)
+        .def_prop_ro("parameter_count", &sam::Sam2::parameter_count);
+
+    nb::class_<sam::Sam2ImagePredictor>(m, "Sam2Predictor")
+        .def(
+            "__init__",
+            [](sam::Sam2ImagePredictor* self, const sam::Sam2& model, double max_hole_area, double max_sprinkle_area) {
+                new (self) sam::Sam2ImagePredictor(model, sam::Sam2PostprocessOptions{max_hole_area, max_sprinkle_area});
+            },
+            "model"_a, "max_hole_area"_a = 0.0, "max_sprinkle_area"_a = 0.0)
+        .def(
+            "set_image",
+            [](sam::Sam2ImagePredictor& p, const ImageIn& image) {
+                sam::Image img = image_from(image);
+                nb::gil_scoped_release release;
+                p.set_image(img);
+            },
+            "image"_a)
+        .def(
+            "set_features",
+            [](sam::Sam2ImagePredictor& p, const FloatIn& image_embed, const FloatIn& high_res0, const FloatIn& high_res1,
+               int orig_h, int orig_w) {
+                sam::Sam2Features f;
+                f.image_embed = tensor_copy(image_embed);  // the predictor keeps them
+                f.high_res = {tensor_copy(high_res0), tensor_copy(high_res1)};
+                nb::gil_scoped_release release;
+                p.set_features(std::move(f), orig_h, orig_w);
+            },
+            "image_embed"_a, "high_res0"_a, "high_res1"_a, "orig_h"_a, "orig_w"_a)
+        .def("is_image_set", &sam::Sam2ImagePredictor::is_image_set)
+        .def("reset_image", &sam::Sam2ImagePredictor::reset_image)
+        .def("orig_hw", [](const sam::Sam2ImagePredictor& p) { return nb::make_tuple(p.orig_h(), p.orig_w()); })
+        .def("features",
+             [](const sam::Sam2ImagePredictor& p) {
+                 // Read-only views of the predictor's own features (shared storage, no copy).
+                 const sam::Sam2Features& f = p.features();
+                 auto view = [](sam::Tensor t) {
+                     std::vector<size_t> shape = sizes(t.shape());
+                     return owning_array<const float, sam::Tensor>(
+                         std::move(t), [](sam::Tensor& x) -> const float* { return x.data(); }, shape);
+                 };
+                 return nb::make_tuple(view(f.image_embed), view(f.high_res[0]), view(f.high_res[1]));
+             })
+        .def(
+            "predict",
+            [](const sam::Sam2ImagePredictor& p, std::optional<FloatIn> points, std::optional<IntIn> labels,
+               std::optional<FloatIn> box, std::optional<FloatIn> mask_input, bool multimask, bool return_logits) {
+                sam::Prompt prompt;
+                if (points) {
+                    if (points->ndim() != 2 || points->shape(1) != 2)
+                        throw sam::InputError("point_coords", "expected N x 2");
+                    for (size_t i = 0; i < points->shape(0); ++i)
+                        prompt.point_coords.push_back({points->data()[2 * i], points->data()[2 * i + 1]});
+                }
+                if (labels) {
+                    if (labels->ndim() != 1) throw sam::InputError("point_labels", "expected N labels");
+                    prompt.point_labels.assign(labels->data(), labels->data() + labels->size());
+                }
+                if (box) {
+                    if (box->size() != 4) throw sam::InputError("box", "expected 4 values x0, y0, x1, y1");
+                    prompt.box = std::array<float, 4>{box->data()[0], box->data()[1], box->data()[2], box->data()[3]};
+                }
+                if (mask_input) prompt.mask_input = tensor_view(*mask_input);
+                prompt.multimask_output = multimask;
+                prompt.return_logits = return_logits;
+                sam::Prediction r;
+                {
+                    nb::gil_scoped_release release;
+                    r = p.predict(prompt);
+                }
+                return prediction_tuple(std::move(r), return_logits);
+            },
+            "point_coords"_a.none(), "point_labels"_a.none(), "box"_a.none(), "mask_input"_a.none(),
+            "multimask_output"_a, "return_logits"_a);
+
+    nb::class_<sam::Sam2AmgOptions, sam::AmgOptions>(m, "Sam2AmgOptions")
+        .def(nb::init<>())
+        .def_rw("use_m2m", &sam::Sam2AmgOptions::use_m2m)
+        .def_rw("multimask_output", &sam::Sam2AmgOptions::multimask_output)
+        .def_rw("mask_threshold", &sam::Sam2AmgOptions::mask_threshold)
+        .def_rw("fill_holes", &sam::Sam2AmgOptions::fill_holes);
+
+    nb::class_<sam::Sam2AutomaticMaskGenerator>(m, "Sam2MaskGenerator")
+        .def(nb::init<sam::Sam2, sam::Sam2AmgOptions>(), "model"_a, "options"_a)
+        .def(
+            "generate",
+            [](sam::Sam2AutomaticMaskGenerator& g, const ImageIn& image) {
+                sam::Image img = image_from(image);
+                // Ctrl-C in Python stops the run between decoder batches.
+                sam::Sam2AutomaticMaskGenerator::Progress progress = [](int64_t, int64_t) {
+                    nb::gil_scoped_acquire acquire;
+                    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+                };
+                std::vector<sam::MaskRecord> records;
+                {
+                    nb::gil_scoped_release release;
+                    records = g.generate(img, progress);
+                }
+                nb::list out;
+                for (sam::MaskRecord& r : records) out.append(record_dict(r, g.options().output_mode));
+                return out;
+            },
+            "image"_a);
 
     // Run-length encoding (uncompressed COCO RLE: column-major counts starting with zeros).
     m.def(

@@ -19,7 +19,8 @@ using amg::MaskItem;
 Sam2AutomaticMaskGenerator::Sam2AutomaticMaskGenerator(Sam2 model, Sam2AmgOptions o)
     : model_(std::move(model)), options_(std::move(o)), grids_(amg::checked_point_grids(options_)) {}
 
-std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image, const Progress& progress) {
+std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image, const Progress& progress,
+                                                             const Sam2Features* whole_image) {
     ops::ThreadScope threads(model_.execution().threads);
     if (image.width <= 0 || image.height <= 0) throw InputError("image", "empty image");
     const int H = image.height, W = image.width;
@@ -35,8 +36,11 @@ std::vector<MaskRecord> Sam2AutomaticMaskGenerator::generate(const Image& image,
     Sam2ImagePredictor predictor(model_);
     for (const amg::CropBox& crop : crops) {
         const amg::BoxXyxy& cb = crop.box;
-        predictor.set_image(amg::crop_image(image, cb));
         const int ch = cb[3] - cb[1], cw = cb[2] - cb[0];
+        if (whole_image && crop.layer == 0)
+            predictor.set_features(*whole_image, ch, cw);
+        else
+            predictor.set_image(amg::crop_image(image, cb));
         MaskPostprocessor post(L, L, L, L, ch, cw);
         const auto& grid = grids_[static_cast<size_t>(crop.layer)];
         std::vector<MaskItem> items;

@@ -393,7 +393,7 @@ const Sam2Features& Sam2ImagePredictor::features() const {
     return features_;
 }
 
-Prediction Sam2ImagePredictor::predict(const Prompt& prompt) const {
+Prediction Sam2ImagePredictor::predict(const Prompt& prompt, bool upsample) const {
     if (!is_image_set()) throw InputError("image", "no image set: call set_image first");
     const Sam2Config& cfg = model_.config();
     const int64_t L = cfg.low_res_size();
@@ -454,15 +454,15 @@ Prediction Sam2ImagePredictor::predict(const Prompt& prompt) const {
     r.height = orig_h_;
     r.width = orig_w_;
     const int l = static_cast<int>(L);
-    MaskPostprocessor post(l, l, l, l, orig_h_, orig_w_);
+    MaskPostprocessor post(l, l, l, l, upsample ? orig_h_ : 1, upsample ? orig_w_ : 1);
     const int64_t HW = static_cast<int64_t>(orig_h_) * orig_w_;
-    if (prompt.return_logits)
+    if (upsample && prompt.return_logits)
         r.logits = Tensor::empty({M, orig_h_, orig_w_});
-    else
+    else if (upsample)
         r.masks.resize(static_cast<size_t>(M * HW));
     const bool filter = postprocess_.max_hole_area > 0 || postprocess_.max_sprinkle_area > 0;
     std::vector<float> filtered;
-    for (int i = 0; i < M; ++i) {
+    for (int i = 0; i < (upsample ? M : 0); ++i) {
         const float* low = d.masks.data() + i * L * L;
         if (filter) {
             filtered.assign(low, low + L * L);

@@ -1,0 +1,188 @@
+"""``build_sam2(config_file, ckpt_path)`` as in sam2.build_sam, loading into the C++ library.
+
+The official builder composes a hydra config and makes a torch module; here the checkpoint (the
+official ``sam2.1_hiera_*.pt`` / ``sam2_hiera_*.pt``, weights under "model") is loaded directly
+and its model type is read off its shapes. ``config_file`` is the official config name
+(``configs/sam2.1/sam2.1_hiera_t.yaml``, ``sam2_hiera_l.yaml``, ...): it is checked against the
+checkpoint, so that a wrong pairing fails here rather than computing with other sizes. Extra
+keywords: ``threads`` (default: every core this process may use), ``precision`` ('f32' default,
+'bf16', 'int8') and ``config`` (a JSON config for non-standard sizes, e.g. the test model).
+"""
+
+import os
+import re
+
+from .. import _core
+from .._checks import require_file
+from ..build_sam import _precision, _threads
+
+# Official config names -> (model_type, version).
+_SIZES = {"t": "tiny", "s": "small", "b+": "base_plus", "l": "large"}
+_CONFIG_NAME = re.compile(r"^(sam2\.1|sam2)_hiera_(t|s|b\+|l)\.yaml$")
+
+
+def _parse_config_name(config_file):
+    name = os.path.basename(os.fspath(config_file))
+    m = _CONFIG_NAME.match(name)
+    if m is None:
+        raise ValueError(
+            f"config_file: {config_file!r} is not an official SAM 2 image config "
+            "(configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml or configs/sam2/sam2_hiera_{t,s,b+,l}.yaml)"
+        )
+    return _SIZES[m.group(2)], ("2.1" if m.group(1) == "sam2.1" else "2.0")
+
+
+class SAM2Base:
+    """A loaded SAM 2 image model: an immutable handle on shared weights.
+
+    Any number of threads may use one model at once (each with its own SAM2ImagePredictor or
+    SAM2AutomaticMaskGenerator); the model runs with the GIL released. ``with_execution`` gives
+    another handle on the same weights (nothing copied) with other threads/precision.
+    """
+
+    training = False
+
+    def __init__(self, core):
+        self._core = core
+        self.image_size = int(core.image_size)
+
+    # torch.nn.Module look-alikes the official examples call.
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        if mode:
+            raise ValueError("sam_cpp runs inference only: train(True) is not supported")
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        return self
+
+    def to(self, device=None, dtype=None, non_blocking=False):
+        """Returns self for the CPU; any other device raises ValueError (sam_cpp computes on the CPU only)."""
+        _check_device(device)
+        if dtype is not None and "float32" not in str(dtype):
+            raise ValueError(f"sam_cpp computes in float32; dtype {dtype} is not supported (see precision=)")
+        return self
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        return self.to("cuda")
+
+    @property
+    def device(self):
+        return "cpu"
+
+    @property
+    def threads(self):
+        """Threads per computation (0: every core this process may run on)."""
+        return self._core.threads
+
+    @property
+    def precision(self):
+        return self._core.precision
+
+    @property
+    def model_type(self):
+        """'tiny' | 'small' | 'base_plus' | 'large' (or 'custom' for a JSON config)."""
+        return self._core.model_type
+
+    @property
+    def version(self):
+        """'2.1' or '2.0'."""
+        return self._core.version
+
+    @property
+    def checkpoint(self):
+        return self._core.checkpoint_path
+
+    def parameter_count(self):
+        return self._core.parameter_count
+
+    def with_execution(self, threads=None, precision=None):
+        """A handle on the same weights computing with other settings (None: keep this one's)."""
+        t = self.threads if threads is None else _threads(threads)
+        p = self.precision if precision is None else _precision(precision)
+        return SAM2Base(self._core.with_execution(t, p))
+
+    def __repr__(self):
+        return (
+            f"sam_cpp.sam2.SAM2Base(model_type={self.model_type!r}, version={self.version!r}, "
+            f"checkpoint={self.checkpoint!r}, threads={self.threads}, precision={self.precision!r})"
+        )
+
+
+def _check_device(device):
+    if device is None:
+        return
+    name = str(getattr(device, "type", device)).split(":")[0].lower()
+    if name != "cpu":
+        raise ValueError(
+            f"sam_cpp computes on the CPU only; device {str(device)!r} is not supported "
+            "(use the official sam2 package with torch for GPUs)"
+        )
+
+
+def build_sam2(
+    config_file=None,
+    ckpt_path=None,
+    device="cpu",
+    mode="eval",
+    hydra_overrides_extra=(),
+    apply_postprocessing=True,
+    *,
+    config=None,
+    threads=None,
+    precision="f32",
+    **kwargs,
+):
+    """Loads an official SAM 2 / 2.1 checkpoint into a :class:`SAM2Base`.
+
+    config_file: the official config name the checkpoint belongs to, checked against the
+    checkpoint (its model type and version); may be None to take the checkpoint as it is.
+    config: a JSON config file (tests/data/sam2/config.json format) for non-standard sizes;
+    then config_file, if given, must still be an official name but is not compared with the
+    checkpoint (its sizes are the JSON config's).
+    """
+    if ckpt_path is None:
+        raise ValueError("ckpt_path: sam_cpp loads trained weights only; pass ckpt_path=<path to an official .pt>")
+    _check_device(device)
+    if mode != "eval":
+        raise ValueError(f"mode: sam_cpp runs inference only (mode='eval'), got {mode!r}")
+    if hydra_overrides_extra:
+        raise ValueError(
+            "hydra_overrides_extra: sam_cpp builds the image model from the checkpoint and takes no hydra "
+            f"overrides, got {list(hydra_overrides_extra)!r}"
+        )
+    if not apply_postprocessing:
+        raise ValueError(
+            "apply_postprocessing: sam_cpp always applies build_sam2's image post-processing "
+            "(the dynamic multimask fallback by stability); apply_postprocessing=False is not supported"
+        )
+    if kwargs:
+        raise TypeError(f"build_sam2: unexpected keyword arguments {sorted(kwargs)}")
+    path = require_file(ckpt_path, "ckpt_path")
+    config_path = "" if config is None else require_file(config, "config")
+    want = None if config_file is None else _parse_config_name(config_file)
+    t, p = _threads(threads), _precision(precision)
+
+    core = _core.Sam2Model.load(path, "auto", os.fspath(config_path))
+    if want is not None and config is None:
+        model_type, version = want
+        if (core.model_type, core.version) != (model_type, version):
+            raise ValueError(
+                f"config_file: {os.fspath(config_file)!r} is SAM {version} {model_type}, but {path} holds "
+                f"SAM {core.version} {core.model_type}"
+            )
+    if t != 0 or p != "f32":
+        core = core.with_execution(t, p)
+    return SAM2Base(core)
+
+
+def build_sam2_hf(model_id, **kwargs):
+    raise ValueError(
+        "build_sam2_hf downloads from the Hugging Face hub; sam_cpp loads local files only: download the "
+        f"checkpoint of {model_id!r} and call build_sam2(config_file, ckpt_path)"
+    )
