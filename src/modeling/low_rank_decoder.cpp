@@ -517,4 +517,45 @@ DecoderOutput low_rank_decoder_forward(const MaskDecoderWeights& w, const LowRan
     return out;
 }
 
+
+void low_rank_transformer_forward(const MaskDecoderWeights& w, const LowRankImageState& st, const float* tokens,
+                                  int64_t T, float* queries_out, float* upscaled) {
+    // decode_prompt_low_rank's transformer, its result handed over before the heads.
+    const TwoWayTransformerWeights& tw = w.transformer;
+    const int64_t N = st.keys.dim(0), C = st.keys.dim(1);
+    if (st.shared.size() != tw.layers.size() + 1 || w.upscale1.w.dim(1) != C)
+        throw Error("low-rank transformer: image state " + shape_str(st.keys.shape()) + " does not fit the weights");
+    const Buf qpe(tokens, tokens + T * C);
+    Buf queries = qpe;
+    Rows x;
+    x.N = N;
+    x.C = C;
+    x.alpha.assign(static_cast<size_t>(N), 1.0f);
+    x.c.assign(static_cast<size_t>(C), 0.0f);
+    x.full.assign(st.keys.data(), st.keys.data() + N * C);
+    for (size_t l = 0; l < tw.layers.size(); ++l) {
+        const TwoWayBlockWeights& b = tw.layers[l];
+        const SharedKeys& sh = st.shared[l];
+        if (b.skip_first_layer_pe) {
+            queries = token_attention(b.self_attn, queries, queries, queries);
+        } else {
+            const Buf q = add(queries, qpe);
+            add_to(queries, token_attention(b.self_attn, q, q, queries));
+        }
+        layer_norm_tokens(queries, b.norm1);
+        add_to(queries, lin(tokens_to_image(x, sh, b.cross_t2i, lin(add(queries, qpe), b.cross_t2i.q_proj)),
+                            b.cross_t2i.out_proj));
+        layer_norm_tokens(queries, b.norm2);
+        add_to(queries, lin(lin(queries, b.mlp_lin1, true), b.mlp_lin2));
+        layer_norm_tokens(queries, b.norm3);
+        image_to_tokens(x, sh, b.cross_i2t, lin(add(queries, qpe), b.cross_i2t.k_proj), lin(queries, b.cross_i2t.v_proj));
+        layer_norm_rows(x, b.norm4);
+    }
+    const AttentionWeights& f = tw.final_t2i;
+    add_to(queries, lin(tokens_to_image(x, st.shared.back(), f, lin(add(queries, qpe), f.q_proj)), f.out_proj));
+    layer_norm_tokens(queries, tw.norm_final);
+    std::copy(queries.begin(), queries.end(), queries_out);
+    linear_rows(x, st.upscale.data(), w.upscale1, upscaled);
+}
+
 }  // namespace sam

@@ -47,4 +47,12 @@ LowRankImageState prepare_low_rank_image(const MaskDecoderWeights& w, const Tens
 DecoderOutput low_rank_decoder_forward(const MaskDecoderWeights& w, const LowRankImageState& state,
                                        const Tensor& image_pe, const Tensor& sparse, bool multimask_output);
 
+// The two-way transformer alone, for one prompt against `state`, for decoders whose heads and
+// upscaling differ from SAM's (SAM 2's adds high-resolution features): tokens (T, C) in any
+// order (the transformer treats them as a set; they are also the query PE). Writes the final
+// queries (T, C) and the final keys through w.upscale1 (keys W^T + b: (HW, 4 * C/4)).
+// Threads inside its larger products unless called from a parallel region.
+void low_rank_transformer_forward(const MaskDecoderWeights& w, const LowRankImageState& state, const float* tokens,
+                                  int64_t T, float* queries, float* upscaled);
+
 }  // namespace sam

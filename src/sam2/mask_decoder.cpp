@@ -100,13 +100,17 @@ Tensor src_with(const Tensor& emb, const Tensor& d) {
 
 }  // namespace
 
-std::shared_ptr<const Sam2DecoderImage> sam2_decoder_image(const Sam2Model& m, const Sam2Features& f) {
+std::shared_ptr<const Sam2DecoderImage> sam2_decoder_image(const Sam2Model& m, const Sam2Features& f,
+                                                           Sam2DecoderPath path) {
     auto d = std::make_shared<Sam2DecoderImage>();
+    d->embedding = f.image_embed;
     d->embed = channels_last(f.image_embed);
     d->s0 = channels_last(f.high_res[0]);
     d->s1 = channels_last(f.high_res[1]);
-    d->no_mask = prepare_transformer_image(m.decoder.transformer, src_with(d->embed, m.prompt_encoder.no_mask_embed),
-                                           m.prompt_encoder.dense_pe);
+    if (path != Sam2DecoderPath::LowRank)
+        d->no_mask = prepare_transformer_image(m.decoder.transformer, src_with(d->embed, m.prompt_encoder.no_mask_embed),
+                                               m.prompt_encoder.dense_pe);
+    if (path != Sam2DecoderPath::Reference) sam2_prepare_low_rank(m, *d);
     return d;
 }
 
@@ -134,6 +138,7 @@ Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2Decode
     std::vector<TransformerImageState> states;
     std::vector<const TransformerImageState*> state_ptrs;
     if (dense.empty()) {
+        if (!image.no_mask.keys.defined()) throw Error("SAM 2 decoder: the image state was made without it");
         state_ptrs.push_back(&image.no_mask);
     } else {
         if (static_cast<int64_t>(dense.size()) != B) throw Error("SAM 2 decoder: dense prompts do not match the batch");
@@ -176,7 +181,12 @@ Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2Decode
         }
     }
 
-    // Output selection: masks 1..3, or mask 0 with the dynamic fallback to the best of 1..3.
+    return sam2_select_outputs(cfg, all_masks, all_iou, multimask_output);
+}
+
+Sam2DecoderOutput sam2_select_outputs(const Sam2Config& cfg, const Tensor& all_masks, const Tensor& all_iou,
+                                      bool multimask_output) {
+    const int64_t B = all_masks.dim(0), NM = all_masks.dim(1), L = cfg.low_res_size();
     Sam2DecoderOutput out;
     const int64_t M = multimask_output ? NM - 1 : 1;
     out.masks = Tensor::empty({B, M, L, L});

@@ -12,6 +12,7 @@
 
 #include "io/checkpoint.h"
 #include "modeling/common.h"
+#include "modeling/low_rank_decoder.h"
 #include "modeling/prompt_encoder.h"
 #include "modeling/transformer.h"
 #include "sam/sam2.h"
@@ -55,6 +56,7 @@ struct Sam2DecoderWeights {       // sam_mask_decoder
     std::vector<std::vector<Linear>> hypernetworks;  // .output_hypernetworks_mlps.N.layers.{0,1,2}
     std::vector<Linear> iou_head;        // .iou_prediction_head.layers.{0..depth-1}
     std::vector<Linear> obj_score_head;  // .pred_obj_score_head(.layers.{0,1,2})
+    std::shared_ptr<const MaskDecoderWeights> low_rank;  // sam2_low_rank_weights(*this), made at load
 };
 
 struct Sam2Model {
@@ -112,18 +114,45 @@ struct Sam2DecoderOutput {
     Tensor iou;    // (B, M)
 };
 
-// What the decoder reads of one image, computed once per image: the features channels-last and
-// the transformer's image side without a mask input (embedding + no_mask_embed).
+// Two decoders compute SAM 2's masks. The straightforward one (sam2_mask_decoder_forward) runs
+// the two-way transformer on explicit image rows of every prompt, as the official code does;
+// it is the oracle of the low-rank one (sam2_low_rank_decoder_forward, src/sam2/
+// low_rank_decoder.cpp), which shares the image side's work among the prompts of an image and
+// serves the predictor and the generator.
+enum class Sam2DecoderPath { LowRank, Reference, Both };
+
+// What the decoder reads of one image, computed once per image: the features channels-last
+// and the image side of the decoder(s) asked for, without a mask input
+// (embedding + no_mask_embed).
 struct Sam2DecoderImage {
+    Tensor embedding;              // (1, C, G, G) the features' image embedding
     Tensor embed;                  // (G*G, C)
     Tensor s0, s1;                 // (4G*4G, C/8), (2G*2G, C/4)
-    TransformerImageState no_mask; // prepare_transformer_image(embed + no_mask_embed, dense PE)
+    TransformerImageState no_mask; // the straightforward decoder's: prepare_transformer_image(embed + no_mask_embed, dense PE)
+    LowRankImageState low_rank;    // the low-rank decoder's
+    Tensor s1_rows;                // (G*G*4, C/4)  s1 in the order of the first ConvTranspose's output rows
+    Tensor s0_rows;                // (G*G*16, C/8) s0 + the second ConvTranspose's bias, in its output rows' order
 };
-std::shared_ptr<const Sam2DecoderImage> sam2_decoder_image(const Sam2Model& m, const Sam2Features& f);
+std::shared_ptr<const Sam2DecoderImage> sam2_decoder_image(const Sam2Model& m, const Sam2Features& f,
+                                                           Sam2DecoderPath path = Sam2DecoderPath::LowRank);
 
 // The mask decoder for B prompts on one image. dense: (G*G, C) per prompt (B of them) or
 // empty (no_mask_embed for every prompt: the image's no-mask state is used).
 Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2DecoderImage& image, const Tensor& sparse,
                                             const std::vector<Tensor>& dense, bool multimask_output);
+// The same on the low-rank image side; one prompt per thread (a single prompt threads inside).
+Sam2DecoderOutput sam2_low_rank_decoder_forward(const Sam2Model& m, const Sam2DecoderImage& image, const Tensor& sparse,
+                                                const std::vector<Tensor>& dense, bool multimask_output);
+
+// SAM's decoder weights for SAM's low-rank transformer: SAM 2's transformer and first
+// ConvTranspose (its bias repeated per kernel position); made at load.
+std::shared_ptr<const MaskDecoderWeights> sam2_low_rank_weights(const Sam2DecoderWeights& d);
+// Fills image.low_rank, s1_rows and s0_rows from image.embedding, s0 and s1.
+void sam2_prepare_low_rank(const Sam2Model& m, Sam2DecoderImage& image);
+
+// Output selection from every mask token's logits (B, NM, L*L) and IoU (B, NM): masks 1..3, or
+// mask 0 with the dynamic fallback to the best of 1..3 when mask 0 is unstable.
+Sam2DecoderOutput sam2_select_outputs(const Sam2Config& cfg, const Tensor& all_masks, const Tensor& all_iou,
+                                      bool multimask_output);
 
 }  // namespace sam

@@ -85,6 +85,7 @@ void load_decoder(Sam2DecoderWeights& d, const TensorSource& src, const Sam2Conf
         else
             d.obj_score_head = {w["pred_obj_score_head"].linear(1, C)};
     }
+    d.low_rank = sam2_low_rank_weights(d);
 }
 
 struct KnownModel {
@@ -445,7 +446,7 @@ Prediction Sam2ImagePredictor::predict(const Prompt& prompt, bool upsample) cons
     Tensor sparse = sam2_sparse_embeddings(m.prompt_encoder, 1, static_cast<int64_t>(labels.size()), pts.data(), labels.data());
     std::vector<Tensor> dense;
     if (prompt.mask_input.defined()) dense.push_back(embed_mask_input(m.prompt_encoder, prompt.mask_input.data()));
-    Sam2DecoderOutput d = sam2_mask_decoder_forward(m, *decoder_image_, sparse, dense, prompt.multimask_output);
+    Sam2DecoderOutput d = sam2_low_rank_decoder_forward(m, *decoder_image_, sparse, dense, prompt.multimask_output);
 
     // Masks at the original size: bilinear from the low-res logits (no crop, no padding).
     const int M = static_cast<int>(d.masks.dim(1));
@@ -496,7 +497,7 @@ Sam2ImagePredictor::Batch Sam2ImagePredictor::predict_points(const std::vector<s
         if (mask_input.numel() != B * L * L) throw InputError("mask_input", "expected (B, L, L)");
         for (int64_t b = 0; b < B; ++b) dense.push_back(embed_mask_input(m.prompt_encoder, mask_input.data() + b * L * L));
     }
-    Sam2DecoderOutput d = sam2_mask_decoder_forward(m, *decoder_image_, sparse, dense, multimask_output);
+    Sam2DecoderOutput d = sam2_low_rank_decoder_forward(m, *decoder_image_, sparse, dense, multimask_output);
     return {d.masks, d.iou};
 }
 
