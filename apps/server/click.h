@@ -4,7 +4,7 @@
 //    size, thresholded and COCO RLE encoded, in JSON. For clients that want finished masks.
 //  - low resolution (POST /api/images/{id}/click): the decoder's low-res logits as raw float32,
 //    which the page upsamples and thresholds itself with the same bilinear steps
-//    (src/postprocess.h; web/app.js, upsampleMask), so that what it shows is, pixel for pixel,
+//    (src/postprocess.h; web/mask.js, upsampleMask), so that what it shows is, pixel for pixel,
 //    the full-resolution mask. The server does no per-pixel work at the image's size.
 //
 // Both keep each candidate's low-res logits under a handle for the next click's mask_input.

@@ -1,5 +1,10 @@
 // sam annotate: the page. Talks to the JSON API of apps/annotate/routes.h; every change is
 // saved at once (PUT with the version it started from; a 409 means another tab saved first).
+// A click is answered with the decoder's low-res logits (POST .../click, binary), which the page
+// upsamples and thresholds itself with web/mask.js (loaded first: samMask), exactly as the
+// server's full-resolution path does: the mask drawn is the full-resolution mask, pixel for
+// pixel, and the object saved on Enter is that mask, COCO RLE encoded here. `?route=predict`
+// makes the page ask the full-resolution JSON route instead (to compare the two).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -13,7 +18,9 @@ const state = {
   label: 0, opacity: 0.5, tool: "click", dragStart: null,
 };
 const counters = { saves: 0, predictions: 0 };  // for tests: body[data-saves], body[data-predictions]
-window.samAnnotate = { state };
+const options = { route: new URLSearchParams(location.search).get("route") === "predict" ? "predict" : "click" };
+const timings = [];  // per click, ms: {request, decoder, parse, upsample, draw, total}
+window.samAnnotate = { state, options, timings };
 
 function message(text, ok) {
   const m = $("message");
@@ -37,29 +44,16 @@ async function api(method, path, body) {
   return json;
 }
 
-// COCO compressed RLE -> row-major 0/1 mask (pycocotools rleFrString, column-major runs).
-function decodeRle(seg) {
-  const [h, w] = seg.size, s = seg.counts, counts = [];
-  let p = 0;
-  while (p < s.length) {
-    let x = 0, k = 0, more = 1;
-    while (more) {
-      const c = s.charCodeAt(p) - 48;
-      x |= (c & 0x1f) << (5 * k);
-      more = c & 0x20;
-      p++; k++;
-      if (!more && (c & 0x10)) x |= -1 << (5 * k);
-    }
-    if (counts.length > 2) x += counts[counts.length - 2];
-    counts.push(x);
-  }
-  const mask = new Uint8Array(h * w);
-  let i = 0, v = 0;
-  for (const n of counts) {
-    if (v) for (let j = i; j < i + n; j++) mask[(j % h) * w + Math.floor(j / h)] = 1;
-    i += n; v ^= 1;
-  }
-  return mask;
+// A row-major 0/1 mask -> a canvas of its size, opaque `color` where the mask is 1.
+function maskCanvas(mask, w, h, color) {
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const cx = c.getContext("2d"), img = cx.createImageData(w, h);
+  const px = new Uint32Array(img.data.buffer);  // RGBA bytes as little-endian words
+  const lut = new Uint32Array([0, color[0] | (color[1] << 8) | (color[2] << 16) | (255 << 24)]);
+  for (let i = 0; i < mask.length; i++) px[i] = lut[mask[i]];
+  cx.putImageData(img, 0, 0);
+  return c;
 }
 
 const overlayCache = new Map();  // counts + colour -> canvas
@@ -67,19 +61,13 @@ function overlay(seg, color) {
   const key = seg.counts + "|" + color.join(",");
   let c = overlayCache.get(key);
   if (c) return c;
-  const [h, w] = seg.size, mask = decodeRle(seg);
-  c = document.createElement("canvas");
-  c.width = w; c.height = h;
-  const cx = c.getContext("2d"), img = cx.createImageData(w, h);
-  for (let i = 0; i < mask.length; i++) {
-    if (!mask[i]) continue;
-    img.data[4 * i] = color[0]; img.data[4 * i + 1] = color[1]; img.data[4 * i + 2] = color[2]; img.data[4 * i + 3] = 255;
-  }
-  cx.putImageData(img, 0, 0);
+  c = maskCanvas(samMask.decodeRle(seg), seg.size[1], seg.size[0], color);
   if (overlayCache.size > 400) overlayCache.clear();
   overlayCache.set(key, c);
   return c;
 }
+
+const DRAFT_COLOR = [30, 144, 255];
 
 function labelColor(label) {
   const i = state.project.labels.indexOf(label);
@@ -101,7 +89,8 @@ function draw() {
   if (state.selectedProposal >= 0 && r.proposals[state.selectedProposal])
     ctx.drawImage(overlay(r.proposals[state.selectedProposal].segmentation, [255, 255, 0]), 0, 0);
   const d = state.draft;
-  if (d && d.segmentation) ctx.drawImage(overlay(d.segmentation, [30, 144, 255]), 0, 0);
+  if (d && d.layer) ctx.drawImage(d.layer, 0, 0);
+  else if (d && d.segmentation) ctx.drawImage(overlay(d.segmentation, DRAFT_COLOR), 0, 0);
   ctx.globalAlpha = 1;
   if (d) {
     const rad = Math.max(3, canvas.width / 200);
@@ -244,20 +233,65 @@ async function redo() {
   if (await save(next, false)) state.undo.push(cur); else state.redo.push(next);
 }
 
+// The error of a failed request, from its JSON body.
+async function requestError(res) {
+  const json = await res.json().catch(() => ({ error: "bad answer from the server" }));
+  const e = new Error(json.error || ("HTTP " + res.status));
+  e.status = res.status;
+  return e;
+}
+
+// Asks the model for the object being made (its points, box and the last answer's logits) and
+// draws the answer. On the click route: the best candidate's logits, upsampled here to the
+// image's size (the canvas's); on the predict route: its full-resolution mask as COCO RLE.
 async function predict() {
   const d = state.draft;
   const body = { multimask: d.points.length <= 1 && !d.box };
   if (d.points.length) { body.points = d.points; body.labels = d.labels; }
   if (d.box) body.box = d.box;
   if (d.logits && d.points.length > 1) body.mask_input = d.logits;
+  d.request = body;  // (tests send it to the full-resolution route)
+  const asked = d.asked = (d.asked || 0) + 1;
   const t0 = performance.now();
   try {
-    const r = await api("POST", "/api/images/" + encodeURIComponent(state.name) + "/predict", body);
-    if (state.draft !== d) return;
-    d.segmentation = r.segmentation; d.logits = r.logits; d.score = r.score;
-    document.body.dataset.predictions = ++counters.predictions;
-    $("timing").textContent = `answered in ${(performance.now() - t0).toFixed(0)} ms (server ${r.ms.toFixed(0)} ms, embedding: ${r.embedding})`;
+    const res = await fetch("/api/images/" + encodeURIComponent(state.name) + "/" + options.route,
+                            { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!res.ok) throw await requestError(res);
+    const low = options.route === "click";
+    const answer = low ? await res.arrayBuffer() : await res.json();
+    const t1 = performance.now();
+    if (state.draft !== d || d.asked !== asked) return;  // discarded, or a later click asked again
+    const t = { request: t1 - t0 };
+    const server = res.headers.get("Server-Timing") || "", decoder = /decoder;dur=([\d.]+)/.exec(server);
+    if (decoder) t.decoder = +decoder[1];
+    let embedding, t3;
+    if (low) {
+      const c = samMask.parseClick(answer), g = c.geometry, m = c.masks[c.best];
+      const t2 = performance.now();
+      t.parse = t2 - t1;
+      d.mask = samMask.upsampleMask(m.low, g, new Uint8Array(g.width * g.height));
+      t3 = performance.now();
+      t.upsample = t3 - t2;
+      d.size = [g.height, g.width];
+      d.layer = maskCanvas(d.mask, g.width, g.height, DRAFT_COLOR);
+      d.segmentation = null;  // encoded on accept
+      d.logits = m.logits; d.score = c.scores[c.best];
+      embedding = res.headers.get("X-Sam-Embedding");
+    } else {
+      t3 = performance.now();
+      d.segmentation = answer.segmentation; d.logits = answer.logits; d.score = answer.score;
+      d.mask = null; d.layer = null;  // (the RLE is decoded and coloured by draw)
+      embedding = answer.embedding;
+    }
     draw();
+    t.draw = performance.now() - t3;
+    t.total = performance.now() - t0;
+    timings.push(t);
+    if (timings.length > 1000) timings.shift();
+    $("timing").textContent = `answered in ${t.request.toFixed(0)} ms` +
+      (t.decoder !== undefined ? ` (decoder ${t.decoder.toFixed(0)} ms)` : "") +
+      `, drawn after ${t.total.toFixed(0)} ms; embedding: ${embedding}`;
+    document.body.dataset.predictions = ++counters.predictions;  // once drawn (tests time it)
   } catch (e) {
     message(e.message);
   }
@@ -265,12 +299,15 @@ async function predict() {
 
 function acceptDraft() {
   const d = state.draft;
-  if (!d || !d.segmentation) return;
+  if (!d || !(d.segmentation || d.mask)) return;
   state.draft = null;
   const label = state.project.labels[state.label];
   if (label === undefined) { message("add a label first"); return; }
+  // The mask drawn is the full-resolution mask (the browser test checks it against the server's):
+  // saved as it is, with no second decoder run.
+  const segmentation = d.segmentation || samMask.encodeRle(d.mask, d.size[0], d.size[1]);
   change((n) => {
-    const o = { label, segmentation: d.segmentation, source: d.box ? "box" : "clicks",
+    const o = { label, segmentation, source: d.box ? "box" : "clicks",
                 predicted_iou: d.score, point_coords: d.points, point_labels: d.labels };
     // A refined object keeps its place (and its id); a refined proposal becomes an object.
     if (d.refines && d.refines.list === "objects") {
