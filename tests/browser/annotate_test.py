@@ -62,27 +62,38 @@ def wait_body(page, attr, value):
 
 
 # The object being made, against the full-resolution route: its request sent again to POST
-# .../predict (same points, same mask_input handle); the page's mask, the layer it drew (opaque
-# where the mask is) and the COCO RLE it would save, pixel for pixel.
+# .../predict (same points, same mask_input handle). The page's full-resolution mask (the one it
+# saves) and its COCO RLE must be the server's, pixel for pixel; the mask under the display (the
+# draft layer, one pixel per display pixel) each the full-resolution pixel under its centre, in
+# the array and in the canvas's pixels (but under the prompt markers drawn over it).
 COMPARE_FULL = """async () => {
-    const st = window.samAnnotate.state, d = st.draft;
-    if (!d || !d.mask || !d.layer) return { error: 'no mask computed by the page' };
+    const app = window.samAnnotate, st = app.state, d = st.draft;
+    if (!d || !d.low || !d.shown) return { error: 'no click answer upsampled by the page' };
     const res = await fetch('/api/images/' + encodeURIComponent(st.name) + '/predict',
                             { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(d.request) });
     const full = await res.json();
     if (!res.ok) return { error: full.error };
-    const [h, w] = full.segmentation.size, want = samMask.decodeRle(full.segmentation);
-    const drawn = d.layer.getContext('2d').getImageData(0, 0, d.layer.width, d.layer.height).data;
-    let differ = 0, drawnDiffer = 0, area = 0;
-    for (let i = 0; i < want.length; i++) {
-      differ += d.mask[i] !== want[i];
-      drawnDiffer += (drawn[4 * i + 3] > 0 ? 1 : 0) !== want[i];
-      area += want[i];
+    const [h, w] = full.segmentation.size, want = samMask.decodeRle(full.segmentation), mine = app.fullMask(d);
+    let differ = 0, area = 0;
+    for (let i = 0; i < want.length; i++) { differ += mine[i] !== want[i]; area += want[i]; }
+    const s = d.shown, layer = document.getElementById('draft');
+    const px = layer.getContext('2d').getImageData(0, 0, layer.width, layer.height).data;
+    const sc = s.dw / w, rad = Math.max(3, w / 200) * sc + 2;
+    const marked = (i, j) => d.points.some((p) => Math.hypot(i + 0.5 - p[0] * sc, j + 0.5 - p[1] * sc) <= rad);
+    let shownDiffer = 0, drawnDiffer = 0, marker = 0;
+    for (let j = 0; j < s.dh; j++) {
+      const y = s.dh === h ? j : Math.min(h - 1, Math.floor((j + 0.5) * h / s.dh));
+      for (let i = 0; i < s.dw; i++) {
+        const x = s.dw === w ? i : Math.min(w - 1, Math.floor((i + 0.5) * w / s.dw)), v = want[y * w + x];
+        shownDiffer += s.mask[j * s.dw + i] !== v;
+        if (marked(i, j)) { marker++; continue; }
+        drawnDiffer += (px[4 * (j * s.dw + i) + 3] > 0 ? 1 : 0) !== v;
+      }
     }
-    const canvas = document.getElementById('canvas');
-    return { size: [w, h], mask: d.mask.length, layer: [d.layer.width, d.layer.height], canvas: [canvas.width, canvas.height],
-             differ, drawnDiffer, area, counts: full.segmentation.counts,
-             rleSame: samMask.encodeRle(d.mask, h, w).counts === full.segmentation.counts,
+    const rect = layer.getBoundingClientRect();
+    return { size: [w, h], display: [s.dw, s.dh], expected: app.displaySize(), layer: [layer.width, layer.height],
+             css: [rect.width, rect.height], differ, shownDiffer, drawnDiffer, marker, area, counts: full.segmentation.counts,
+             rleSame: samMask.encodeRle(mine, h, w).counts === full.segmentation.counts,
              maskInput: d.request.mask_input || null, score: full.score, pageScore: d.score };
 }"""
 
@@ -93,15 +104,20 @@ def check_full_resolution(page, what):
           json.dumps({k: v for k, v in r.items() if k != "counts"}), flush=True)
     if "error" in r:
         fail(f"{what}: {r['error']}")
-    w, h = r["size"]
-    if r["mask"] != w * h or r["layer"] != [w, h] or r["canvas"] != [w, h]:
-        fail(f"{what}: mask of {r['mask']} pixels, layer {r['layer']}, canvas {r['canvas']} for a {w}x{h} image")
-    if r["differ"] or r["drawnDiffer"]:
-        fail(f"{what}: {r['differ']} pixels of the page's mask and {r['drawnDiffer']} of the layer drawn differ "
-             f"from the full-resolution mask (area {r['area']})")
+    if r["differ"]:
+        fail(f"{what}: {r['differ']} pixels of the page's full-resolution mask differ from the server's (area {r['area']})")
     if not r["rleSame"]:
         fail(f"{what}: the page's COCO RLE differs from the server's")
-    if abs(r["score"] - r["pageScore"]) > 0:
+    if r["shownDiffer"] or r["drawnDiffer"]:
+        fail(f"{what}: {r['shownDiffer']} display pixels of the mask and {r['drawnDiffer']} of the layer drawn differ "
+             f"from the full-resolution pixels under them")
+    (dw, dh), (cw, ch) = r["display"], r["css"]
+    if r["layer"] != r["display"] or r["expected"] != r["display"] or abs(cw - dw) > 1 or abs(ch - dh) > 1:
+        fail(f"{what}: draft layer {r['layer']} for a display of {r['expected']} ({cw:.1f} x {ch:.1f} CSS pixels), "
+             f"mask computed at {r['display']}")
+    if r["marker"] > 0.05 * dw * dh:
+        fail(f"{what}: {r['marker']} of {dw * dh} display pixels left out under the markers")
+    if r["score"] != r["pageScore"]:
         fail(f"{what}: score {r['pageScore']} against {r['score']}")
     return r
 
@@ -365,7 +381,7 @@ def run(args, tmp, on_timeout):
     try:
         url = server.wait_url()
         with sync_playwright() as p:
-            context = browser(p, os.path.join(tmp, "profile"), 1400, 900)
+            context = browser(p, os.path.join(tmp, "profile"), 1200, 900)
             try:
                 page = context.pages[0] if context.pages else context.new_page()
                 if args.image:
