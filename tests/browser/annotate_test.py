@@ -310,6 +310,9 @@ KINDS = {"first": "first click: 1 point, 3 candidates", "refine": "refinement: 2
 
 
 def report(http_rows, page_rows):
+    """Medians and p90s; each ratio against the decoder's median of the same kind of click in the
+    same run: of the same requests on the click route, of the click route's on the predict route
+    (whose Server-Timing has no decoder phase: the decoder and the upsampling are one call)."""
     print(f"timing: load average {load_average()}", flush=True)
     decoder = {kind: percentile([r[1]["decoder"] for r in http_rows[("click", kind)]], 0.5) for kind in KINDS}
     for (route, kind), rows in http_rows.items():
@@ -319,12 +322,13 @@ def report(http_rows, page_rows):
               f"p90 {percentile(client, 0.9):.1f} ms (n={len(rows)}); server medians: {phases}; "
               f"{rows[0][2] / 1024:.1f} KiB; client / decoder (medians) {percentile(client, 0.5) / decoder[kind]:.2f}",
               flush=True)
+    page_decoder = {kind: percentile([t["decoder"] for t in page_rows["click"][kind]], 0.5) for kind in KINDS}
     for route, by_kind in page_rows.items():
         for kind, rows in by_kind.items():
             name = f"page {route}, {KINDS[kind]}"
             report_timing(f"{name}, press to drawn", [t["drawn"] for t in rows])
             report_timing(f"{name}, press to frame", [t["frame"] for t in rows])
-            for key in ("request", "server", "decoder"):
+            for key in ("request", "wait", "transfer", "server", "decoder"):
                 values = [t[key] for t in rows if t[key] is not None]
                 if values:
                     report_timing(f"{name}, {key}", values)
@@ -332,14 +336,19 @@ def report(http_rows, page_rows):
             parts = ", ".join(f"{k} {percentile([o[k] for o in own if k in o], 0.5):.1f}"
                               for k in ("request", "parse", "upsample", "draw", "total") if own and k in own[0])
             frame = percentile([t["frame"] for t in rows], 0.5)
-            print(f"timing: {name}: page's own medians (ms): {parts}; press to frame / decoder (medians, the "
-                  f"decoder's of the HTTP click route) {frame / decoder[kind]:.2f}", flush=True)
+            print(f"timing: {name}: page's own medians (ms): {parts}; press to frame / decoder (medians; the "
+                  f"decoder's of the page's click-route requests) {frame / page_decoder[kind]:.2f}", flush=True)
+            if route == "click":  # the same click's own decoder time: the load's swings cancel
+                ratios = [t["frame"] / t["decoder"] for t in rows]
+                print(f"timing: {name}: press to frame / the same request's decoder: median {percentile(ratios, 0.5):.2f}, "
+                      f"p90 {percentile(ratios, 0.9):.2f}; press to frame minus decoder: median "
+                      f"{percentile([t['frame'] - t['decoder'] for t in rows], 0.5):.1f} ms", flush=True)
 
 
 def run_timing(page, url, args, name, size):
     point, negative = fraction(args.point), fraction(args.negative)
     page_rows = {"predict": {"first": [], "refine": []}, "click": {"first": [], "refine": []}}
-    block = 5  # the two pages alternate in blocks of clicks, each seeing the same load
+    block = 10  # the two pages alternate in blocks of clicks, each seeing the same load
     done = 0
     while done < args.timing_clicks:
         k = min(block, args.timing_clicks - done)
