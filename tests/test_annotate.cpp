@@ -423,6 +423,16 @@ TEST(AnnotateServer, ClickAnswersLowResLogitsThatUpsampleToThePredictMask) {
     json full2 = parse(c.Post("/api/images/dog.jpg/predict", refine.dump(), "application/json"));
     ASSERT_TRUE(full2.contains("segmentation")) << full2.dump();
     EXPECT_EQ(upsampled_rle(a2, 0), full2["segmentation"]["counts"]);
+    // JSON answers are not compressed for a browser that accepts Brotli (cpp-httplib's Brotli
+    // took 10x the decoder's time), nor the binary one.
+    const httplib::Headers browser = {{"Accept-Encoding", "gzip, deflate, br, zstd"}};
+    auto plain = c.Post("/api/images/dog.jpg/predict", browser, click.dump(), "application/json");
+    ASSERT_EQ(status(plain), 200);
+    EXPECT_FALSE(plain->has_header("Content-Encoding")) << plain->get_header_value("Content-Encoding");
+    EXPECT_EQ(parse(plain)["segmentation"], full["segmentation"]);
+    auto binary = c.Post("/api/images/dog.jpg/click", browser, click.dump(), "application/json");
+    ASSERT_EQ(status(binary), 200);
+    EXPECT_FALSE(binary->has_header("Content-Encoding"));
     // Errors as JSON, naming the field.
     auto unknown = c.Post("/api/images/dog.jpg/click", json{{"points", {{1, 1}}}, {"labels", {1}}, {"mask_input", "m999999"}}.dump(),
                           "application/json");
