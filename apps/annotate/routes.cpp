@@ -279,9 +279,10 @@ void add_routes(httplib::Server& http, Project& project, EmbeddingCache& embeddi
         res.set_header("Server-Timing", times.header());
     }));
 
-    // A click for the page: the decoder's low-res logits of every candidate as binary
-    // (server/click.h), which the page upsamples and thresholds itself (web/mask.js); no work at
-    // the image's size here. Handles of every candidate's logits for the next click's mask_input.
+    // A click for the page: the decoder's low-res logits of the best candidate (the one the page
+    // shows; the predict route's) as binary (server/click.h), which the page upsamples and
+    // thresholds itself (web/mask.js); no work at the image's size here. Its handle is the next
+    // click's mask_input.
     http.Post(R"(/api/images/([^/]+)/click)", guarded([p, emb](const Request& req, Response& res) {
         const auto t0 = std::chrono::steady_clock::now();
         const std::string name = req.matches[1];
@@ -293,7 +294,8 @@ void add_routes(httplib::Server& http, Project& project, EmbeddingCache& embeddi
         const server::LogitsLookup lookup = [&](const std::string& h, Tensor& out) { return e->logits.get(h, out); };
         const Prompt prompt = server::parse_prompt(body, e->image.width, e->image.height, lookup);
         const server::DecodedClick d = server::decode_click(e->predictor, prompt, e->logits, times);
-        res.set_content(server::low_resolution_answer(e->predictor, d, times), "application/octet-stream");
+        res.set_content(server::low_resolution_answer(e->predictor, server::best_candidate(d), times),
+                        "application/octet-stream");
         res.set_header("X-Sam-Embedding", hit ? "memory" : e->source);
         times.add("total", ms_since(t0));
         res.set_header("Server-Timing", times.header());

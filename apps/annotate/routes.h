@@ -16,10 +16,11 @@
 //   POST /api/images/{name}/predict   {points, labels, box, mask_input, multimask} ->
 //                                     {segmentation (COCO RLE), score, logits, embedding, ms}:
 //                                     the best candidate at full resolution, for API clients
-//   POST /api/images/{name}/click     the same prompt -> every candidate's low-res logits as
-//                                     binary (server/click.h), which the page upsamples itself
-//                                     (web/mask.js); header X-Sam-Embedding: memory, disk or
-//                                     encoded; Server-Timing: embedding, decoder, encode, total
+//   POST /api/images/{name}/click     the same prompt -> the best candidate's low-res logits as
+//                                     binary (server/click.h, num_masks 1), which the page
+//                                     upsamples itself (web/mask.js); header X-Sam-Embedding:
+//                                     memory, disk or encoded; Server-Timing: embedding,
+//                                     decoder, encode, total
 //   POST /api/propose                 {images: [names] | "all", options: {points_per_side, ...}}
 //                                     -> {job}: segment-everything in the background
 //   GET  /api/jobs/{id}               {state, images_done, images_total, image, prompts_done,

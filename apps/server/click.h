@@ -56,6 +56,10 @@ struct DecodedClick {
 DecodedClick decode_click(const SamPredictor& predictor, const Prompt& prompt, LogitsCache& handles,
                           PhaseTimes& times);
 
+// The best candidate alone (its low-res logits, score and handle; best = 0): for a page that
+// shows only it (the annotation workspace), a third of the bytes of a multimask answer.
+DecodedClick best_candidate(const DecodedClick& d);
+
 // {masks: [{size, counts, logits}], scores, best, logits}: every candidate upsampled to full
 // resolution and thresholded ("upsample" in times), COCO RLE ("rle"), as JSON.
 nlohmann::json full_resolution_answer(const SamPredictor& predictor, const DecodedClick& d, PhaseTimes& times);

@@ -236,7 +236,7 @@ def fraction(text):
 
 
 def time_page(page, url, route, n, point, negative):
-    """n first clicks (Esc, then one positive point: 3 candidates, the best drawn) and n
+    """n first clicks (Esc, then one positive point: 3 candidates decoded, the best drawn) and n
     refinements (a shift-click off the object with the drawn mask's logits as mask_input: 1
     candidate), on the page as it is (route "click") or told to use the full-resolution JSON
     route (route "predict"). Each waits for its mask. Returns {kind: [timer entries]}."""
@@ -250,7 +250,7 @@ def time_page(page, url, route, n, point, negative):
             if kind == "first":
                 page.keyboard.press("Escape")
             count = int(page.get_attribute("body", "data-predictions") or 0)
-            dx = 0.003 * (i % 5)
+            dx = 0.002 * i  # a new point each time: no mask drawn before (the page keeps their layers)
             if kind == "first":
                 click_image(page, point[0] + dx, point[1])
             else:
@@ -306,7 +306,8 @@ def time_http(url, name, size, n, point, negative):
     return rows
 
 
-KINDS = {"first": "first click: 1 point, 3 candidates", "refine": "refinement: 2 points + mask_input, 1 candidate"}
+KINDS = {"first": "first click: 1 point, multimask (the best of 3 sent)",
+         "refine": "refinement: 2 points + mask_input, 1 mask"}
 
 
 def report(http_rows, page_rows):
@@ -349,6 +350,7 @@ def run_timing(page, url, args, name, size):
     point, negative = fraction(args.point), fraction(args.negative)
     page_rows = {"predict": {"first": [], "refine": []}, "click": {"first": [], "refine": []}}
     block = 10  # the two pages alternate in blocks of clicks, each seeing the same load
+    # (each block's clicks are the same on both pages: the i-th click of a block at the same point)
     done = 0
     while done < args.timing_clicks:
         k = min(block, args.timing_clicks - done)
