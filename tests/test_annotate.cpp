@@ -453,6 +453,22 @@ TEST(AnnotateServer, ClickAnswersLowResLogitsThatUpsampleToThePredictMask) {
     EXPECT_NE(shared->body.find("function upsampleMask"), std::string::npos);
 }
 
+// --web-dir: the page from a folder (web/annotate), and the script it shares with `sam serve`'s
+// page from the folder above (web/mask.js), byte for byte.
+TEST(AnnotateServer, WebDirServesThePageAndTheSharedScript) {
+    Workspace ws;
+    const std::string web = std::string(SAM_TEST_DATA) + "/../../web";
+    AnnotateProcess server(ws, {"--web-dir", web + "/annotate"});
+    auto c = server.client();
+    auto app = c.Get("/app.js");
+    ASSERT_EQ(status(app), 200);
+    EXPECT_EQ(app->body, test::read_file(web + "/annotate/app.js"));
+    auto shared = c.Get("/mask.js");
+    ASSERT_EQ(status(shared), 200);
+    EXPECT_EQ(shared->body, test::read_file(web + "/mask.js"));
+    EXPECT_EQ(status(c.Get("/missing.js")), 404);
+}
+
 TEST(AnnotateServer, EmbeddingsAreCachedOnDiskByContent) {
     Workspace ws;
     {
