@@ -23,8 +23,9 @@ using httplib::Response;
 using server::HttpError;
 
 // With a charset, which keeps cpp-httplib from compressing the answer: it picks Brotli at its
-// slowest setting whenever a browser accepts it (~0.6 s for a click's 90 KiB of JSON on a loaded
-// 2-core machine, 10x the decoder), for bytes that mostly stay on loopback or a LAN.
+// slowest setting whenever a browser accepts it (0.6-0.7 s more for a click's 90 KiB of JSON on
+// a loaded 2-core machine, several times the decoder's time), for bytes that mostly stay on
+// loopback or a LAN.
 void send_json(Response& res, const json& j, int status = 200) {
     res.status = status;
     res.set_content(j.dump(), "application/json; charset=utf-8");
@@ -122,7 +123,7 @@ void serve_asset(const std::string& web_dir, std::string name, Response& res) {
             return;
         }
         // A file the page shares with `sam serve`'s (web/mask.js) is in the folder above.
-        const std::string shared = std::filesystem::path(web_dir).parent_path().string() + "/" + name;
+        const std::string shared = std::filesystem::canonical(web_dir).parent_path().string() + "/" + name;
         if (name != "mask.js" || !std::filesystem::is_regular_file(shared)) throw HttpError(404, "no such file: /" + name);
         res.set_content(read_file(shared), content_type(name));
         return;
