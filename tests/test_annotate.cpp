@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,6 +18,7 @@
 #include <thread>
 
 #include "annotate/project.h"
+#include "postprocess.h"
 #include "sam/image.h"
 #include "sam/rle.h"
 #include "test_util.h"
@@ -346,6 +349,124 @@ TEST(AnnotateServer, KilledDuringSavesLosesAtMostTheSaveInFlight) {
     EXPECT_TRUE(n == acknowledged || n == acknowledged + 1) << n << " objects, " << acknowledged << " acknowledged";
     for (const auto& e : fs::directory_iterator(ws.dir + "/project.images"))
         EXPECT_EQ(e.path().filename().string().find(".sam-tmp"), std::string::npos) << "a temporary was left";
+}
+
+// A click's binary answer (apps/server/click.h): its header, and candidate k upsampled and
+// thresholded at full resolution from the rows x cols sent (the rest of the low-res grid NaN:
+// a pixel that read it would differ), as COCO RLE.
+struct ClickAnswer {
+    json head;
+    std::vector<float> logits;  // num_masks x rows x cols
+    std::string timing, embedding;
+};
+
+ClickAnswer parse_click(const httplib::Result& r) {
+    ClickAnswer a;
+    EXPECT_EQ(status(r), 200) << (r ? r->body.substr(0, 300) : "no response");
+    if (status(r) != 200) return a;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/octet-stream");
+    a.timing = r->get_header_value("Server-Timing");
+    a.embedding = r->get_header_value("X-Sam-Embedding");
+    const std::string& b = r->body;
+    if (b.size() < 8 || b.substr(0, 4) != "SAMc") {
+        ADD_FAILURE() << "not a click answer: " << b.substr(0, 100);
+        return a;
+    }
+    uint32_t n = 0;
+    for (size_t i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<uint8_t>(b[4 + i])) << (8 * i);
+    a.head = json::parse(b.substr(8, n), nullptr, /*allow_exceptions=*/false);
+    const size_t floats = a.head["num_masks"].get<size_t>() * a.head["rows"].get<size_t>() * a.head["cols"].get<size_t>();
+    EXPECT_EQ(b.size(), 8 + size_t{n} + floats * sizeof(float));
+    a.logits.resize(std::min(floats, (b.size() - 8 - n) / sizeof(float)));
+    std::memcpy(a.logits.data(), b.data() + 8 + n, a.logits.size() * sizeof(float));
+    return a;
+}
+
+std::string upsampled_rle(const ClickAnswer& a, int k) {
+    const int S = a.head["low_size"], rows = a.head["rows"], cols = a.head["cols"], h = a.head["height"], w = a.head["width"];
+    std::vector<float> low(size_t(S) * S, std::nanf(""));
+    for (int y = 0; y < rows; ++y) std::copy_n(a.logits.data() + (size_t(k) * rows + y) * cols, cols, low.data() + size_t(y) * S);
+    const MaskPostprocessor post(S, a.head["img_size"], a.head["input_h"], a.head["input_w"], h, w);
+    std::vector<uint8_t> mask(size_t(h) * w);
+    post.binary(low.data(), mask.data(), a.head["threshold"].get<float>());
+    return rle_to_coco_string(rle_encode(mask.data(), h, w));
+}
+
+// The workspace's click route: the low-res logits of the best candidate (of 3), which, upsampled
+// as the page does it, is the predict route's full-resolution mask; refinement by its handle;
+// errors.
+TEST(AnnotateServer, ClickAnswersLowResLogitsThatUpsampleToThePredictMask) {
+    Workspace ws;
+    AnnotateProcess server(ws);
+    auto c = server.client();
+    const json click = {{"points", {{400, 260}}}, {"labels", {1}}, {"multimask", true}};
+    const ClickAnswer a = parse_click(c.Post("/api/images/dog.jpg/click", click.dump(), "application/json"));
+    ASSERT_EQ(a.head["num_masks"], 1) << a.head.dump();
+    EXPECT_EQ(a.head["height"], 534);
+    EXPECT_EQ(a.head["width"], 800);
+    EXPECT_EQ(a.head["logits"].size(), 1u);
+    EXPECT_EQ(a.head["best"], 0);
+    EXPECT_LT(a.head["rows"].get<int>(), a.head["low_size"].get<int>());  // only the rows the image covers
+    EXPECT_EQ(a.embedding, "encoded");
+    for (const char* phase : {"embedding;dur=", "decoder;dur=", "encode;dur=", "total;dur="})
+        EXPECT_NE(a.timing.find(phase), std::string::npos) << a.timing;
+    json full = parse(c.Post("/api/images/dog.jpg/predict", click.dump(), "application/json"));
+    ASSERT_TRUE(full.contains("segmentation")) << full.dump();
+    EXPECT_EQ(upsampled_rle(a, 0), full["segmentation"]["counts"]);
+    EXPECT_EQ(full["score"].get<float>(), a.head["scores"][0].get<float>());  // the best of the 3
+    // Refined: a second point and the best candidate's logits, on both routes.
+    const json refine = {{"points", {{400, 260}, {100, 80}}}, {"labels", {1, 0}}, {"multimask", false},
+                         {"mask_input", a.head["logits"][0]}};
+    const ClickAnswer a2 = parse_click(c.Post("/api/images/dog.jpg/click", refine.dump(), "application/json"));
+    ASSERT_EQ(a2.head["num_masks"], 1) << a2.head.dump();
+    EXPECT_EQ(a2.embedding, "memory");
+    json full2 = parse(c.Post("/api/images/dog.jpg/predict", refine.dump(), "application/json"));
+    ASSERT_TRUE(full2.contains("segmentation")) << full2.dump();
+    EXPECT_EQ(upsampled_rle(a2, 0), full2["segmentation"]["counts"]);
+    // JSON answers are not compressed for a browser that accepts Brotli (cpp-httplib's Brotli
+    // took 10x the decoder's time), nor the binary one.
+    const httplib::Headers browser = {{"Accept-Encoding", "gzip, deflate, br, zstd"}};
+    auto plain = c.Post("/api/images/dog.jpg/predict", browser, click.dump(), "application/json");
+    ASSERT_EQ(status(plain), 200);
+    EXPECT_FALSE(plain->has_header("Content-Encoding")) << plain->get_header_value("Content-Encoding");
+    EXPECT_EQ(parse(plain)["segmentation"], full["segmentation"]);
+    auto binary = c.Post("/api/images/dog.jpg/click", browser, click.dump(), "application/json");
+    ASSERT_EQ(status(binary), 200);
+    EXPECT_FALSE(binary->has_header("Content-Encoding"));
+    // Errors as JSON, naming the field.
+    auto unknown = c.Post("/api/images/dog.jpg/click", json{{"points", {{1, 1}}}, {"labels", {1}}, {"mask_input", "m999999"}}.dump(),
+                          "application/json");
+    EXPECT_EQ(status(unknown), 400);
+    EXPECT_NE(parse(unknown)["error"].get<std::string>().find("mask_input"), std::string::npos) << unknown->body;
+    auto bad = c.Post("/api/images/dog.jpg/click", json{{"points", {{1, 1}}}, {"labels", {7}}}.dump(), "application/json");
+    EXPECT_EQ(status(bad), 400);
+    EXPECT_NE(parse(bad)["error"].get<std::string>().find("label"), std::string::npos) << bad->body;
+    EXPECT_EQ(status(c.Post("/api/images/cat.jpg/click", click.dump(), "application/json")), 404);
+    EXPECT_EQ(status(c.Post("/api/images/dog.jpg/click", "{", "application/json")), 400);
+    EXPECT_EQ(status(c.Post("/api/images/dog.jpg/click", click.dump(), "text/plain")), 415);
+    // The page and the script it shares with `sam serve`'s.
+    auto page = c.Get("/");
+    ASSERT_EQ(status(page), 200);
+    EXPECT_NE(page->body.find("src=\"mask.js\""), std::string::npos);
+    auto shared = c.Get("/mask.js");
+    ASSERT_EQ(status(shared), 200);
+    EXPECT_NE(shared->body.find("function upsampleMask"), std::string::npos);
+}
+
+// --web-dir: the page from a folder (web/annotate), and the script it shares with `sam serve`'s
+// page from the folder above (web/mask.js), byte for byte.
+TEST(AnnotateServer, WebDirServesThePageAndTheSharedScript) {
+    Workspace ws;
+    const std::string web = std::string(SAM_TEST_DATA) + "/../../web";
+    AnnotateProcess server(ws, {"--web-dir", web + "/annotate"});
+    auto c = server.client();
+    auto app = c.Get("/app.js");
+    ASSERT_EQ(status(app), 200);
+    EXPECT_EQ(app->body, test::read_file(web + "/annotate/app.js"));
+    auto shared = c.Get("/mask.js");
+    ASSERT_EQ(status(shared), 200);
+    EXPECT_EQ(shared->body, test::read_file(web + "/mask.js"));
+    EXPECT_EQ(status(c.Get("/missing.js")), 404);
 }
 
 TEST(AnnotateServer, EmbeddingsAreCachedOnDiskByContent) {

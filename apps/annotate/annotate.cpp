@@ -63,6 +63,9 @@ int run_annotate(const AnnotateCliOptions& o) {
     ao.prefetch = o.prefetch;
 
     httplib::Server http;
+    // Set before binding (the listening socket's option): a click's answer leaves at once
+    // instead of waiting for the client's delayed ACK.
+    http.set_tcp_nodelay(true);
     const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
     if (port < 0) throw InputError("--port", "cannot listen on " + o.host + ":" + std::to_string(o.port));
     ao.port = port;

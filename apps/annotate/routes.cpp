@@ -10,6 +10,7 @@
 
 #include "annotate/web_assets.h"
 #include "cli/export_formats.h"
+#include "server/click.h"
 #include "server/request_checks.h"
 #include "server/request_parsing.h"
 
@@ -21,9 +22,17 @@ using httplib::Request;
 using httplib::Response;
 using server::HttpError;
 
+// With a charset, which keeps cpp-httplib from compressing the answer: it picks Brotli at its
+// slowest setting whenever a browser accepts it (0.6-0.7 s more for a click's 90 KiB of JSON on
+// a loaded 2-core machine, several times the decoder's time), for bytes that mostly stay on
+// loopback or a LAN.
 void send_json(Response& res, const json& j, int status = 200) {
     res.status = status;
-    res.set_content(j.dump(), "application/json");
+    res.set_content(j.dump(), "application/json; charset=utf-8");
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Every failure as {"error": ...} with its status.
@@ -109,8 +118,14 @@ void serve_asset(const std::string& web_dir, std::string name, Response& res) {
     if (name.front() == '.') throw HttpError(404, "no such file: /" + name);
     if (!web_dir.empty()) {
         const std::string path = web_dir + "/" + name;
-        if (!std::filesystem::is_regular_file(path)) throw HttpError(404, "no such file: /" + name);
-        res.set_content(read_file(path), content_type(name));
+        if (std::filesystem::is_regular_file(path)) {
+            res.set_content(read_file(path), content_type(name));
+            return;
+        }
+        // A file the page shares with `sam serve`'s (web/mask.js) is in the folder above.
+        const std::string shared = std::filesystem::canonical(web_dir).parent_path().string() + "/" + name;
+        if (name != "mask.js" || !std::filesystem::is_regular_file(shared)) throw HttpError(404, "no such file: /" + name);
+        res.set_content(read_file(shared), content_type(name));
         return;
     }
     for (const WebAsset& a : kWebAssets)
@@ -236,6 +251,7 @@ void add_routes(httplib::Server& http, Project& project, EmbeddingCache& embeddi
         send_json(res, to_json(p->save_image(name, base, parse_save(body, current))));
     }));
 
+    // A click, answered with the best candidate at full resolution as JSON: for API clients.
     http.Post(R"(/api/images/([^/]+)/predict)", guarded([p, emb](const Request& req, Response& res) {
         const auto t0 = std::chrono::steady_clock::now();
         const std::string name = req.matches[1];
@@ -253,12 +269,37 @@ void add_routes(httplib::Server& http, Project& project, EmbeddingCache& embeddi
         const int64_t S = r.low_res_logits.dim(-1);
         Tensor low = Tensor::empty({1, S, S});
         std::copy(r.low_res_logits.data() + best * S * S, r.low_res_logits.data() + (best + 1) * S * S, low.data());
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        const double ms = ms_since(t0);
         send_json(res, {{"segmentation", {{"size", {rle.height, rle.width}}, {"counts", rle_to_coco_string(rle)}}},
                         {"score", r.iou_predictions[size_t(best)]},
                         {"logits", e->logits.put(low)},
                         {"embedding", hit ? "memory" : e->source},
                         {"ms", ms}});
+        server::PhaseTimes times;
+        times.add("total", ms_since(t0));
+        res.set_header("Server-Timing", times.header());
+    }));
+
+    // A click for the page: the decoder's low-res logits of the best candidate (the one the page
+    // shows; the predict route's) as binary (server/click.h), which the page upsamples and
+    // thresholds itself (web/mask.js); no work at the image's size here. Its handle is the next
+    // click's mask_input.
+    http.Post(R"(/api/images/([^/]+)/click)", guarded([p, emb](const Request& req, Response& res) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::string name = req.matches[1];
+        const json body = body_of(req);
+        server::PhaseTimes times;
+        bool hit = false;
+        const auto e = emb->get(name, p->image_path(name), &hit);
+        times.add("embedding", ms_since(t0));
+        const server::LogitsLookup lookup = [&](const std::string& h, Tensor& out) { return e->logits.get(h, out); };
+        const Prompt prompt = server::parse_prompt(body, e->image.width, e->image.height, lookup);
+        const server::DecodedClick d = server::decode_click(e->predictor, prompt, e->logits, times);
+        res.set_content(server::low_resolution_answer(e->predictor, server::best_candidate(d), times),
+                        "application/octet-stream");
+        res.set_header("X-Sam-Embedding", hit ? "memory" : e->source);
+        times.add("total", ms_since(t0));
+        res.set_header("Server-Timing", times.header());
     }));
 
     http.Post("/api/propose", guarded([p, jb](const Request& req, Response& res) {

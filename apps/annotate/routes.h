@@ -1,4 +1,5 @@
-// The HTTP API of `sam annotate` (JSON in, JSON out) and its page (web/annotate). Routes only:
+// The HTTP API of `sam annotate` (JSON in, JSON out but for a click's binary answer) and its
+// page (web/annotate, with web/mask.js). Routes only:
 // the project is annotate/project.h, the embeddings annotate/embeddings.h, the proposal jobs
 // annotate/proposals.h.
 //
@@ -13,14 +14,21 @@
 //   GET  /api/images/{name}/file      the image file
 //   PUT  /api/images/{name}           {version, status, objects, proposals} -> the saved record
 //   POST /api/images/{name}/predict   {points, labels, box, mask_input, multimask} ->
-//                                     {segmentation (COCO RLE), score, logits, embedding, ms}
+//                                     {segmentation (COCO RLE), score, logits, embedding, ms}:
+//                                     the best candidate at full resolution, for API clients
+//   POST /api/images/{name}/click     the same prompt -> the best candidate's low-res logits as
+//                                     binary (server/click.h, num_masks 1), which the page
+//                                     upsamples itself (web/mask.js); header X-Sam-Embedding:
+//                                     memory, disk or encoded; Server-Timing: embedding,
+//                                     decoder, encode, total
 //   POST /api/propose                 {images: [names] | "all", options: {points_per_side, ...}}
 //                                     -> {job}: segment-everything in the background
 //   GET  /api/jobs/{id}               {state, images_done, images_total, image, prompts_done,
 //                                     prompts_total, error}
 //   POST /api/export                  {format: coco|yolo|sa1b|png, rle} -> {path, files}
 //   GET  /api/export/coco             the project as COCO JSON (a download)
-//   GET  /, /app.js, /style.css       the page
+//   GET  /, /app.js, /style.css,      the page
+//        /mask.js
 //
 // Errors are JSON {"error": "..."}: 400 bad JSON or field (named), 403 a Host or Origin not
 // this server's, 404 unknown image, job or route, 409 a save on a version another tab

@@ -83,6 +83,21 @@ DecodedClick decode_click(const ImagePredictor& predictor, const Prompt& prompt,
     return keep_candidates(std::move(r), handles);
 }
 
+DecodedClick best_candidate(const DecodedClick& d) {
+    const Prediction& r = d.prediction;
+    const int64_t S = r.low_res_logits.dim(-1), k = d.best;
+    DecodedClick one;
+    one.prediction.num_masks = 1;
+    one.prediction.height = r.height;
+    one.prediction.width = r.width;
+    one.prediction.iou_predictions = {r.iou_predictions[static_cast<size_t>(k)]};
+    one.prediction.low_res_logits = Tensor({1, S, S});
+    std::copy(r.low_res_logits.data() + k * S * S, r.low_res_logits.data() + (k + 1) * S * S,
+              one.prediction.low_res_logits.data());
+    one.handles = {d.handles[static_cast<size_t>(k)]};
+    return one;
+}
+
 json full_resolution_answer(const SamPredictor& predictor, const DecodedClick& d, PhaseTimes& times) {
     return full_resolution_answer(mask_geometry(predictor), d, times);
 }

@@ -4,7 +4,7 @@
 //    size, thresholded and COCO RLE encoded, in JSON. For clients that want finished masks.
 //  - low resolution (POST /api/images/{id}/click): the decoder's low-res logits as raw float32,
 //    which the page upsamples and thresholds itself with the same bilinear steps
-//    (src/postprocess.h; web/app.js, upsampleMask), so that what it shows is, pixel for pixel,
+//    (src/postprocess.h; web/mask.js, upsampleMask), so that what it shows is, pixel for pixel,
 //    the full-resolution mask. The server does no per-pixel work at the image's size.
 //
 // Both keep each candidate's low-res logits under a handle for the next click's mask_input.
@@ -68,6 +68,10 @@ DecodedClick decode_click(const ImagePredictor& predictor, const Prompt& prompt,
 
 // The upsampling geometry of SAM's predictor's image.
 MaskGeometry mask_geometry(const SamPredictor& predictor);
+
+// The best candidate alone (its low-res logits, score and handle; best = 0): for a page that
+// shows only it (the annotation workspace), a third of the bytes of a multimask answer.
+DecodedClick best_candidate(const DecodedClick& d);
 
 // {masks: [{size, counts, logits}], scores, best, logits}: every candidate upsampled to full
 // resolution and thresholded ("upsample" in times), COCO RLE ("rle"), as JSON.

@@ -19,7 +19,8 @@ Loopback only; the server is always killed.
 assume the test model's large mask); --checks none only times clicks: with --web-dir it times
 another copy of the page (e.g. an earlier version) against the same server.
 
-Driver: Python Playwright from PyPI (tests/browser/requirements.txt), which carries its own
+Driver: tests/browser/harness.py (shared with annotate_test.py): Python Playwright from PyPI
+(tests/browser/requirements.txt), which carries its own
 driver and needs neither npm nor a browser download; it drives Debian's /usr/bin/chromium over
 the DevTools protocol (checked with Debian 12's chromium 156). Chosen over Selenium with
 chromium-driver because its calls are those of the JavaScript test this replaces (file input,
@@ -30,73 +31,31 @@ import base64
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 
 from playwright.sync_api import sync_playwright
 
+from harness import INSTALL_TIMER, Failure, Server, browser, fail, percentile, report_timing
+
 TIMEOUT_S = 150
-CHROMIUM = "/usr/bin/chromium"
-
-
-class Failure(Exception):
-    pass
-
-
-def fail(message):
-    raise Failure(message)
 
 
 # ---------------------------------------------------------------------------------------------
 # The server, on a free port.
 
-class Server:
-    """`sam serve` with the tiny model; `url` once it says where it listens."""
-
-    def __init__(self, args):
-        cmd = [args.sam, "serve", "--checkpoint", args.checkpoint or os.path.join(args.data, "sam_tiny.pth"),
-               "--host", "127.0.0.1", "--port", "0"]
-        config = os.path.join(args.data, "config.json") if args.config is None else args.config
-        if config:
-            cmd += ["--config", config]
-        if args.web_dir:
-            cmd += ["--web-dir", args.web_dir]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log = ""
-        self.url = None
-        self.ready = threading.Event()
-        threading.Thread(target=self._read_log, daemon=True).start()
-
-    def _read_log(self):
-        # Keeps reading to the end, so that the server never blocks on a full pipe.
-        for line in self.proc.stderr:
-            self.log += line
-            m = re.search(r"listening on (http://127\.0\.0\.1:\d+/)", self.log)
-            if m and not self.url:
-                self.url = m.group(1)
-                self.ready.set()
-        self.ready.set()
-
-    def wait_url(self):
-        self.ready.wait(TIMEOUT_S)
-        if not self.url:
-            try:
-                code = self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                fail(f"sam serve did not say where it listens:\n{self.log}")
-            fail(f"sam serve exited ({code}):\n{self.log}")
-        return self.url
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def start_server(args):
+    """`sam serve` with the tiny model (or --checkpoint)."""
+    cmd = [args.sam, "serve", "--checkpoint", args.checkpoint or os.path.join(args.data, "sam_tiny.pth")]
+    config = os.path.join(args.data, "config.json") if args.config is None else args.config
+    if config:
+        cmd += ["--config", config]
+    if args.web_dir:
+        cmd += ["--web-dir", args.web_dir]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    return Server(cmd)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,40 +177,10 @@ COMPARE_FULL = """async () => {
              css: [Math.round(rect.width), Math.round(rect.height)] };
 }"""
 
-# Marks on the page's timeline: the release of the mouse button, and the first animation frame
-# after the page says a prediction is drawn (body[data-predictions] changes after the overlay is
-# drawn). Works with any version of the page.
-INSTALL_TIMER = """() => {
-    window.__clicks = [];
-    window.addEventListener('mouseup', () => performance.mark('test:click'), true);
-    new MutationObserver(() => {
-      performance.mark('test:drawn');
-      requestAnimationFrame(() => {
-        performance.mark('test:frame');
-        const m = performance.measure('test:click-to-frame', 'test:click', 'test:frame');
-        const d = performance.measure('test:click-to-drawn', 'test:click', 'test:drawn');
-        // The request's own entry: its time and the server's phases (Server-Timing).
-        const req = performance.getEntriesByType('resource').filter((e) => /[/](predict|click)$/.test(e.name)).pop();
-        const phase = (name) => ((req && req.serverTiming) || []).find((t) => t.name === name);
-        window.__clicks.push({ frame: m.duration, drawn: d.duration, request: req ? req.duration : null,
-                               decoder: phase('decoder') ? phase('decoder').duration : null,
-                               server: phase('total') ? phase('total').duration : null,
-                               wait: req ? req.responseStart - req.requestStart : null,
-                               transfer: req ? req.responseEnd - req.responseStart : null });
-      });
-    }).observe(document.body, { attributes: true, attributeFilter: ['data-predictions'] });
-}"""
-
-
-def percentile(values, q):
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))]
-
-
 def time_clicks(page, click, n):
     """n first clicks (Clear, then one positive point: 3 masks) and n refinements (a negative
     point with the shown mask as mask_input); each waits for its mask. Returns the lists."""
-    page.evaluate(INSTALL_TIMER)
+    page.evaluate(INSTALL_TIMER, "mouseup")  # the page asks on the release
     first, refine, page_timings = [], [], []
     for i in range(n):
         for kind in ("first", "refine"):
@@ -272,11 +201,6 @@ def time_clicks(page, click, n):
             if last:
                 page_timings.append(dict(last, kind=kind))
     return first, refine, page_timings
-
-
-def report_timing(name, values):
-    print(f"timing: {name}: median {percentile(values, 0.5):.1f} ms, p90 {percentile(values, 0.9):.1f} ms "
-          f"(n={len(values)})", flush=True)
 
 
 def b64(png):
@@ -487,18 +411,13 @@ def run_timing(page, args, click, errors):
 
 def run(args, on_timeout):
     point_x, point_y = (float(v) for v in args.point.split(","))
-    server = Server(args)
+    server = start_server(args)
     on_timeout.append(server.kill)
     profile = tempfile.mkdtemp(prefix="sam-browser-")
     try:
         args.url = server.wait_url()
         with sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True,
-                viewport={"width": 1280, "height": 800}, device_scale_factor=1,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update",
-                      "--disable-sync"])
+            context = browser(p, profile, 1280, 800)
             try:
                 page = context.pages[0] if context.pages else context.new_page()
                 stats = check_page(page, args, point_x, point_y)

@@ -1,9 +1,18 @@
 // sam annotate: the page. Talks to the JSON API of apps/annotate/routes.h; every change is
 // saved at once (PUT with the version it started from; a 409 means another tab saved first).
+// A click is answered with the decoder's low-res logits (POST .../click, binary), which the page
+// upsamples and thresholds itself with web/mask.js (loaded first: samMask), exactly as the
+// server's full-resolution path does: the mask drawn is the full-resolution mask, pixel for
+// pixel, and the object saved on Enter is that mask, COCO RLE encoded here. `?route=predict`
+// makes the page ask the full-resolution JSON route instead (to compare the two).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// Two layers: the image with the saved objects and proposals (at the image's size), and over it
+// the object being made, its mask and its prompts (one pixel per device pixel of the displayed
+// image, at most the image's size): a click redraws only the second.
 const canvas = $("canvas"), ctx = canvas.getContext("2d");
+const draftCanvas = $("draft"), dctx = draftCanvas.getContext("2d");
 const COLORS = [[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180],
                 [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128]];
 
@@ -13,7 +22,9 @@ const state = {
   label: 0, opacity: 0.5, tool: "click", dragStart: null,
 };
 const counters = { saves: 0, predictions: 0 };  // for tests: body[data-saves], body[data-predictions]
-window.samAnnotate = { state };
+const options = { route: new URLSearchParams(location.search).get("route") === "predict" ? "predict" : "click" };
+const timings = [];  // per click, ms: {request, decoder, parse, upsample, draw, total}
+window.samAnnotate = { state, options, timings, displaySize, fullMask };
 
 function message(text, ok) {
   const m = $("message");
@@ -37,29 +48,16 @@ async function api(method, path, body) {
   return json;
 }
 
-// COCO compressed RLE -> row-major 0/1 mask (pycocotools rleFrString, column-major runs).
-function decodeRle(seg) {
-  const [h, w] = seg.size, s = seg.counts, counts = [];
-  let p = 0;
-  while (p < s.length) {
-    let x = 0, k = 0, more = 1;
-    while (more) {
-      const c = s.charCodeAt(p) - 48;
-      x |= (c & 0x1f) << (5 * k);
-      more = c & 0x20;
-      p++; k++;
-      if (!more && (c & 0x10)) x |= -1 << (5 * k);
-    }
-    if (counts.length > 2) x += counts[counts.length - 2];
-    counts.push(x);
-  }
-  const mask = new Uint8Array(h * w);
-  let i = 0, v = 0;
-  for (const n of counts) {
-    if (v) for (let j = i; j < i + n; j++) mask[(j % h) * w + Math.floor(j / h)] = 1;
-    i += n; v ^= 1;
-  }
-  return mask;
+// A row-major 0/1 mask -> a canvas of its size, opaque `color` where the mask is 1.
+function maskCanvas(mask, w, h, color) {
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const cx = c.getContext("2d"), img = cx.createImageData(w, h);
+  const px = new Uint32Array(img.data.buffer);  // RGBA bytes as little-endian words
+  const lut = new Uint32Array([0, color[0] | (color[1] << 8) | (color[2] << 16) | (255 << 24)]);
+  for (let i = 0; i < mask.length; i++) px[i] = lut[mask[i]];
+  cx.putImageData(img, 0, 0);
+  return c;
 }
 
 const overlayCache = new Map();  // counts + colour -> canvas
@@ -67,19 +65,13 @@ function overlay(seg, color) {
   const key = seg.counts + "|" + color.join(",");
   let c = overlayCache.get(key);
   if (c) return c;
-  const [h, w] = seg.size, mask = decodeRle(seg);
-  c = document.createElement("canvas");
-  c.width = w; c.height = h;
-  const cx = c.getContext("2d"), img = cx.createImageData(w, h);
-  for (let i = 0; i < mask.length; i++) {
-    if (!mask[i]) continue;
-    img.data[4 * i] = color[0]; img.data[4 * i + 1] = color[1]; img.data[4 * i + 2] = color[2]; img.data[4 * i + 3] = 255;
-  }
-  cx.putImageData(img, 0, 0);
+  c = maskCanvas(samMask.decodeRle(seg), seg.size[1], seg.size[0], color);
   if (overlayCache.size > 400) overlayCache.clear();
   overlayCache.set(key, c);
   return c;
 }
+
+const DRAFT_COLOR = [30, 144, 255];
 
 function labelColor(label) {
   const i = state.project.labels.indexOf(label);
@@ -100,25 +92,66 @@ function draw() {
   r.objects.forEach((o) => { if (!o.hidden) ctx.drawImage(overlay(o.segmentation, labelColor(o.label)), 0, 0); });
   if (state.selectedProposal >= 0 && r.proposals[state.selectedProposal])
     ctx.drawImage(overlay(r.proposals[state.selectedProposal].segmentation, [255, 255, 0]), 0, 0);
-  const d = state.draft;
-  if (d && d.segmentation) ctx.drawImage(overlay(d.segmentation, [30, 144, 255]), 0, 0);
   ctx.globalAlpha = 1;
-  if (d) {
-    const rad = Math.max(3, canvas.width / 200);
-    d.points.forEach((p, i) => {
-      ctx.beginPath();
-      ctx.arc(p[0], p[1], rad, 0, 2 * Math.PI);
-      ctx.fillStyle = d.labels[i] ? "#0c0" : "#e00";
-      ctx.fill();
-      ctx.strokeStyle = "#fff";
-      ctx.stroke();
-    });
-    if (d.box) {
-      ctx.strokeStyle = "#1e90ff";
-      ctx.lineWidth = Math.max(2, canvas.width / 400);
-      ctx.strokeRect(d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]);
-    }
+  drawDraft();
+}
+
+// The draft layer's size: one pixel per device pixel of the displayed image, at most the image's.
+function displaySize() {
+  const r = canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1, W = canvas.width, H = canvas.height;
+  if (r.width <= 0 || r.height <= 0) return [W, H];
+  return [Math.max(1, Math.min(W, Math.round(r.width * dpr))), Math.max(1, Math.min(H, Math.round(r.height * dpr)))];
+}
+
+// The click's answer under the display's pixels, each the full-resolution mask's pixel under
+// its centre (web/mask.js computes only those), as RGBA at the opacity; kept per size.
+function shownMask(d, dw, dh) {
+  const s = d.shown;
+  if (s && s.dw === dw && s.dh === dh && s.opacity === state.opacity) return s;
+  const mask = s && s.dw === dw && s.dh === dh ? s.mask : samMask.upsampleMask(d.low, d.geometry, new Uint8Array(dw * dh), dw, dh);
+  const img = dctx.createImageData(dw, dh), px = new Uint32Array(img.data.buffer);  // little-endian RGBA words
+  const c = DRAFT_COLOR, lut = new Uint32Array([0, (c[0] | (c[1] << 8) | (c[2] << 16) | (Math.round(255 * state.opacity) << 24)) >>> 0]);
+  for (let i = 0; i < mask.length; i++) px[i] = lut[mask[i]];
+  d.shown = { dw, dh, mask, img, opacity: state.opacity };
+  return d.shown;
+}
+
+// The object being made: its mask, its points and its box, over the image.
+function drawDraft() {
+  const [dw, dh] = state.image ? displaySize() : [1, 1];
+  if (draftCanvas.width !== dw || draftCanvas.height !== dh) { draftCanvas.width = dw; draftCanvas.height = dh; }
+  else dctx.clearRect(0, 0, dw, dh);
+  const d = state.draft;
+  if (!d || !state.image) return;
+  const s = dw / canvas.width;  // display pixels per image pixel
+  if (d.low) {
+    dctx.putImageData(shownMask(d, dw, dh).img, 0, 0);
+  } else if (d.segmentation) {  // an object being refined, before its first click
+    dctx.globalAlpha = state.opacity;
+    dctx.drawImage(overlay(d.segmentation, DRAFT_COLOR), 0, 0, dw, dh);
+    dctx.globalAlpha = 1;
   }
+  const rad = Math.max(3, canvas.width / 200) * s;
+  dctx.lineWidth = 1;
+  d.points.forEach((p, i) => {
+    dctx.beginPath();
+    dctx.arc(p[0] * s, p[1] * s, rad, 0, 2 * Math.PI);
+    dctx.fillStyle = d.labels[i] ? "#0c0" : "#e00";
+    dctx.fill();
+    dctx.strokeStyle = "#fff";
+    dctx.stroke();
+  });
+  if (d.box) {
+    dctx.strokeStyle = "#1e90ff";
+    dctx.lineWidth = Math.max(2, canvas.width / 400) * s;
+    dctx.strokeRect(d.box[0] * s, d.box[1] * s, (d.box[2] - d.box[0]) * s, (d.box[3] - d.box[1]) * s);
+  }
+}
+
+// The object being made at full resolution (row-major 0/1, the image's size): the mask saved.
+function fullMask(d) {
+  if (!d.full) d.full = samMask.upsampleMask(d.low, d.geometry, new Uint8Array(d.geometry.width * d.geometry.height));
+  return d.full;
 }
 
 function renderLists() {
@@ -244,20 +277,66 @@ async function redo() {
   if (await save(next, false)) state.undo.push(cur); else state.redo.push(next);
 }
 
+// The error of a failed request, from its JSON body.
+async function requestError(res) {
+  const json = await res.json().catch(() => ({ error: "bad answer from the server" }));
+  const e = new Error(json.error || ("HTTP " + res.status));
+  e.status = res.status;
+  return e;
+}
+
+// Asks the model for the object being made (its points, box and the last answer's logits) and
+// draws the answer. On the click route: the best candidate's logits, upsampled here at the
+// display's pixels only; on the predict route: its full-resolution mask as COCO RLE.
 async function predict() {
   const d = state.draft;
   const body = { multimask: d.points.length <= 1 && !d.box };
   if (d.points.length) { body.points = d.points; body.labels = d.labels; }
   if (d.box) body.box = d.box;
   if (d.logits && d.points.length > 1) body.mask_input = d.logits;
+  d.request = body;  // (tests send it to the full-resolution route)
+  const asked = d.asked = (d.asked || 0) + 1;
   const t0 = performance.now();
   try {
-    const r = await api("POST", "/api/images/" + encodeURIComponent(state.name) + "/predict", body);
-    if (state.draft !== d) return;
-    d.segmentation = r.segmentation; d.logits = r.logits; d.score = r.score;
-    document.body.dataset.predictions = ++counters.predictions;
-    $("timing").textContent = `answered in ${(performance.now() - t0).toFixed(0)} ms (server ${r.ms.toFixed(0)} ms, embedding: ${r.embedding})`;
-    draw();
+    const res = await fetch("/api/images/" + encodeURIComponent(state.name) + "/" + options.route,
+                            { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!res.ok) throw await requestError(res);
+    const low = options.route === "click";
+    const answer = low ? await res.arrayBuffer() : await res.json();
+    const t1 = performance.now();
+    if (state.draft !== d || d.asked !== asked) return;  // discarded, or a later click asked again
+    const t = { request: t1 - t0 };
+    const server = res.headers.get("Server-Timing") || "", decoder = /decoder;dur=([\d.]+)/.exec(server);
+    if (decoder) t.decoder = +decoder[1];
+    let embedding, t3;
+    if (low) {
+      const c = samMask.parseClick(answer), m = c.masks[c.best];
+      const t2 = performance.now();
+      t.parse = t2 - t1;
+      d.low = m.low; d.geometry = c.geometry; d.shown = null; d.full = null;
+      d.segmentation = null;  // the full-resolution mask is computed on accept
+      d.logits = m.logits; d.score = c.scores[c.best];
+      const [dw, dh] = displaySize();
+      shownMask(d, dw, dh);
+      t3 = performance.now();
+      t.upsample = t3 - t2;
+      embedding = res.headers.get("X-Sam-Embedding");
+      drawDraft();
+    } else {
+      t3 = performance.now();
+      d.segmentation = answer.segmentation; d.logits = answer.logits; d.score = answer.score;
+      d.low = null; d.shown = null;
+      embedding = answer.embedding;
+      drawDraft();  // (decodes and colours the RLE at full size, as the page did before)
+    }
+    t.draw = performance.now() - t3;
+    t.total = performance.now() - t0;
+    timings.push(t);
+    if (timings.length > 1000) timings.shift();
+    $("timing").textContent = `answered in ${t.request.toFixed(0)} ms` +
+      (t.decoder !== undefined ? ` (decoder ${t.decoder.toFixed(0)} ms)` : "") +
+      `, drawn after ${t.total.toFixed(0)} ms; embedding: ${embedding}`;
+    document.body.dataset.predictions = ++counters.predictions;  // once drawn (tests time it)
   } catch (e) {
     message(e.message);
   }
@@ -265,12 +344,15 @@ async function predict() {
 
 function acceptDraft() {
   const d = state.draft;
-  if (!d || !d.segmentation) return;
+  if (!d || !(d.segmentation || d.low)) return;
   state.draft = null;
   const label = state.project.labels[state.label];
   if (label === undefined) { message("add a label first"); return; }
+  // The full-resolution mask, computed here from the click's answer (the browser test checks it
+  // against the server's): no second decoder run.
+  const segmentation = d.segmentation || samMask.encodeRle(fullMask(d), d.geometry.height, d.geometry.width);
   change((n) => {
-    const o = { label, segmentation: d.segmentation, source: d.box ? "box" : "clicks",
+    const o = { label, segmentation, source: d.box ? "box" : "clicks",
                 predicted_iou: d.score, point_coords: d.points, point_labels: d.labels };
     // A refined object keeps its place (and its id); a refined proposal becomes an object.
     if (d.refines && d.refines.list === "objects") {
@@ -321,6 +403,7 @@ function toImage(e) {
 }
 
 canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+new ResizeObserver(() => drawDraft()).observe(canvas);  // the draft layer follows the display's size
 canvas.addEventListener("mousedown", (e) => {
   if (!state.record) return;
   const p = toImage(e);
@@ -329,7 +412,7 @@ canvas.addEventListener("mousedown", (e) => {
   if (!state.draft) state.draft = { points: [], labels: [], box: null };
   state.draft.points.push([Math.round(p[0]), Math.round(p[1])]);
   state.draft.labels.push(positive ? 1 : 0);
-  draw();
+  drawDraft();
   predict();
 });
 canvas.addEventListener("mousemove", (e) => {
@@ -337,7 +420,7 @@ canvas.addEventListener("mousemove", (e) => {
   const p = toImage(e), s = state.dragStart;
   if (!state.draft) state.draft = { points: [], labels: [], box: null };
   state.draft.box = [Math.min(s[0], p[0]), Math.min(s[1], p[1]), Math.max(s[0], p[0]), Math.max(s[1], p[1])].map(Math.round);
-  draw();
+  drawDraft();
 });
 canvas.addEventListener("mouseup", () => {
   if (state.tool !== "box" || !state.dragStart) return;
