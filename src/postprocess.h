@@ -10,7 +10,7 @@
 //
 // Each tap and each interpolated value is one rounded fp32 operation (this file is compiled with
 // -ffp-contract=off: no fused multiply-adds), so that the web page, which upsamples the low-res
-// logits of a click itself (web/app.js, upsampleMask), gets the same mask bit for bit.
+// logits of a click itself (web/mask.js, upsampleMask), gets the same mask bit for bit.
 #pragma once
 
 #include <cstdint>

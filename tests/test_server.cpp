@@ -481,6 +481,23 @@ TEST_F(Server, ClickAnswersLowResLogitsThatUpsampleToThePredictMasks) {
     expect_error(post_json(c, "/api/images/0123456789abcdef/click", prompt), 404, "unknown image id");
 }
 
+TEST_F(Server, JsonAnswersAreNotCompressedForBrowsers) {
+    // cpp-httplib compresses JSON with Brotli at its slowest setting for any client that accepts
+    // it (seconds for a full-resolution answer on a loaded machine): the answers carry a charset,
+    // which it does not compress (server/http_answers.h).
+    auto c = client();
+    json up = upload(c, truck());
+    const httplib::Headers browser = {{"Accept-Encoding", "gzip, deflate, br, zstd"}};
+    const json prompt = {{"points", {{500, 375}}}, {"labels", {1}}, {"multimask", true}};
+    auto r = c.Post("/api/images/" + up["id"].get<std::string>() + "/predict", browser, prompt.dump(),
+                    "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
+    EXPECT_FALSE(r->has_header("Content-Encoding")) << r->get_header_value("Content-Encoding");
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json; charset=utf-8");
+    EXPECT_EQ(json::parse(r->body)["masks"].size(), 3u);
+}
+
 TEST_F(Server, Everything) {
     auto c = client();
     json up = upload(c, dog());

@@ -11,6 +11,7 @@
 #include "annotate/web_assets.h"
 #include "cli/export_formats.h"
 #include "server/click.h"
+#include "server/http_answers.h"
 #include "server/request_checks.h"
 #include "server/request_parsing.h"
 
@@ -20,16 +21,14 @@ namespace {
 using json = nlohmann::json;
 using httplib::Request;
 using httplib::Response;
+using server::content_type;
 using server::HttpError;
+using server::read_file;
+using server::send_json;
 
-// With a charset, which keeps cpp-httplib from compressing the answer: it picks Brotli at its
-// slowest setting whenever a browser accepts it (0.6-0.7 s more for a click's 90 KiB of JSON on
-// a loaded 2-core machine, several times the decoder's time), for bytes that mostly stay on
-// loopback or a LAN.
-void send_json(Response& res, const json& j, int status = 200) {
-    res.status = status;
-    res.set_content(j.dump(), "application/json; charset=utf-8");
-}
+// The script this page shares with `sam serve`'s (web/mask.js): under --web-dir, in the folder
+// above the page's.
+constexpr const char* kSharedWebFiles[] = {"mask.js"};
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -95,45 +94,6 @@ json project_json(const Project& project) {
     }
     return {{"labels", st.labels}, {"labels_version", st.labels_version}, {"current", st.current},
             {"images", images},    {"counts", counts}};
-}
-
-std::string content_type(const std::string& name) {
-    const std::string ext = std::filesystem::path(name).extension().string();
-    if (ext == ".html") return "text/html; charset=utf-8";
-    if (ext == ".js") return "text/javascript; charset=utf-8";
-    if (ext == ".css") return "text/css; charset=utf-8";
-    if (ext == ".png" || ext == ".PNG") return "image/png";
-    if (ext == ".jpg" || ext == ".jpeg" || ext == ".JPG" || ext == ".JPEG") return "image/jpeg";
-    return "application/octet-stream";
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw HttpError(404, "cannot read " + path);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-void serve_asset(const std::string& web_dir, std::string name, Response& res) {
-    if (name.empty()) name = "index.html";
-    if (name.front() == '.') throw HttpError(404, "no such file: /" + name);
-    if (!web_dir.empty()) {
-        const std::string path = web_dir + "/" + name;
-        if (std::filesystem::is_regular_file(path)) {
-            res.set_content(read_file(path), content_type(name));
-            return;
-        }
-        // A file the page shares with `sam serve`'s (web/mask.js) is in the folder above.
-        const std::string shared = std::filesystem::canonical(web_dir).parent_path().string() + "/" + name;
-        if (name != "mask.js" || !std::filesystem::is_regular_file(shared)) throw HttpError(404, "no such file: /" + name);
-        res.set_content(read_file(shared), content_type(name));
-        return;
-    }
-    for (const WebAsset& a : kWebAssets)
-        if (name == a.name) {
-            res.set_content(reinterpret_cast<const char*>(a.data), a.size, content_type(name));
-            return;
-        }
-    throw HttpError(404, "no such file: /" + name);
 }
 
 // The image's record, with its size recorded (read from the file the first time).
@@ -339,7 +299,7 @@ void add_routes(httplib::Server& http, Project& project, EmbeddingCache& embeddi
     }));
 
     http.Get(R"(/([A-Za-z0-9_.-]*))", guarded([web_dir = options.web_dir](const Request& req, Response& res) {
-        serve_asset(web_dir, req.matches[1], res);
+        server::serve_asset(web_dir, req.matches[1], kWebAssets, res, kSharedWebFiles);
     }));
 
     http.set_logger([](const Request& req, const Response& res) {

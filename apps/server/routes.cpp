@@ -19,6 +19,7 @@
 #include "sam/rle.h"
 #include "server/click.h"
 #include "server/client_connection.h"
+#include "server/http_answers.h"
 #include "server/request_checks.h"
 #include "server/request_parsing.h"
 #include "server/web_assets.h"
@@ -29,12 +30,6 @@ namespace {
 using json = nlohmann::json;
 using httplib::Request;
 using httplib::Response;
-
-void send_json(Response& res, const json& body, int status = 200) {
-    res.status = status;
-    // Replace invalid UTF-8 (an error message may quote the client's bytes) rather than throw.
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-}
 
 void send_error(Response& res, int status, const std::string& message) {
     send_json(res, {{"error", message}}, status);
@@ -128,37 +123,6 @@ const std::string& upload_bytes(const Request& req) {
     }
     if (req.body.empty()) throw HttpError(400, "empty upload: send the image bytes as the body");
     return req.body;
-}
-
-std::string content_type(const std::string& name) {
-    static const std::map<std::string, std::string> types = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},   {".png", "image/png"},
-        {".svg", "image/svg+xml"},             {".json", "application/json"},
-        {".ico", "image/x-icon"}};
-    const size_t dot = name.rfind('.');
-    auto it = types.find(dot == std::string::npos ? "" : name.substr(dot));
-    return it == types.end() ? "application/octet-stream" : it->second;
-}
-
-// A file of the page: from --web-dir when given, else the copy compiled into the binary.
-void serve_asset(const std::string& web_dir, std::string name, Response& res) {
-    if (name.empty()) name = "index.html";
-    if (name.front() == '.') throw HttpError(404, "no such file: /" + name);
-    if (!web_dir.empty()) {
-        const std::string path = web_dir + "/" + name;
-        if (!std::filesystem::is_regular_file(path)) throw HttpError(404, "no such file: /" + name);
-        std::ifstream f(path, std::ios::binary);
-        res.set_content(std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()),
-                        content_type(name));
-        return;
-    }
-    for (const WebAsset& a : kWebAssets)
-        if (name == a.name) {
-            res.set_content(reinterpret_cast<const char*>(a.data), a.size, content_type(name));
-            return;
-        }
-    throw HttpError(404, "no such file: /" + name);
 }
 
 // Checks Host, Origin and body framing before httplib reads a body (request_checks.h). The
@@ -278,7 +242,7 @@ void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions&
     }));
 
     server.Get(R"(/([A-Za-z0-9_.-]*))", guarded([web_dir = options.web_dir](const Request& req, Response& res) {
-        serve_asset(web_dir, req.matches[1], res);
+        serve_asset(web_dir, req.matches[1], kWebAssets, res);
     }));
 
     server.set_logger([](const Request& req, const Response& res) {
