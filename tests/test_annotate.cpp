@@ -21,6 +21,7 @@
 #include "postprocess.h"
 #include "sam/image.h"
 #include "sam/rle.h"
+#include "server_process.h"
 #include "test_util.h"
 
 namespace sam {
@@ -127,63 +128,24 @@ TEST(AnnotateProject, ConcurrentSavesFromThreadsLoseNothing) {
     EXPECT_EQ(static_cast<int>(r.objects.size()), saved.load());  // each save added one to the last
 }
 
-// The built `sam annotate` as a child process; its stderr goes to a log file.
-class AnnotateProcess {
+// The built `sam annotate` on the workspace's folder and project, killed (SIGKILL) at the end.
+class AnnotateProcess : public test::ServerProcess {
   public:
-    AnnotateProcess(const Workspace& ws, std::vector<std::string> extra = {}) {
-        log_ = ws.dir + "/server_" + std::to_string(++starts_) + ".log";
-        std::vector<std::string> args = {SAM_CLI_PATH, "annotate", "--checkpoint", test::data_path("sam_tiny.pth"),
+    explicit AnnotateProcess(const Workspace& ws, const std::vector<std::string>& extra = {})
+        : test::ServerProcess(annotate_args(ws, extra), ws.dir + "/server_" + std::to_string(++starts_) + ".log") {}
+    ~AnnotateProcess() { kill9(); }
+    httplib::Client client() const { return test::ServerProcess::client(60); }
+
+  private:
+    static std::vector<std::string> annotate_args(const Workspace& ws, const std::vector<std::string>& extra) {
+        std::vector<std::string> args = {"annotate", "--checkpoint", test::data_path("sam_tiny.pth"),
                                          "--config", test::data_path("config.json"), "--images", ws.images,
                                          "--project", ws.dir + "/project.json", "--labels", "cat,dog",
                                          "--port", "0", "--threads", "2"};
         args.insert(args.end(), extra.begin(), extra.end());
-        pid_ = fork();
-        if (pid_ == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (!std::freopen(log_.c_str(), "w", stderr)) _exit(127);
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-        const std::string listening = "listening on http://127.0.0.1:";
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (std::chrono::steady_clock::now() < deadline) {
-            const std::string text = test::read_file(log_);
-            const size_t at = text.find(listening), end = text.find('/', at + listening.size());
-            if (at != std::string::npos && end != std::string::npos) {
-                port_ = std::stoi(text.substr(at + listening.size(), end - at - listening.size()));
-                return;
-            }
-            if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = -1;
-                break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        ADD_FAILURE() << "sam annotate did not start; its log:\n" << test::read_file(log_);
+        return args;
     }
-    ~AnnotateProcess() { kill9(); }
-    void kill9() {
-        if (pid_ <= 0) return;
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
-    httplib::Client client() const {
-        httplib::Client c("127.0.0.1", port_);
-        c.set_connection_timeout(10);
-        c.set_read_timeout(60);
-        return c;
-    }
-    std::string log() const { return test::read_file(log_); }
-
-  private:
     static inline int starts_ = 0;
-    pid_t pid_ = -1;
-    int port_ = 0;
-    std::string log_;
 };
 
 json parse(const httplib::Result& r) {

@@ -34,6 +34,7 @@
 #include "sam/sam2.h"
 #include "sam/sam2_automatic_mask_generator.h"
 #include "server/request_parsing.h"
+#include "server_process.h"
 #include "test_util.h"
 
 namespace sam {
@@ -47,87 +48,37 @@ std::vector<std::string> sam_tiny_args() {
     return {"--checkpoint", test::data_path("sam_tiny.pth"), "--config", test::data_path("config.json")};
 }
 
-// The built `sam serve` as a child process; its stderr goes to a log file.
-class ServerProcess {
+// The built `sam serve` on the test model (or `model`) with `extra` flags, its log named by
+// this process and moment and removed first: a log left by an earlier process that had the same
+// pid would otherwise be read (and its port taken) before the child has truncated it.
+class ServerProcess : public test::ServerProcess {
   public:
-    explicit ServerProcess(std::vector<std::string> extra, const std::string& name,
-                           const std::vector<std::string>& model = sam_tiny_args()) {
-        // A name of this process and moment, removed first: a log left by an earlier process
-        // that had the same pid would otherwise be read (and its port taken) before the child
-        // has truncated it.
-        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-        log_ = (fs::temp_directory_path() /
-                ("sam_test_server_" + name + "_" + std::to_string(getpid()) + "_" + std::to_string(now) + ".log"))
-                   .string();
-        fs::remove(log_);
-        std::vector<std::string> args = {SAM_CLI_PATH, "serve"};
-        args.insert(args.end(), model.begin(), model.end());
-        args.insert(args.end(), {"--host", "127.0.0.1", "--port", "0", "--threads", "2"});
-        args.insert(args.end(), extra.begin(), extra.end());
-        pid_ = fork();
-        if (pid_ == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            FILE* f = std::freopen(log_.c_str(), "w", stderr);
-            if (!f) _exit(127);
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-        // Wait for "listening on http://127.0.0.1:PORT/" (the model loads first).
-        const std::string listening = "listening on http://127.0.0.1:";
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (std::chrono::steady_clock::now() < deadline) {
-            const std::string text = log();
-            const size_t at = text.find(listening), end = text.find('/', at + listening.size());
-            if (at != std::string::npos && end != std::string::npos) {
-                port_ = std::stoi(text.substr(at + listening.size(), end - at - listening.size()));
-                return;
-            }
-            if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = -1;
-                break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        ADD_FAILURE() << "sam serve did not start; its log:\n" << log();
-    }
+    explicit ServerProcess(const std::vector<std::string>& extra, const std::string& name,
+                           const std::vector<std::string>& model = sam_tiny_args())
+        : test::ServerProcess(serve_args(extra, model), fresh_log(name)) {}
     ~ServerProcess() {
         stop();
         std::error_code ignored;
-        fs::remove(log_, ignored);
-    }
-    void stop() {
-        if (pid_ <= 0) return;
-        kill(pid_, SIGTERM);
-        for (int i = 0; i < 250; ++i) {
-            if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = -1;
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-    }
-    ServerProcess(const ServerProcess&) = delete;
-    ServerProcess& operator=(const ServerProcess&) = delete;
-
-    int port() const { return port_; }
-    std::string log() const { return test::read_file(log_); }
-    httplib::Client client() const {
-        httplib::Client c("127.0.0.1", port_);
-        c.set_connection_timeout(10);
-        c.set_read_timeout(120);
-        c.set_write_timeout(30);
-        return c;
+        fs::remove(log_path(), ignored);
     }
 
   private:
-    pid_t pid_ = -1;
-    int port_ = 0;
-    std::string log_;
+    static std::vector<std::string> serve_args(const std::vector<std::string>& extra,
+                                               const std::vector<std::string>& model) {
+        std::vector<std::string> args = {"serve"};
+        args.insert(args.end(), model.begin(), model.end());
+        args.insert(args.end(), {"--host", "127.0.0.1", "--port", "0", "--threads", "2"});
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+    }
+    static std::string fresh_log(const std::string& name) {
+        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        const std::string path = (fs::temp_directory_path() / ("sam_test_server_" + name + "_" + std::to_string(getpid()) +
+                                                               "_" + std::to_string(now) + ".log"))
+                                     .string();
+        fs::remove(path);
+        return path;
+    }
 };
 
 json body_of(const httplib::Result& r) {
