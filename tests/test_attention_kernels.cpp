@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -347,6 +348,29 @@ TEST_F(AttentionKernelsBf16, SharedRowsAndReusedObject) {
             EXPECT_NEAR(out_b[size_t(i * 13 + d)], want_b[size_t(d)], kBf16Tolerance);
         }
     }
+}
+
+// The encoders take bf16 products only where the CPU runs them, the AVX-512 kernels are in use
+// and they measured faster than fp32 ones; an override forces either way.
+TEST(AttentionKernels, Bf16ChoiceFollowsTheCpu) {
+    const double ratio = ops::bf16_attention_speed_ratio();
+    std::printf("CPU: %s; vdpbf16ps / fp32 FMA multiply-add rate %.2f; bf16 products chosen: %s\n",
+                ops::cpu_features().summary().c_str(), ratio, ops::bf16_attention_preferred() ? "yes" : "no");
+    if (!ops::bf16_attention_supported()) {
+        EXPECT_EQ(ratio, 0.0);
+        EXPECT_FALSE(ops::bf16_attention_preferred());
+        EXPECT_THROW(ops::set_bf16_attention_override(1), Error);
+        return;
+    }
+    EXPECT_GT(ratio, 0.0);
+    if (!std::getenv("SAM_ATTENTION_BF16")) {
+        EXPECT_EQ(ops::bf16_attention_preferred(), ops::kernel_isa() == ops::KernelIsa::Avx512 && ratio > 1.25);
+    }
+    ops::set_bf16_attention_override(1);
+    EXPECT_TRUE(ops::bf16_attention_preferred());
+    ops::set_bf16_attention_override(0);
+    EXPECT_FALSE(ops::bf16_attention_preferred());
+    ops::set_bf16_attention_override(-1);
 }
 
 // Asking for bf16 products where the CPU lacks them is an error, not a wrong result.

@@ -62,4 +62,8 @@ SAM_ATTENTION_ENTRY(avx2);
 SAM_ATTENTION_ENTRY(avx512);
 SAM_ATTENTION_ENTRY(avx512_bf16);  // needs AVX512-BF16 too, and the bf16 operands of Packed
 
+// Multiply-adds per second of vdpbf16ps over those of fp32 vfmadd (zmm, twelve independent
+// chains; best of five alternated trials of ~50k instructions each). Needs AVX512-BF16.
+double bf16_dot_speed_ratio();
+
 }  // namespace sam::ops::attention

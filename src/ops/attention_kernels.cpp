@@ -30,8 +30,11 @@
 #include "ops/attention_kernels.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 
 #include "ops/attention_blocking_impl.h"
 #include "ops/cpu.h"
@@ -146,6 +149,38 @@ void pack_column_pair_panels(int64_t rows, int64_t width, RowAt&& row_at, uint32
 }  // namespace
 
 bool bf16_attention_supported() { return cpu_runs(KernelIsa::Avx512) && cpu_features().avx512_bf16; }
+
+double bf16_attention_speed_ratio() {
+    static const double ratio = bf16_attention_supported() ? bf16_dot_speed_ratio() : 0.0;
+    return ratio;
+}
+
+namespace {
+std::atomic<int> g_bf16_override{-1};
+}
+
+void set_bf16_attention_override(int mode) {
+    if (mode == 1 && !bf16_attention_supported())
+        throw Error("attention: bf16 products asked for on a CPU without AVX512-BF16 (it has: " +
+                    cpu_features().summary() + ")");
+    g_bf16_override.store(mode < 0 ? -1 : mode != 0);
+}
+
+bool bf16_attention_preferred() {
+    if (const int o = g_bf16_override.load(); o >= 0) return o == 1;
+    static const int forced = [] {  // -1: measured
+        const char* env = std::getenv("SAM_ATTENTION_BF16");
+        const std::string v = env ? env : "";
+        if (v.empty() || v == "auto") return -1;
+        if (v == "0" || v == "1") return v == "1" ? 1 : 0;
+        throw InputError("SAM_ATTENTION_BF16", "'" + v + "' is not one of 0, 1, auto");
+    }();
+    if (forced == 1 && !bf16_attention_supported())
+        throw InputError("SAM_ATTENTION_BF16", "bf16 attention asked for, but this CPU lacks AVX512-BF16 (it has: " +
+                                                   cpu_features().summary() + ")");
+    if (forced >= 0) return forced == 1;
+    return bf16_attention_supported() && kernel_isa() == KernelIsa::Avx512 && bf16_attention_speed_ratio() > 1.25;
+}
 
 RelPosAttention::RelPosAttention(const RelPosAttentionParams& params) : params_(params) {
     if (params.bf16_products && !bf16_attention_supported())

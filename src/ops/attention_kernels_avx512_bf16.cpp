@@ -12,6 +12,7 @@
 // bias and maximum and the online softmax are fp32: only the operands are rounded to bf16
 // (round to nearest even), a relative error of at most 2^-9 per operand.
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <iterator>
 #include <limits>
@@ -167,7 +168,46 @@ struct Avx512Bf16Kernels : Avx512Kernels {
 
 static_assert(kKeyBlock % 2 == 0, "key blocks must hold whole pairs of keys");
 
+// Twelve independent chains of `op` (`steps` times each), in registers: the instruction's
+// throughput.
+template <class Op>
+[[gnu::noinline]] __m512 twelve_chains(int64_t steps, Op op) {
+    // Different starts, so that no two chains are the same computation (which a compiler merges).
+    __m512 a0 = _mm512_set1_ps(0.0f), a1 = _mm512_set1_ps(1.0f), a2 = _mm512_set1_ps(2.0f), a3 = _mm512_set1_ps(3.0f),
+           a4 = _mm512_set1_ps(4.0f), a5 = _mm512_set1_ps(5.0f), a6 = _mm512_set1_ps(6.0f), a7 = _mm512_set1_ps(7.0f),
+           a8 = _mm512_set1_ps(8.0f), a9 = _mm512_set1_ps(9.0f), a10 = _mm512_set1_ps(10.0f), a11 = _mm512_set1_ps(11.0f);
+    for (int64_t k = 0; k < steps; ++k) {
+        a0 = op(a0), a1 = op(a1), a2 = op(a2), a3 = op(a3), a4 = op(a4), a5 = op(a5);
+        a6 = op(a6), a7 = op(a7), a8 = op(a8), a9 = op(a9), a10 = op(a10), a11 = op(a11);
+        __asm__ volatile("" : "+v"(a0), "+v"(a6));  // keeps the loop from being folded
+    }
+    const __m512 s0 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    const __m512 s1 = _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7));
+    const __m512 s2 = _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11));
+    return _mm512_add_ps(_mm512_add_ps(s0, s1), s2);
+}
+
 }  // namespace
+
+double bf16_dot_speed_ratio() {
+    const __m512i one = _mm512_set1_epi32(0x3f803f80), tiny = _mm512_set1_epi32(0x30003000);  // bf16 pairs (1, 1), (2^-31, 2^-31)
+    const __m512bh a = reinterpret_cast<__m512bh>(one), b = reinterpret_cast<__m512bh>(tiny);
+    const __m512 x = _mm512_set1_ps(1.0f), y = _mm512_set1_ps(0x1p-31f);
+    constexpr int64_t kSteps = 4096;
+    double bf16_s = 1e30, fma_s = 1e30;
+    float sink[16];  // the sums are stored, so that the chains are computed
+    for (int trial = 0; trial < 5; ++trial) {  // alternated, best of each: other load hits both alike
+        auto t0 = std::chrono::steady_clock::now();
+        _mm512_storeu_ps(sink, twelve_chains(kSteps, [=](__m512 c) { return _mm512_dpbf16_ps(c, a, b); }));
+        auto t1 = std::chrono::steady_clock::now();
+        _mm512_storeu_ps(sink, twelve_chains(kSteps, [=](__m512 c) { return _mm512_fmadd_ps(x, y, c); }));
+        __asm__ volatile("" : : "r"(sink) : "memory");
+        auto t2 = std::chrono::steady_clock::now();
+        bf16_s = std::min(bf16_s, std::chrono::duration<double>(t1 - t0).count());
+        fma_s = std::min(fma_s, std::chrono::duration<double>(t2 - t1).count());
+    }
+    return (2.0 / bf16_s) / (1.0 / fma_s);  // a vdpbf16ps does two multiply-adds per lane
+}
 
 SAM_ATTENTION_ENTRY(avx512_bf16) { attend_blocks<Avx512Bf16Kernels>(p, nq, q_rows, q_tok, out_rows, work, positions); }
 
