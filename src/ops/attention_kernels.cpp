@@ -18,8 +18,12 @@
 //     register tile of 6 rows x 16 queries (12 accumulators), broadcasting the row operand (a
 //     key component for the scores, a value component for the output) and loading 16 queries
 //     of the column operand per step: 8 loads per 12 FMAs, within Zen 3's load ports.
-//     AVX-512 (attention_kernels_avx512.cpp) uses 12 rows x 16 queries, one register a row.
+//     AVX-512 (attention_kernels_avx512.h) uses 12 rows x 16 queries, one register a row.
 //     The portable kernels run the same blocking in plain loops and are the oracle.
+//   * bf16 products (attention_kernels_avx512_bf16.cpp), for the bf16 and int8 encoders: the
+//     AVX-512 tiles with vdpbf16ps, keys, values, queries and probabilities packed as pairs of
+//     bf16 along each product's sum; chosen where the CPU has AVX512-BF16 and a probe measures
+//     vdpbf16ps faster than fp32 FMA (bf16_attention_preferred()).
 //   * The row operands are packed once per head in panels of 6 rows, component-major
 //     (panel[d][r]), so that a tile broadcasts from one pointer at fixed offsets: keys as
 //     K[t / 6][d][t % 6], values as V[c / 6][t][c % 6], the tables like the keys. With one
