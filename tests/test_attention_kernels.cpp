@@ -4,12 +4,15 @@
 // the kernels' blocks, queries in any order and number.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "modeling/image_encoder.h"
 #include "ops/attention_kernels.h"
+#include "sam/error.h"
 #include "test_util.h"
 
 namespace sam {
@@ -216,6 +219,168 @@ TEST_P(AttentionKernels, SharedRowsAndReusedObject) {
             EXPECT_NEAR(out_b[size_t(i * 13 + d)], want_b[size_t(d)], 1e-5);
         }
     }
+}
+
+// ---- bf16 products (the bf16 and int8 encoders' kernels) ----
+
+// Attends the given tokens with bf16 products and with the portable fp32 kernels; the largest
+// difference over the outputs, as a fraction of the largest |value| component (outputs are
+// convex combinations of the values).
+double bf16_vs_portable(const HeadCase& c, const std::vector<int64_t>& tokens) {
+    const int64_t nq = static_cast<int64_t>(tokens.size());
+    std::vector<const float*> q_rows;
+    for (int64_t t : tokens) q_rows.push_back(c.q[size_t(t)]);
+    auto run = [&](bool bf16) {
+        std::vector<float> out(size_t(nq * c.hd), -1.0f);
+        std::vector<float*> out_rows;
+        for (int64_t i = 0; i < nq; ++i) out_rows.push_back(out.data() + i * c.hd);
+        ops::RelPosAttentionParams params = c.params();
+        params.bf16_products = bf16;
+        ops::RelPosAttention attention(params);
+        attention.set_keys_values(c.k.data(), c.v.data());
+        attention.attend(nq, q_rows.data(), tokens.data(), out_rows.data(), ops::KernelIsa::Portable);
+        return out;
+    };
+    const std::vector<float> got = run(true), want = run(false);
+    double max_diff = 0, max_v = 0;
+    for (size_t i = 0; i < got.size(); ++i) max_diff = std::max(max_diff, double(std::fabs(got[i] - want[i])));
+    for (const float* v : c.v)
+        for (int64_t d = 0; d < c.hd; ++d) max_v = std::max(max_v, double(std::fabs(v[d])));
+    return max_diff / max_v;
+}
+
+// The bound: bf16 keeps 8 significant bits (relative rounding <= 2^-9 ~ 2e-3) in the queries,
+// keys, probabilities and values; the output, a weighted mean of values, moves by about one
+// such rounding of the largest value (measured: at most 1.4e-3 over the cases below). Two
+// roundings' worth:
+constexpr double kBf16Tolerance = 4e-3;
+
+class AttentionKernelsBf16 : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        if (!ops::bf16_attention_supported())
+            GTEST_SKIP() << "skipped: CPU lacks AVX512-BF16 (or AVX-512 F/BW/DQ/VL) for the bf16 products (it has: "
+                         << ops::cpu_features().summary() << ")";
+    }
+};
+
+TEST_F(AttentionKernelsBf16, MatchPortableOnOddShapes) {
+    std::mt19937 rng(21);
+    struct Shape { int64_t hd, gh, gw; };
+    for (Shape s : {Shape{1, 1, 1}, Shape{5, 3, 7}, Shape{13, 17, 9}, Shape{8, 14, 14}, Shape{7, 2, 65},
+                    Shape{64, 14, 14}, Shape{80, 14, 14}, Shape{6, 11, 23}}) {
+        HeadCase c(s.hd, s.gh, s.gw, rng);
+        for (const std::vector<int64_t>& tokens : {all_tokens(c), random_tokens(c, 1 + int64_t(rng() % 150), rng)}) {
+            const double err = bf16_vs_portable(c, tokens);
+            EXPECT_LE(err, kBf16Tolerance) << "hd " << s.hd << " grid " << s.gh << "x" << s.gw << " nq " << tokens.size();
+            std::printf("hd %2lld grid %2lldx%-2lld nq %3zu: max diff / max |v| %.2e\n", (long long)s.hd,
+                        (long long)s.gh, (long long)s.gw, tokens.size(), err);
+        }
+    }
+}
+
+TEST_F(AttentionKernelsBf16, MatchPortableOnGlobalGrid) {
+    std::mt19937 rng(22);
+    for (int64_t hd : {64, 80, 13}) {  // 4096 keys: 17 key blocks with a short last one
+        HeadCase c(hd, 64, 64, rng);
+        const double err = bf16_vs_portable(c, random_tokens(c, 83, rng));
+        EXPECT_LE(err, kBf16Tolerance) << "hd " << hd;
+        std::printf("hd %2lld grid 64x64: max diff / max |v| %.2e\n", (long long)hd, err);
+    }
+}
+
+// Scores of magnitude hundreds, growing from key block to key block (the running maximum and
+// the accumulator's rescaling), then falling. The large part comes from the relative-position
+// terms, which stay fp32: bf16 products of logits that large would round them by whole units,
+// while the encoder's products are of order one.
+TEST_F(AttentionKernelsBf16, MatchPortableWithLargeGrowingScores) {
+    std::mt19937 rng(23);
+    HeadCase c(16, 40, 37, rng);
+    const int64_t T = c.gh * c.gw;
+    std::vector<float> queries(size_t(T * c.hd));
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t d = 0; d < c.hd; ++d) queries[size_t(t * c.hd + d)] = 0.5f + 0.5f * c.q[size_t(t)][d];
+    for (int64_t t = 0; t < T; ++t) c.q[size_t(t)] = queries.data() + t * c.hd;
+    for (bool growing : {true, false}) {
+        // rel_h[r] = +-(r - gh + 1) * 20 / hd: the term q . rel_h[qh - kh + gh - 1] ~ -+(kh - qh) * 15
+        for (int64_t r = 0; r < 2 * c.gh - 1; ++r)
+            for (int64_t d = 0; d < c.hd; ++d)
+                c.rel_h[size_t(r * c.hd + d)] = (growing ? -20.0f : 20.0f) * float(r - c.gh + 1) / float(c.hd);
+        const double err = bf16_vs_portable(c, random_tokens(c, 70, rng));
+        EXPECT_LE(err, kBf16Tolerance) << (growing ? "growing" : "falling");
+        std::printf("%s scores: max diff / max |v| %.2e\n", growing ? "growing" : "falling", err);
+    }
+}
+
+// Heads reuse one object (keys and values repacked) and padding tokens share one row.
+TEST_F(AttentionKernelsBf16, SharedRowsAndReusedObject) {
+    std::mt19937 rng(24);
+    HeadCase a(13, 5, 5, rng), b(13, 5, 5, rng);
+    b.rel_h = a.rel_h;
+    b.rel_w = a.rel_w;
+    for (int64_t t = 17; t < 25; ++t) {
+        b.k[size_t(t)] = b.k[16];
+        b.v[size_t(t)] = b.v[16];
+    }
+    const std::vector<int64_t> tokens = all_tokens(a);
+    std::vector<const float*> qa, qb;
+    for (int64_t t : tokens) {
+        qa.push_back(a.q[size_t(t)]);
+        qb.push_back(b.q[size_t(t)]);
+    }
+    std::vector<float> out_a(25 * 13), out_b(25 * 13);
+    std::vector<float*> rows_a, rows_b;
+    for (int64_t i = 0; i < 25; ++i) {
+        rows_a.push_back(out_a.data() + i * 13);
+        rows_b.push_back(out_b.data() + i * 13);
+    }
+    ops::RelPosAttentionParams params = a.params();
+    params.bf16_products = true;
+    ops::RelPosAttention attention(params);
+    attention.set_keys_values(a.k.data(), a.v.data());
+    attention.attend(25, qa.data(), tokens.data(), rows_a.data(), ops::KernelIsa::Avx512);
+    attention.set_keys_values(b.k.data(), b.v.data());
+    attention.attend(25, qb.data(), tokens.data(), rows_b.data(), ops::KernelIsa::Avx512);
+    for (int64_t i = 0; i < 25; ++i) {
+        const std::vector<double> want_a = naive_attention(a, qa[size_t(i)], i), want_b = naive_attention(b, qb[size_t(i)], i);
+        for (int64_t d = 0; d < 13; ++d) {
+            EXPECT_NEAR(out_a[size_t(i * 13 + d)], want_a[size_t(d)], kBf16Tolerance);
+            EXPECT_NEAR(out_b[size_t(i * 13 + d)], want_b[size_t(d)], kBf16Tolerance);
+        }
+    }
+}
+
+// The encoders take bf16 products only where the CPU runs them, the AVX-512 kernels are in use
+// and they measured faster than fp32 ones; an override forces either way.
+TEST(AttentionKernels, Bf16ChoiceFollowsTheCpu) {
+    const double ratio = ops::bf16_attention_speed_ratio();
+    std::printf("CPU: %s; vdpbf16ps / fp32 FMA multiply-add rate %.2f; bf16 products chosen: %s\n",
+                ops::cpu_features().summary().c_str(), ratio, ops::bf16_attention_preferred() ? "yes" : "no");
+    if (!ops::bf16_attention_supported()) {
+        EXPECT_EQ(ratio, 0.0);
+        EXPECT_FALSE(ops::bf16_attention_preferred());
+        EXPECT_THROW(ops::set_bf16_attention_override(1), Error);
+        return;
+    }
+    EXPECT_GT(ratio, 0.0);
+    if (!std::getenv("SAM_ATTENTION_BF16")) {
+        EXPECT_EQ(ops::bf16_attention_preferred(), ops::kernel_isa() == ops::KernelIsa::Avx512 && ratio > 1.25);
+    }
+    ops::set_bf16_attention_override(1);
+    EXPECT_TRUE(ops::bf16_attention_preferred());
+    ops::set_bf16_attention_override(0);
+    EXPECT_FALSE(ops::bf16_attention_preferred());
+    ops::set_bf16_attention_override(-1);
+}
+
+// Asking for bf16 products where the CPU lacks them is an error, not a wrong result.
+TEST(AttentionKernels, Bf16ProductsNeedTheInstructions) {
+    std::mt19937 rng(25);
+    HeadCase c(8, 3, 3, rng);
+    ops::RelPosAttentionParams params = c.params();
+    params.bf16_products = true;
+    if (ops::bf16_attention_supported()) EXPECT_NO_THROW(ops::RelPosAttention{params});
+    else EXPECT_THROW(ops::RelPosAttention{params}, Error);
 }
 
 // encoder_attention on odd grids, windowed (with padding) and global, odd head sizes: the

@@ -1,7 +1,9 @@
 // Encoder attention with decomposed relative positions: the qkv projection, then tasks of
 // (window, head, span of queries), each run by the fused kernel of ops/attention_kernels.h
 // (key blocks with an online softmax, relative-position terms added in the kernel), so the
-// full (T x T) score matrix of global attention is never materialised.
+// full (T x T) score matrix of global attention is never materialised. The reduced-precision
+// encoders (bf16, int8) take the kernel's products in bf16 where the CPU has AVX512-BF16 and
+// they are faster than fp32 ones there.
 // Windowed blocks never build the padded 70x70 grid: a padding token's q/k/v is the qkv bias
 // (the reference pads with zeros before the qkv projection), and padding queries, which the
 // reference crops away afterwards, are not computed.
@@ -50,6 +52,9 @@ const Tensor& encoder_attention(const EncoderBlockWeights& w, const Tensor& x, i
     params.rel_pos_h = w.rel_pos_h.data();
     params.rel_pos_w = w.rel_pos_w.data();
     params.scale = scale;
+    // bf16 and int8 encoders: attention's products in bf16 where the CPU has them and they are
+    // faster there (ops/attention_kernels.h); fp32 stays fp32.
+    params.bf16_products = p != Precision::F32 && ops::bf16_attention_preferred();
 #pragma omp parallel
     {
         ops::RelPosAttention attention(params);

@@ -22,6 +22,10 @@ struct Packed {
     const float* values = nullptr;   // [panels(hd)][tokens][6]
     const float* table_h = nullptr;  // [panels(2 gh - 1)][hd][6]
     const float* table_w = nullptr;  // [panels(2 gw - 1)][hd][6]
+    // bf16 products (attention_kernels_avx512_bf16.cpp) instead of keys and values: pairs of
+    // bf16 (the lower-indexed element in the low half), summed by vdpbf16ps; zero past the end.
+    const uint32_t* keys_bf16 = nullptr;    // [panels(tokens)][(hd + 1) / 2][6]: (K[t][2e], K[t][2e + 1])
+    const uint32_t* values_bf16 = nullptr;  // [panels(hd)][(tokens + 1) / 2][6]: (V[2u][c], V[2u + 1][c])
     float q_scale = 1.0f;  // scale * log2 e: the logits are kept in log2 units (see exp2_approx.h)
 };
 
@@ -39,6 +43,8 @@ struct Block {
     float* l = nullptr;      // (ldq) running sum of 2^(s - m)
     float* alpha = nullptr;  // (ldq) rescale of the previous blocks: 2^(m_old - m_new)
     float* bmax = nullptr;   // (ldq) maximum over the current key block
+    uint32_t* qp = nullptr;  // ((hd + 1) / 2 x ldq) bf16 pairs of qs rows 2e, 2e + 1 (bf16 products only)
+    uint32_t* sp = nullptr;  // (kKeyBlock / 2 x ldq) bf16 pairs of s rows 2u, 2u + 1 (bf16 products only)
     int32_t* qh = nullptr;   // (ldq) grid row of each query
     int32_t* qw = nullptr;   // (ldq) grid column
 };
@@ -54,5 +60,10 @@ int64_t block_floats(const Packed& p, int64_t ldq);  // floats of `work` one que
 SAM_ATTENTION_ENTRY(portable);
 SAM_ATTENTION_ENTRY(avx2);
 SAM_ATTENTION_ENTRY(avx512);
+SAM_ATTENTION_ENTRY(avx512_bf16);  // needs AVX512-BF16 too, and the bf16 operands of Packed
+
+// Multiply-adds per second of vdpbf16ps over those of fp32 vfmadd (zmm, twelve independent
+// chains; best of five alternated trials of ~50k instructions each). Needs AVX512-BF16.
+double bf16_dot_speed_ratio();
 
 }  // namespace sam::ops::attention

@@ -37,6 +37,9 @@ Block carve(const Packed& p, int64_t nq, float* work, int32_t* positions) {
         *dst[i] = work;
         work += rows[i] * b.ldq;
     }
+    b.qp = reinterpret_cast<uint32_t*>(work);  // one float's room per bf16 pair
+    work += (p.hd + 1) / 2 * b.ldq;
+    b.sp = reinterpret_cast<uint32_t*>(work);
     b.qh = positions;
     b.qw = positions + b.ldq;
     return b;
@@ -165,6 +168,7 @@ template <class Kernels>
 void attend_block(const Packed& p, Block& b, const float* const* q_rows, const int64_t* q_tok,
                   float* const* out_rows) {
     load_queries<Kernels>(p, b, q_rows, q_tok);
+    if constexpr (requires { Kernels::prepare_queries(p, b); }) Kernels::prepare_queries(p, b);  // bf16 pairs
     relative_terms<Kernels>(p, b, p.table_h, p.gh, b.qh, b.rh);
     relative_terms<Kernels>(p, b, p.table_w, p.gw, b.qw, b.rw);
     for (int64_t j0 = 0; j0 < p.tokens; j0 += kKeyBlock) {

@@ -18,8 +18,12 @@
 //     register tile of 6 rows x 16 queries (12 accumulators), broadcasting the row operand (a
 //     key component for the scores, a value component for the output) and loading 16 queries
 //     of the column operand per step: 8 loads per 12 FMAs, within Zen 3's load ports.
-//     AVX-512 (attention_kernels_avx512.cpp) uses 12 rows x 16 queries, one register a row.
+//     AVX-512 (attention_kernels_avx512.h) uses 12 rows x 16 queries, one register a row.
 //     The portable kernels run the same blocking in plain loops and are the oracle.
+//   * bf16 products (attention_kernels_avx512_bf16.cpp), for the bf16 and int8 encoders: the
+//     AVX-512 tiles with vdpbf16ps, keys, values, queries and probabilities packed as pairs of
+//     bf16 along each product's sum; chosen where the CPU has AVX512-BF16 and a probe measures
+//     vdpbf16ps faster than fp32 FMA (bf16_attention_preferred()).
 //   * The row operands are packed once per head in panels of 6 rows, component-major
 //     (panel[d][r]), so that a tile broadcasts from one pointer at fixed offsets: keys as
 //     K[t / 6][d][t % 6], values as V[c / 6][t][c % 6], the tables like the keys. With one
@@ -30,10 +34,15 @@
 #include "ops/attention_kernels.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <new>
+#include <string>
 
 #include "ops/attention_blocking_impl.h"
 #include "ops/cpu.h"
+#include "sam/error.h"
 
 namespace sam::ops {
 
@@ -53,7 +62,7 @@ float* AlignedFloats::reserve(size_t n) {
 namespace attention {
 
 int64_t block_floats(const Packed& p, int64_t ldq) {
-    return (3 * p.hd + table_rows(p) + p.gh + p.gw + kKeyBlock + 4) * ldq;
+    return (3 * p.hd + table_rows(p) + p.gh + p.gw + kKeyBlock + 4 + (p.hd + 1) / 2 + kKeyBlock / 2) * ldq;
 }
 
 SAM_ATTENTION_ENTRY(portable) { attend_blocks<PortableKernels>(p, nq, q_rows, q_tok, out_rows, work, positions); }
@@ -99,9 +108,88 @@ void pack_column_panels(int64_t rows, int64_t width, RowAt&& row_at, float* out)
     }
 }
 
+// bf16 bits of x, rounded to nearest even (finite x).
+uint32_t bf16_bits(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
+
+// out[p][e][r] = (rows[p * 6 + r][2e], rows[p * 6 + r][2e + 1]) as bf16, zero past the last row
+// and the last component: the keys of the bf16 products.
+template <class RowAt>
+void pack_row_pair_panels(int64_t rows, int64_t depth, RowAt&& row_at, uint32_t* out) {
+    const int64_t pairs = (depth + 1) / 2;
+    for (int64_t p = 0; p < panels(rows); ++p, out += pairs * kRowTile)
+        for (int64_t r = 0; r < kRowTile; ++r) {
+            const int64_t row = p * kRowTile + r;
+            if (row + kPrefetchRows < rows) prefetch_row(row_at(row + kPrefetchRows), depth);
+            const float* src = row < rows ? row_at(row) : nullptr;
+            for (int64_t e = 0; e < pairs; ++e)
+                out[e * kRowTile + r] =
+                    src ? bf16_pair(src[2 * e], 2 * e + 1 < depth ? src[2 * e + 1] : 0.0f) : 0u;
+        }
+}
+
+// out[c / 6][u][c % 6] = (rows[2u][c], rows[2u + 1][c]) as bf16, zero past the last row and
+// component: the values of the bf16 products.
+template <class RowAt>
+void pack_column_pair_panels(int64_t rows, int64_t width, RowAt&& row_at, uint32_t* out) {
+    const int64_t pairs = (rows + 1) / 2;
+    for (int64_t u = 0; u < pairs; ++u) {
+        const float* a = row_at(2 * u);
+        const float* b = 2 * u + 1 < rows ? row_at(2 * u + 1) : nullptr;
+        if (2 * u + kPrefetchRows < rows) prefetch_row(row_at(2 * u + kPrefetchRows), width);
+        if (2 * u + 1 + kPrefetchRows < rows) prefetch_row(row_at(2 * u + 1 + kPrefetchRows), width);
+        for (int64_t c = 0; c < panels(width) * kRowTile; ++c) {
+            const uint32_t pair = c < width ? bf16_pair(a[c], b ? b[c] : 0.0f) : 0u;
+            out[(c / kRowTile) * pairs * kRowTile + u * kRowTile + c % kRowTile] = pair;
+        }
+    }
+}
+
 }  // namespace
 
+bool bf16_attention_supported() { return cpu_runs(KernelIsa::Avx512) && cpu_features().avx512_bf16; }
+
+double bf16_attention_speed_ratio() {
+    static const double ratio = bf16_attention_supported() ? bf16_dot_speed_ratio() : 0.0;
+    return ratio;
+}
+
+namespace {
+std::atomic<int> g_bf16_override{-1};
+}
+
+void set_bf16_attention_override(int mode) {
+    if (mode == 1 && !bf16_attention_supported())
+        throw Error("attention: bf16 products asked for on a CPU without AVX512-BF16 (it has: " +
+                    cpu_features().summary() + ")");
+    g_bf16_override.store(mode < 0 ? -1 : mode != 0);
+}
+
+bool bf16_attention_preferred() {
+    if (const int o = g_bf16_override.load(); o >= 0) return o == 1;
+    static const int forced = [] {  // -1: measured
+        const char* env = std::getenv("SAM_ATTENTION_BF16");
+        const std::string v = env ? env : "";
+        if (v.empty() || v == "auto") return -1;
+        if (v == "0" || v == "1") return v == "1" ? 1 : 0;
+        throw InputError("SAM_ATTENTION_BF16", "'" + v + "' is not one of 0, 1, auto");
+    }();
+    if (forced == 1 && !bf16_attention_supported())
+        throw InputError("SAM_ATTENTION_BF16", "bf16 attention asked for, but this CPU lacks AVX512-BF16 (it has: " +
+                                                   cpu_features().summary() + ")");
+    if (forced >= 0) return forced == 1;
+    return bf16_attention_supported() && kernel_isa() == KernelIsa::Avx512 && bf16_attention_speed_ratio() > 1.25;
+}
+
 RelPosAttention::RelPosAttention(const RelPosAttentionParams& params) : params_(params) {
+    if (params.bf16_products && !bf16_attention_supported())
+        throw Error("attention: bf16 products asked for on a CPU without AVX512-BF16 (it has: " +
+                    cpu_features().summary() + ")");
     const int64_t hd = params.head_dim, rh = 2 * params.grid_h - 1, rw = 2 * params.grid_w - 1;
     pack_row_panels(rh, hd, [&](int64_t r) { return params.rel_pos_h + r * hd; },
                     table_h_.reserve(static_cast<size_t>(panels(rh) * kRowTile * hd)));
@@ -111,6 +199,13 @@ RelPosAttention::RelPosAttention(const RelPosAttentionParams& params) : params_(
 
 void RelPosAttention::set_keys_values(const float* const* k_rows, const float* const* v_rows) {
     const int64_t hd = params_.head_dim, tokens = params_.grid_h * params_.grid_w;
+    if (params_.bf16_products) {  // one float's room per pair
+        pack_row_pair_panels(tokens, hd, [&](int64_t t) { return k_rows[t]; },
+                             reinterpret_cast<uint32_t*>(keys_.reserve(static_cast<size_t>(panels(tokens) * kRowTile * ((hd + 1) / 2)))));
+        pack_column_pair_panels(tokens, hd, [&](int64_t t) { return v_rows[t]; },
+                                reinterpret_cast<uint32_t*>(values_.reserve(static_cast<size_t>(panels(hd) * kRowTile * ((tokens + 1) / 2)))));
+        return;
+    }
     pack_row_panels(tokens, hd, [&](int64_t t) { return k_rows[t]; },
                     keys_.reserve(static_cast<size_t>(panels(tokens) * kRowTile * hd)));
     pack_column_panels(tokens, hd, [&](int64_t t) { return v_rows[t]; },
@@ -131,6 +226,11 @@ void RelPosAttention::attend(int64_t nq, const float* const* q_rows, const int64
     p.q_scale = params_.scale * kLog2e;
     float* work = work_.reserve(static_cast<size_t>(block_floats(p, kQueryBlock)));
     if (positions_.size() < 2 * kQueryBlock) positions_.resize(2 * kQueryBlock);
+    if (params_.bf16_products) {
+        p.keys_bf16 = reinterpret_cast<const uint32_t*>(keys_.data());
+        p.values_bf16 = reinterpret_cast<const uint32_t*>(values_.data());
+        return attend_blocks_avx512_bf16(p, nq, q_rows, q_tok, out_rows, work, positions_.data());
+    }
     switch (isa) {
         case KernelIsa::Avx512: return attend_blocks_avx512(p, nq, q_rows, q_tok, out_rows, work, positions_.data());
         case KernelIsa::Avx2: return attend_blocks_avx2(p, nq, q_rows, q_tok, out_rows, work, positions_.data());

@@ -34,7 +34,27 @@ struct RelPosAttentionParams {
     const float* rel_pos_h = nullptr;  // (2 * grid_h - 1, head_dim)
     const float* rel_pos_w = nullptr;  // (2 * grid_w - 1, head_dim)
     float scale = 1.0f;                // multiplies q . k, not the relative terms
+    // The two large products (Q K^T and P V) with bf16 operands and fp32 sums, for the reduced-
+    // precision encoder: the AVX-512 kernels with vdpbf16ps, which need AVX512-BF16
+    // (bf16_attention_supported()). The relative terms and the softmax stay fp32.
+    bool bf16_products = false;
 };
+
+// Whether this CPU runs the bf16-product kernels (AVX-512 F/BW/DQ/VL and AVX512-BF16).
+bool bf16_attention_supported();
+// Multiply-adds per second of vdpbf16ps over fp32 FMA on this CPU, measured once (~1 ms);
+// 0 where the CPU lacks AVX512-BF16. About 2 where bf16 dot products run at the FMA's rate
+// (as oneDNN's bf16 matmul peaks suggest on AMD Zen 4), 0.5 on the AVX512-BF16 Xeon this
+// project was measured on (docs/BENCHMARKS.md): there they lose to fp32 products.
+double bf16_attention_speed_ratio();
+// Whether the bf16 and int8 encoders take attention's products in bf16: the CPU runs them, the
+// AVX-512 kernels are in use (kernel_isa()), and bf16_attention_speed_ratio() > 1.25 (the
+// conversions cost a little). The environment variable SAM_ATTENTION_BF16=1|0 (read once)
+// forces the choice, for comparisons; 1 on a CPU without the instructions is an error.
+bool bf16_attention_preferred();
+// Overrides that choice (and SAM_ATTENTION_BF16) from now on, process-wide: 1 on, 0 off, -1 back
+// to the default. For tests and comparisons; 1 on a CPU without the instructions is an error.
+void set_bf16_attention_override(int mode);
 
 // 64-byte aligned float storage that only grows; contents unspecified after a resize.
 class AlignedFloats {
@@ -59,6 +79,7 @@ class AlignedFloats {
 // its buffers from call to call.
 class RelPosAttention {
   public:
+    // Throws sam::Error for bf16 products on a CPU without them.
     explicit RelPosAttention(const RelPosAttentionParams& params);
     // k_rows[t], v_rows[t]: key and value of grid token t (head_dim floats each).
     void set_keys_values(const float* const* k_rows, const float* const* v_rows);
@@ -66,7 +87,8 @@ class RelPosAttention {
     // with the kernels in use (kernel_isa()).
     void attend(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows);
     // The same with the kernels of `isa` (which the CPU must run: cpu_runs()). The portable
-    // kernels, the same blocking in plain C++ loops, are the oracle for the vector ones.
+    // kernels, the same blocking in plain C++ loops, are the oracle for the vector ones. With
+    // bf16 products the kernels are the AVX-512 ones whatever `isa` says.
     void attend(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows, KernelIsa isa);
 
   private:

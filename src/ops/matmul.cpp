@@ -36,7 +36,6 @@ bool has_fast_matmul(dt src, dt wei) {
     }
 }
 
-constexpr int kWeightLevels = 63;  // 7-bit weights: see matmul.h
 constexpr int kParallelMin = 1 << 16;
 
 // Dynamic quantisation of x (M, K; row stride lda) to u8: x ~ scale * (q - zero_point), with the
@@ -72,18 +71,19 @@ Quantised quantise_u8(const float* x, int64_t M, int64_t K, int64_t lda, uint8_t
     return {scale, zp};
 }
 
-// Per-output-channel symmetric quantisation of w (N, K) to [-63, 63].
-void quantise_weights(const float* w, int64_t N, int64_t K, std::vector<int8_t>& q, std::vector<float>& scale) {
+// Per-output-channel symmetric quantisation of w (N, K) to [-levels, levels].
+void quantise_weights(const float* w, int64_t N, int64_t K, int levels, std::vector<int8_t>& q,
+                      std::vector<float>& scale) {
     q.resize(static_cast<size_t>(N * K));
     scale.resize(static_cast<size_t>(N));
     for (int64_t n = 0; n < N; ++n) {
         const float* r = w + n * K;
         float amax = 0.0f;
         for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(r[k]));
-        const float s = amax > 0.0f ? amax / kWeightLevels : 1.0f;
+        const float s = amax > 0.0f ? amax / static_cast<float>(levels) : 1.0f;
         scale[n] = s;
         for (int64_t k = 0; k < K; ++k)
-            q[n * K + k] = static_cast<int8_t>(std::clamp<long>(std::lround(r[k] / s), -kWeightLevels, kWeightLevels));
+            q[n * K + k] = static_cast<int8_t>(std::clamp<long>(std::lround(r[k] / s), -levels, levels));
     }
 }
 
@@ -111,6 +111,18 @@ bool bf16_supported() {
 bool int8_supported() {
     static const bool supported = has_fast_matmul(dt::u8, dt::s8);
     return supported;
+}
+
+int int8_weight_levels_for(const std::string& gemm_isa) {
+    // oneDNN's sets with VNNI; "avx512_core" alone (Skylake-SP) and "avx2" have none.
+    for (const char* vnni : {"avx2_vnni", "avx512_core_vnni", "avx512_core_bf16", "avx512_core_amx"})
+        if (gemm_isa == vnni) return 127;
+    return 63;
+}
+
+int int8_weight_levels() {
+    static const int levels = int8_weight_levels_for(gemm_library_isa());
+    return levels;
 }
 
 double matmul_peak_gflops(Precision p, int64_t M, int64_t N, int64_t K, int reps) {
@@ -228,7 +240,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
             dnnl::stream s(eng);
             memory user_w;
             if (prec == Precision::INT8) {
-                if (cache_->w_int8.empty()) quantise_weights(w_.data(), N, K, cache_->w_int8, cache_->w_scale);
+                if (cache_->w_int8.empty()) quantise_weights(w_.data(), N, K, int8_weight_levels(), cache_->w_int8, cache_->w_scale);
                 user_w = memory({{K, N}, dt::s8, tag::ba}, eng, cache_->w_int8.data());
             } else {
                 user_w = memory({{K, N}, dt::f32, tag::ba}, eng, const_cast<float*>(w_.data()));

@@ -5,16 +5,19 @@
 // in two kinds:
 //   BF16: weights converted once, activations converted per call; needs native bf16
 //         instructions (AVX512-BF16, AMX).
-//   INT8: weights quantised once per output channel to 7 bits (-63..63: CPUs without VNNI sum
-//         u8 x s8 pairs into saturating int16, and 2 x 255 x 63 is the largest pair that fits),
-//         activations quantised per call to u8 with a scale and zero point taken from the
-//         tensor's own range (dynamic quantisation); int32 accumulation, fp32 output.
+//   INT8: weights quantised once per output channel, to 8 bits (-127..127) where the library's
+//         u8 x s8 matmul uses VNNI (vpdpbusd sums u8 x s8 products straight into int32), to
+//         7 bits (-63..63) elsewhere (without VNNI, u8 x s8 pairs are summed into saturating
+//         int16, and 2 x 255 x 63 is the largest pair that fits); activations quantised per
+//         call to u8 with a scale and zero point taken from the tensor's own range (dynamic
+//         quantisation); int32 accumulation, fp32 output.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "sam/execution.h"
@@ -33,6 +36,12 @@ enum class Epilogue {
 bool bf16_supported();
 // Whether the library has an optimised u8 x s8 matmul on this CPU (AVX2 and later).
 bool int8_supported();
+// The int8 weights' largest level for a library instruction set (gemm_library_isa()'s names):
+// 127 where its u8 x s8 products are summed by VNNI (avx2_vnni, avx512_core_vnni and the sets
+// above it), 63 elsewhere and for names it does not know.
+int int8_weight_levels_for(const std::string& gemm_isa);
+// The level in use here: int8_weight_levels_for(gemm_library_isa()), read once.
+int int8_weight_levels();
 
 // Best GFLOP/s of the library's bare matmul for (M, K) x (K, N) in precision p (int8: u8 x s8 with
 // fp32 output, as the layers use it), over `reps` timed runs after a warm-up. For benchmarks.
