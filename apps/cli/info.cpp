@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/model_loading.h"
+#include "ops/attention_kernels.h"
 #include "ops/cpu.h"
 #include "ops/matmul.h"
 
@@ -17,6 +18,12 @@ void print_runtime(const ModelOptions& o) {
               << ops::to_string(ops::best_kernel_isa()) << "), GEMM library " << ops::gemm_library_isa() << "\n"
               << "precision:   " << to_string(e.precision) << " (bf16 " << (precision_supported(Precision::BF16) ? "yes" : "no")
               << ", int8 " << (precision_supported(Precision::INT8) ? "yes" : "no") << ")\n"
+              << "reduced:     bf16/int8 attention products in "
+              << (ops::bf16_attention_preferred() ? "bf16" : "fp32");
+    if (ops::bf16_attention_supported())
+        std::cout << " (vdpbf16ps at " << ops::bf16_attention_speed_ratio() << "x the fp32 FMA rate)";
+    if (precision_supported(Precision::INT8)) std::cout << ", int8 weights to +-" << ops::int8_weight_levels();
+    std::cout << "\n"
               << "threads:     " << (e.threads > 0 ? e.threads : available_cores()) << " (cores available "
               << available_cores() << ")\n";
 }
