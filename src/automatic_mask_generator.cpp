@@ -10,6 +10,7 @@
 #include "amg_utils.h"
 #include "mask_records.h"
 #include "ops/threads.h"
+#include "ops/vector_math.h"
 #include "postprocess.h"
 #include "sam/error.h"
 #include "sam/predictor.h"
@@ -22,25 +23,36 @@ using amg::MaskItem;
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
 
+constexpr int kBandRows = 32;  // rows of the crop upsampled at a time
+
+// Thresholds one band of upsampled logits into `mask` and counts what the stability score needs.
+SAM_VECTOR_CLONES
+void threshold_band(const float* v, int64_t n, float thr, float hi, float lo, uint8_t* mask, int64_t& above_hi,
+                    int64_t& above_lo) {
+    int32_t h = 0, l = 0;  // n <= kBandRows * width fits
+    for (int64_t i = 0; i < n; ++i) {
+        h += v[i] > hi ? 1 : 0;
+        l += v[i] > lo ? 1 : 0;
+        mask[i] = v[i] > thr ? 1 : 0;
+    }
+    above_hi += h;
+    above_lo += l;
+}
+
 // Upsamples one low-res mask to the crop, row band by row band, and computes in the same pass
-// what the reference computes from the full-size float logits: the stability counts, the
-// binary mask and its box. No full-size float mask is ever stored.
+// what the reference computes from the full-size float logits: the stability counts and the
+// binary mask. No full-size float mask is ever stored.
 amg::StabilityCounts upsample_mask(const MaskPostprocessor& post, const float* low, double mask_threshold,
                                    double stability_offset, std::vector<float>& band, uint8_t* mask) {
-    const int H = post.out_h(), W = post.out_w(), rows = 32;
+    const int H = post.out_h(), W = post.out_w();
     const auto thr = static_cast<float>(mask_threshold);
-    band.resize(static_cast<size_t>(rows) * W);
+    band.resize(static_cast<size_t>(kBandRows) * W);
     amg::StabilityCounts stability(mask_threshold, stability_offset);
-    for (int y0 = 0; y0 < H; y0 += rows) {
-        const int y1 = std::min(H, y0 + rows);
+    for (int y0 = 0; y0 < H; y0 += kBandRows) {
+        const int y1 = std::min(H, y0 + kBandRows);
         post.logits(low, band.data(), PixelRegion{y0, y1, 0, W});
-        const int64_t n = static_cast<int64_t>(y1 - y0) * W;
-        uint8_t* m = mask + static_cast<int64_t>(y0) * W;
-        for (int64_t i = 0; i < n; ++i) {
-            const float v = band[static_cast<size_t>(i)];
-            stability.add(v);
-            m[i] = v > thr;
-        }
+        threshold_band(band.data(), static_cast<int64_t>(y1 - y0) * W, thr, stability.hi, stability.lo,
+                       mask + static_cast<int64_t>(y0) * W, stability.intersections, stability.unions);
     }
     return stability;
 }
@@ -95,21 +107,29 @@ class MaskGeneration {
         const MaskPostprocessor post(4 * config.embedding_size(), config.encoder.img_size, g.input_h, g.input_w,
                                      g.orig_h, g.orig_w);
 
-        // Decode the crop's grid in batches
+        // Decode the crop's grid in batches; the masks that pass every filter wait as their
+        // low-res logits (the rows `post` reads), not as full-size masks.
         const auto& grid = grids_[static_cast<size_t>(crop.layer)];
         std::vector<MaskItem> items;
+        std::vector<std::vector<float>> lows;
         for (size_t start = 0; start < grid.size(); start += static_cast<size_t>(o_.points_per_batch)) {
             const size_t n = std::min(grid.size() - start, static_cast<size_t>(o_.points_per_batch));
             std::vector<amg::Point> points(n);
             for (size_t i = 0; i < n; ++i) points[i] = {grid[start + i][0] * g.orig_w, grid[start + i][1] * g.orig_h};
-            process_batch(points, predictor, post, cb, {0, 0, W, H}, items);
+            process_batch(points, predictor, post, cb, {0, 0, W, H}, items, lows);
             done_prompts_ += static_cast<int64_t>(n);
             if (progress_) progress_(done_prompts_, total_prompts_);
         }
 
-        // Remove duplicates within this crop, then move boxes and points into the image frame
+        // Remove duplicates within this crop (NMS on the boxes, by predicted IoU), encode the
+        // masks that are left, then move boxes and points into the image frame
         t0 = clock_type::now();
-        items = amg::remove_duplicates_in_crop(std::move(items), o_.box_nms_thresh);
+        std::vector<float> scores;
+        scores.reserve(items.size());
+        for (const MaskItem& m : items) scores.push_back(m.iou);
+        const std::vector<int> keep = amg::box_nms(amg::item_boxes(items), scores, o_.box_nms_thresh);
+        items = amg::select(items, keep);
+        encode_masks(items, lows, keep, post, cb, {0, 0, W, H});
         for (MaskItem& m : items) {
             m.box = amg::uncrop_box_xyxy(m.box, cb);
             m.point = amg::uncrop_point(m.point, cb);
@@ -119,11 +139,33 @@ class MaskGeneration {
         return items;
     }
 
+    // The RLE (image frame) of each kept item, from the low-res logits lows[keep[k]] (released).
+    void encode_masks(std::vector<MaskItem>& items, std::vector<std::vector<float>>& lows, const std::vector<int>& keep,
+                      const MaskPostprocessor& post, const amg::BoxXyxy& crop_box, const amg::BoxXyxy& orig_box) {
+        const int ch = post.out_h(), cw = post.out_w();
+        const double thr = model_.config().mask_threshold;
+#pragma omp parallel
+        {
+            std::vector<float> band;
+            std::vector<uint8_t> mask(static_cast<size_t>(ch) * cw);
+#pragma omp for schedule(dynamic)
+            for (int64_t k = 0; k < static_cast<int64_t>(keep.size()); ++k) {
+                std::vector<float>& low = lows[static_cast<size_t>(keep[static_cast<size_t>(k)])];
+                upsample_mask(post, low.data(), thr, o_.stability_score_offset, band, mask.data());
+                items[static_cast<size_t>(k)].rle =
+                    rle_encode_placed(mask.data(), ch, cw, crop_box[0], crop_box[1], orig_box[3], orig_box[2]);
+                std::vector<float>().swap(low);
+            }
+        }
+        lows.clear();
+    }
+
     // _process_batch: the masks of `points` (crop pixels) that pass every filter, appended to `out`
-    // with their box and point still in crop coordinates and their RLE in the image frame.
+    // with their box and point still in crop coordinates and no RLE yet; their low-res logits
+    // (the rows the upsampling reads) are appended to `lows`.
     void process_batch(const std::vector<amg::Point>& points, const SamPredictor& predictor,
                        const MaskPostprocessor& post, const amg::BoxXyxy& crop_box, const amg::BoxXyxy& orig_box,
-                       std::vector<MaskItem>& out) {
+                       std::vector<MaskItem>& out, std::vector<std::vector<float>>& lows) {
         BatchPrompt bp;
         bp.batch = static_cast<int64_t>(points.size());
         bp.points_per_prompt = 1;
@@ -147,9 +189,10 @@ class MaskGeneration {
         timings_.masks_decoded += static_cast<int>(bp.batch * per);
         timings_.masks_upsampled += static_cast<int>(cand.size());
 
-        // Upsample, then filter by stability and by crop edges, and encode
+        // Upsample, then filter by stability and by crop edges
         const int ch = post.out_h(), cw = post.out_w();
         const double thr = model_.config().mask_threshold;
+        const int64_t low_floats = static_cast<int64_t>(post.low_rows_read()) * side;
         std::vector<MaskItem> kept(cand.size());
         std::vector<char> ok(cand.size(), 0);
 #pragma omp parallel
@@ -167,7 +210,6 @@ class MaskGeneration {
                 const amg::BoxXyxy box = amg::mask_to_box(mask.data(), ch, cw);
                 if (amg::is_box_near_crop_edge(box, crop_box, orig_box)) continue;
                 MaskItem& m = kept[static_cast<size_t>(j)];
-                m.rle = rle_encode_placed(mask.data(), ch, cw, crop_box[0], crop_box[1], orig_box[3], orig_box[2]);
                 m.box = box;
                 m.iou = r.iou_predictions[i];
                 m.stability = stability;
@@ -176,7 +218,11 @@ class MaskGeneration {
             }
         }
         for (size_t j = 0; j < cand.size(); ++j)
-            if (ok[j]) out.push_back(std::move(kept[j]));
+            if (ok[j]) {
+                out.push_back(std::move(kept[j]));
+                const float* low = r.low_res_logits.data() + cand[j] * side * side;
+                lows.emplace_back(low, low + low_floats);
+            }
         timings_.postprocess += since(t0);
     }
 

@@ -8,6 +8,12 @@
 // interpolation taps depend only on the sizes and are computed once per geometry; one
 // MaskPostprocessor serves every mask of an image (or of a crop, for the mask generator).
 //
+// The interpolation runs with the widest vectors the CPU has (AVX-512 or AVX2, chosen at run
+// time as for the other hand-written kernels, ops/cpu.h; a portable loop otherwise); every
+// kernel gives the same bits. Scratch buffers are per thread, so one MaskPostprocessor may be
+// used from any number of threads at once; a call from outside a parallel region threads
+// inside the larger regions.
+//
 // Each tap and each interpolated value is one rounded fp32 operation (this file is compiled with
 // -ffp-contract=off: no fused multiply-adds), so that the web page, which upsamples the low-res
 // logits of a click itself (web/app.js, upsampleMask), gets the same mask bit for bit.
@@ -40,6 +46,9 @@ class MaskPostprocessor {
     int out_h() const { return out_h_; }
     int out_w() const { return out_w_; }
     PixelRegion full() const { return {0, out_h_, 0, out_w_}; }
+    // The low-resolution rows [0, low_rows_read()) are all that any region reads (the rest of
+    // the low_size x low_size grid lies below the image, in the padding).
+    int low_rows_read() const;
 
     // Logits of `region` of the output ((region.height() x region.width()), row-major) from one
     // low-resolution mask (low_size x low_size). Only what the region needs is interpolated.
@@ -49,10 +58,14 @@ class MaskPostprocessor {
     void binary(const float* low, uint8_t* out, float threshold, const PixelRegion& region) const;
     void binary(const float* low, uint8_t* out, float threshold) const { binary(low, out, threshold, full()); }
 
+    struct Kernels;  // the row kernels for the CPU (postprocess.cpp)
+
   private:
-    // Computes the region; Out = float writes logits, Out = uint8_t writes logit > threshold.
+    // Computes the region band by band; Out = float writes logits, Out = uint8_t writes logit > threshold.
     template <class Out>
     void run(const float* low, Out* out, const PixelRegion& region, float threshold) const;
+    template <class Out>
+    void run_band(const Kernels& k, const float* low, Out* out, const PixelRegion& region, float threshold) const;
 
     int low_, input_h_, input_w_, out_h_, out_w_;
     BilinearTaps up_x_, up_y_;      // low -> img_size (only the first input_w / input_h used)
