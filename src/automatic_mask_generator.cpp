@@ -25,36 +25,56 @@ double since(clock_type::time_point t0) { return std::chrono::duration<double>(c
 
 constexpr int kBandRows = 32;  // rows of the crop upsampled at a time
 
-// Thresholds one band of upsampled logits into `mask` and counts what the stability score needs.
+// Thresholds one band of upsampled logits into `mask` and counts what the stability score needs;
+// returns the number of pixels set.
 SAM_VECTOR_CLONES
-void threshold_band(const float* v, int64_t n, float thr, float hi, float lo, uint8_t* mask, int64_t& above_hi,
-                    int64_t& above_lo) {
-    int32_t h = 0, l = 0;  // n <= kBandRows * width fits
+int64_t threshold_band(const float* v, int64_t n, float thr, float hi, float lo, uint8_t* mask, int64_t& above_hi,
+                       int64_t& above_lo) {
+    int32_t h = 0, l = 0, set = 0;  // n <= kBandRows * width fits
     for (int64_t i = 0; i < n; ++i) {
         h += v[i] > hi ? 1 : 0;
         l += v[i] > lo ? 1 : 0;
+        set += v[i] > thr ? 1 : 0;
         mask[i] = v[i] > thr ? 1 : 0;
     }
     above_hi += h;
     above_lo += l;
+    return set;
 }
 
 // Upsamples one low-res mask to the crop, row band by row band, and computes in the same pass
-// what the reference computes from the full-size float logits: the stability counts and the
-// binary mask. No full-size float mask is ever stored.
-amg::StabilityCounts upsample_mask(const MaskPostprocessor& post, const float* low, double mask_threshold,
-                                   double stability_offset, std::vector<float>& band, uint8_t* mask) {
+// what the reference computes from the full-size float logits: the stability counts, the
+// binary mask's box and, where `mask` is given, the binary mask itself (else each band is
+// thresholded into `band_mask` and dropped). No full-size float mask is ever stored.
+struct UpsampledMask {
+    amg::StabilityCounts stability;
+    amg::BoxXyxy box{0, 0, 0, 0};  // as amg::mask_to_box
+};
+UpsampledMask upsample_mask(const MaskPostprocessor& post, const float* low, double mask_threshold,
+                            double stability_offset, std::vector<float>& band, std::vector<uint8_t>& band_mask,
+                            uint8_t* mask) {
     const int H = post.out_h(), W = post.out_w();
     const auto thr = static_cast<float>(mask_threshold);
     band.resize(static_cast<size_t>(kBandRows) * W);
-    amg::StabilityCounts stability(mask_threshold, stability_offset);
+    if (!mask) band_mask.resize(static_cast<size_t>(kBandRows) * W);
+    UpsampledMask out{amg::StabilityCounts(mask_threshold, stability_offset)};
+    bool any = false;
     for (int y0 = 0; y0 < H; y0 += kBandRows) {
         const int y1 = std::min(H, y0 + kBandRows);
         post.logits(low, band.data(), PixelRegion{y0, y1, 0, W});
-        threshold_band(band.data(), static_cast<int64_t>(y1 - y0) * W, thr, stability.hi, stability.lo,
-                       mask + static_cast<int64_t>(y0) * W, stability.intersections, stability.unions);
+        uint8_t* m = mask ? mask + static_cast<int64_t>(y0) * W : band_mask.data();
+        const int64_t set = threshold_band(band.data(), static_cast<int64_t>(y1 - y0) * W, thr, out.stability.hi,
+                                           out.stability.lo, m, out.stability.intersections, out.stability.unions);
+        if (set == 0) continue;
+        const amg::BoxXyxy b = amg::mask_to_box(m, y1 - y0, W);  // rows within the band
+        if (!any) {
+            out.box = {b[0], b[1] + y0, b[2], b[3] + y0};
+            any = true;
+        } else {
+            out.box = {std::min(out.box[0], b[0]), out.box[1], std::max(out.box[2], b[2]), b[3] + y0};
+        }
     }
-    return stability;
+    return out;
 }
 
 // One generate() call, along the reference's methods: _generate_masks (every crop, then NMS
@@ -147,11 +167,11 @@ class MaskGeneration {
 #pragma omp parallel
         {
             std::vector<float> band;
-            std::vector<uint8_t> mask(static_cast<size_t>(ch) * cw);
+            std::vector<uint8_t> unused, mask(static_cast<size_t>(ch) * cw);
 #pragma omp for schedule(dynamic)
             for (int64_t k = 0; k < static_cast<int64_t>(keep.size()); ++k) {
                 std::vector<float>& low = lows[static_cast<size_t>(keep[static_cast<size_t>(k)])];
-                upsample_mask(post, low.data(), thr, o_.stability_score_offset, band, mask.data());
+                upsample_mask(post, low.data(), thr, o_.stability_score_offset, band, unused, mask.data());
                 items[static_cast<size_t>(k)].rle =
                     rle_encode_placed(mask.data(), ch, cw, crop_box[0], crop_box[1], orig_box[3], orig_box[2]);
                 std::vector<float>().swap(low);
@@ -189,8 +209,8 @@ class MaskGeneration {
         timings_.masks_decoded += static_cast<int>(bp.batch * per);
         timings_.masks_upsampled += static_cast<int>(cand.size());
 
-        // Upsample, then filter by stability and by crop edges
-        const int ch = post.out_h(), cw = post.out_w();
+        // Upsample (band by band: the stability counts and the box, no mask kept), then filter by
+        // stability and by crop edges
         const double thr = model_.config().mask_threshold;
         const int64_t low_floats = static_cast<int64_t>(post.low_rows_read()) * side;
         std::vector<MaskItem> kept(cand.size());
@@ -198,16 +218,16 @@ class MaskGeneration {
 #pragma omp parallel
         {
             std::vector<float> band;
-            std::vector<uint8_t> mask(static_cast<size_t>(ch) * cw);
+            std::vector<uint8_t> band_mask;
 #pragma omp for schedule(dynamic)
             for (int64_t j = 0; j < static_cast<int64_t>(cand.size()); ++j) {
                 const int64_t i = cand[static_cast<size_t>(j)];
-                const float stability = upsample_mask(post, r.low_res_logits.data() + i * side * side, thr,
-                                                      o_.stability_score_offset, band, mask.data())
-                                            .score();
+                const UpsampledMask u = upsample_mask(post, r.low_res_logits.data() + i * side * side, thr,
+                                                      o_.stability_score_offset, band, band_mask, nullptr);
+                const float stability = u.stability.score();
                 if (o_.stability_score_thresh > 0.0 && !(stability >= static_cast<float>(o_.stability_score_thresh)))
                     continue;
-                const amg::BoxXyxy box = amg::mask_to_box(mask.data(), ch, cw);
+                const amg::BoxXyxy box = u.box;
                 if (amg::is_box_near_crop_edge(box, crop_box, orig_box)) continue;
                 MaskItem& m = kept[static_cast<size_t>(j)];
                 m.box = box;
