@@ -171,7 +171,9 @@ class MaskGeneration {
 #pragma omp for schedule(dynamic)
             for (int64_t k = 0; k < static_cast<int64_t>(keep.size()); ++k) {
                 std::vector<float>& low = lows[static_cast<size_t>(keep[static_cast<size_t>(k)])];
-                upsample_mask(post, low.data(), thr, o_.stability_score_offset, band, unused, mask.data());
+                const UpsampledMask u =
+                    upsample_mask(post, low.data(), thr, o_.stability_score_offset, band, unused, mask.data());
+                items[static_cast<size_t>(k)].stability = u.stability.score();
                 items[static_cast<size_t>(k)].rle =
                     rle_encode_placed(mask.data(), ch, cw, crop_box[0], crop_box[1], orig_box[3], orig_box[2]);
                 std::vector<float>().swap(low);
@@ -213,6 +215,10 @@ class MaskGeneration {
         // stability and by crop edges
         const double thr = model_.config().mask_threshold;
         const int64_t low_floats = static_cast<int64_t>(post.low_rows_read()) * side;
+        // Without the stability filter only the box is needed before NMS (the stability score of
+        // the masks NMS keeps comes with their encoding); at threshold 0 it is found without
+        // upsampling every pixel.
+        const bool box_only = !(o_.stability_score_thresh > 0.0) && thr == 0.0;
         std::vector<MaskItem> kept(cand.size());
         std::vector<char> ok(cand.size(), 0);
 #pragma omp parallel
@@ -222,12 +228,20 @@ class MaskGeneration {
 #pragma omp for schedule(dynamic)
             for (int64_t j = 0; j < static_cast<int64_t>(cand.size()); ++j) {
                 const int64_t i = cand[static_cast<size_t>(j)];
-                const UpsampledMask u = upsample_mask(post, r.low_res_logits.data() + i * side * side, thr,
-                                                      o_.stability_score_offset, band, band_mask, nullptr);
-                const float stability = u.stability.score();
-                if (o_.stability_score_thresh > 0.0 && !(stability >= static_cast<float>(o_.stability_score_thresh)))
-                    continue;
-                const amg::BoxXyxy box = u.box;
+                const float* low = r.low_res_logits.data() + i * side * side;
+                float stability = 0.0f;  // when not filtered by it: found with the survivors' masks
+                amg::BoxXyxy box;
+                if (box_only) {
+                    box = post.box_above_zero(low);
+                } else {
+                    const UpsampledMask u =
+                        upsample_mask(post, low, thr, o_.stability_score_offset, band, band_mask, nullptr);
+                    stability = u.stability.score();
+                    if (o_.stability_score_thresh > 0.0 &&
+                        !(stability >= static_cast<float>(o_.stability_score_thresh)))
+                        continue;
+                    box = u.box;
+                }
                 if (amg::is_box_near_crop_edge(box, crop_box, orig_box)) continue;
                 MaskItem& m = kept[static_cast<size_t>(j)];
                 m.box = box;

@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 
+#include "amg_utils.h"
 #include "ops/cpu.h"
 #include "sam/error.h"
 
@@ -273,6 +274,75 @@ void MaskPostprocessor::run_band(const Kernels& k, const float* low, Out* out, c
 
 int MaskPostprocessor::low_rows_read() const {
     return up_y_.i1[static_cast<size_t>(down_y_.i1[static_cast<size_t>(out_h_ - 1)])] + 1;
+}
+
+PixelRegion MaskPostprocessor::low_cells_read(const PixelRegion& r) const {
+    auto at = [](const std::vector<int>& v, int i) { return v[static_cast<size_t>(i)]; };
+    const int cy0 = at(down_y_.i0, r.y0), cy1 = at(down_y_.i1, r.y1 - 1) + 1;
+    const int cx0 = at(down_x_.i0, r.x0), cx1 = at(down_x_.i1, r.x1 - 1) + 1;
+    return {at(up_y_.i0, cy0), at(up_y_.i1, cy1 - 1) + 1, at(up_x_.i0, cx0), at(up_x_.i1, cx1 - 1) + 1};
+}
+
+namespace {
+
+// Whether any low-res cell of `cells` (rows of `side`) is above 0.
+bool any_positive(const float* low, int side, const PixelRegion& cells) {
+    for (int y = cells.y0; y < cells.y1; ++y) {
+        const float* row = low + static_cast<int64_t>(y) * side;
+        for (int x = cells.x0; x < cells.x1; ++x)
+            if (row[x] > 0.0f) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::array<int, 4> MaskPostprocessor::box_above_zero(const float* low) const {
+    const int H = out_h_, W = out_w_, bands = (H + kBandRows - 1) / kBandRows;
+    std::vector<float> buf;
+    std::vector<uint8_t> bits;
+    // The box of the pixels > 0 of `region`, in output coordinates; false when there are none.
+    auto scan = [&](const PixelRegion& region, std::array<int, 4>& found) {
+        if (!any_positive(low, low_, low_cells_read(region))) return false;
+        const auto n = static_cast<size_t>(region.height()) * static_cast<size_t>(region.width());
+        buf.resize(n);
+        bits.resize(n);
+        logits(low, buf.data(), region);
+        bool any = false;
+        for (size_t i = 0; i < n; ++i) {
+            bits[i] = buf[i] > 0.0f ? 1 : 0;
+            any |= bits[i] != 0;
+        }
+        if (!any) return false;
+        const amg::BoxXyxy b = amg::mask_to_box(bits.data(), region.height(), region.width());
+        found = {b[0] + region.x0, b[1] + region.y0, b[2] + region.x0, b[3] + region.y0};
+        return true;
+    };
+    auto band = [&](int i) { return PixelRegion{i * kBandRows, std::min(H, (i + 1) * kBandRows), 0, W}; };
+    std::array<int, 4> top{}, bottom{};
+    int first = 0, last = bands - 1;
+    while (first < bands && !scan(band(first), top)) ++first;
+    if (first == bands) return {0, 0, 0, 0};
+    while (last > first && !scan(band(last), bottom)) --last;
+    if (last == first) bottom = top;
+    int left = std::min(top[0], bottom[0]), right = std::max(top[2], bottom[2]);
+    // Rows strictly between the two bands: the columns left of `left` and right of `right`.
+    const int y0 = (first + 1) * kBandRows, y1 = last * kBandRows;
+    if (y0 < y1) {
+        constexpr int kStrip = 16;
+        std::array<int, 4> f{};
+        for (int x = 0; x < left; x += kStrip)
+            if (scan(PixelRegion{y0, y1, x, std::min(left, x + kStrip)}, f)) {
+                left = f[0];
+                break;
+            }
+        for (int x = W; x > right + 1; x -= kStrip)
+            if (scan(PixelRegion{y0, y1, std::max(right + 1, x - kStrip), x}, f)) {
+                right = f[2];
+                break;
+            }
+    }
+    return {left, top[1], right, bottom[3]};
 }
 
 void MaskPostprocessor::logits(const float* low, float* out, const PixelRegion& region) const {

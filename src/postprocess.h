@@ -19,6 +19,7 @@
 // logits of a click itself (web/app.js, upsampleMask), gets the same mask bit for bit.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -49,11 +50,20 @@ class MaskPostprocessor {
     // The low-resolution rows [0, low_rows_read()) are all that any region reads (the rest of
     // the low_size x low_size grid lies below the image, in the padding).
     int low_rows_read() const;
+    // The low-resolution cells (rows [y0, y1), columns [x0, x1)) that `region` of the output
+    // reads.
+    PixelRegion low_cells_read(const PixelRegion& region) const;
 
     // Logits of `region` of the output ((region.height() x region.width()), row-major) from one
     // low-resolution mask (low_size x low_size). Only what the region needs is interpolated.
     void logits(const float* low, float* out, const PixelRegion& region) const;
     void logits(const float* low, float* out) const { logits(low, out, full()); }
+    // The box (min col, min row, max col, max row; all zeros when empty, as amg::mask_to_box) of
+    // the pixels whose logit is > 0, without computing every pixel: each logit is a sum of
+    // products of non-negative weights and low-res cells, so a part whose cells are all <= 0
+    // (or NaN) has no such pixel, exactly. Finds the first and the last row band with one, then
+    // the columns beyond theirs, strip by strip, in the rows between.
+    std::array<int, 4> box_above_zero(const float* low) const;
     // Same, thresholded: out = logit > threshold ? 1 : 0.
     void binary(const float* low, uint8_t* out, float threshold, const PixelRegion& region) const;
     void binary(const float* low, uint8_t* out, float threshold) const { binary(low, out, threshold, full()); }

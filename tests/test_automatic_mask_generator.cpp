@@ -279,6 +279,46 @@ TEST(AutomaticMaskGenerator, UpsamplingKernelsEqualPlainLoops) {
     }
 }
 
+// The box of the pixels > 0 found without upsampling every pixel equals the full mask's box:
+// empty masks, single cells, compact blobs anywhere (edges, corners, the padding below the
+// image), speckle, and NaN cells.
+TEST(AutomaticMaskGenerator, BoxAboveZeroEqualsTheFullMasksBox) {
+    struct Geometry {
+        int low, img, input_h, input_w, out_h, out_w;
+    };
+    const std::vector<Geometry> cases = {{256, 1024, 683, 1024, 1200, 1800},
+                                         {256, 1024, 1024, 768, 1024, 768},
+                                         {64, 256, 171, 256, 37, 55},
+                                         {32, 128, 100, 128, 503, 641}};
+    std::mt19937 rng(11);
+    for (const Geometry& g : cases) {
+        const MaskPostprocessor post(g.low, g.img, g.input_h, g.input_w, g.out_h, g.out_w);
+        std::uniform_int_distribution<int> cell(0, g.low - 1);
+        std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+        std::vector<uint8_t> full(static_cast<size_t>(g.out_h) * g.out_w);
+        for (int trial = 0; trial < 40; ++trial) {
+            std::vector<float> low(static_cast<size_t>(g.low) * g.low, -1.0f);
+            const int kind = trial % 5;
+            if (kind == 1) {  // one cell
+                low[static_cast<size_t>(cell(rng)) * g.low + cell(rng)] = 0.5f;
+            } else if (kind == 2) {  // a blob
+                const int y = cell(rng), x = cell(rng), h = 1 + cell(rng) / 4, w = 1 + cell(rng) / 4;
+                for (int yy = y; yy < std::min(g.low, y + h); ++yy)
+                    for (int xx = x; xx < std::min(g.low, x + w); ++xx) low[static_cast<size_t>(yy) * g.low + xx] = u(rng) + 1.0f;
+            } else if (kind == 3) {  // speckle
+                for (float& v : low) v = u(rng);
+            } else if (kind == 4) {  // two far cells, some NaN
+                low[static_cast<size_t>(cell(rng)) * g.low + cell(rng)] = 0.25f;
+                low[static_cast<size_t>(cell(rng)) * g.low + cell(rng)] = 0.75f;
+                low[static_cast<size_t>(cell(rng)) * g.low + cell(rng)] = std::nanf("");
+            }
+            post.binary(low.data(), full.data(), 0.0f);
+            EXPECT_EQ(post.box_above_zero(low.data()), amg::mask_to_box(full.data(), g.out_h, g.out_w))
+                << g.out_h << "x" << g.out_w << ", trial " << trial;
+        }
+    }
+}
+
 // The straightforward generator: every candidate upsampled whole, thresholded, its stability
 // counted and its box found on the full mask, encoded, and only then NMS (as the reference's
 // _process_batch and _process_crop do it).
