@@ -10,6 +10,7 @@
 #include "amg_utils.h"
 #include "mask_records.h"
 #include "ops/threads.h"
+#include "ops/vector_math.h"
 #include "postprocess.h"
 #include "sam/error.h"
 #include "sam/predictor.h"
@@ -22,27 +23,58 @@ using amg::MaskItem;
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
 
+constexpr int kBandRows = 32;  // rows of the crop upsampled at a time
+
+// Thresholds one band of upsampled logits into `mask` and counts what the stability score needs;
+// returns the number of pixels set.
+SAM_VECTOR_CLONES
+int64_t threshold_band(const float* v, int64_t n, float thr, float hi, float lo, uint8_t* mask, int64_t& above_hi,
+                       int64_t& above_lo) {
+    int32_t h = 0, l = 0, set = 0;  // n <= kBandRows * width fits
+    for (int64_t i = 0; i < n; ++i) {
+        h += v[i] > hi ? 1 : 0;
+        l += v[i] > lo ? 1 : 0;
+        set += v[i] > thr ? 1 : 0;
+        mask[i] = v[i] > thr ? 1 : 0;
+    }
+    above_hi += h;
+    above_lo += l;
+    return set;
+}
+
 // Upsamples one low-res mask to the crop, row band by row band, and computes in the same pass
 // what the reference computes from the full-size float logits: the stability counts, the
-// binary mask and its box. No full-size float mask is ever stored.
-amg::StabilityCounts upsample_mask(const MaskPostprocessor& post, const float* low, double mask_threshold,
-                                   double stability_offset, std::vector<float>& band, uint8_t* mask) {
-    const int H = post.out_h(), W = post.out_w(), rows = 32;
+// binary mask's box and, where `mask` is given, the binary mask itself (else each band is
+// thresholded into `band_mask` and dropped). No full-size float mask is ever stored.
+struct UpsampledMask {
+    amg::StabilityCounts stability;
+    amg::BoxXyxy box{0, 0, 0, 0};  // as amg::mask_to_box
+};
+UpsampledMask upsample_mask(const MaskPostprocessor& post, const float* low, double mask_threshold,
+                            double stability_offset, std::vector<float>& band, std::vector<uint8_t>& band_mask,
+                            uint8_t* mask) {
+    const int H = post.out_h(), W = post.out_w();
     const auto thr = static_cast<float>(mask_threshold);
-    band.resize(static_cast<size_t>(rows) * W);
-    amg::StabilityCounts stability(mask_threshold, stability_offset);
-    for (int y0 = 0; y0 < H; y0 += rows) {
-        const int y1 = std::min(H, y0 + rows);
+    band.resize(static_cast<size_t>(kBandRows) * W);
+    if (!mask) band_mask.resize(static_cast<size_t>(kBandRows) * W);
+    UpsampledMask out{amg::StabilityCounts(mask_threshold, stability_offset)};
+    bool any = false;
+    for (int y0 = 0; y0 < H; y0 += kBandRows) {
+        const int y1 = std::min(H, y0 + kBandRows);
         post.logits(low, band.data(), PixelRegion{y0, y1, 0, W});
-        const int64_t n = static_cast<int64_t>(y1 - y0) * W;
-        uint8_t* m = mask + static_cast<int64_t>(y0) * W;
-        for (int64_t i = 0; i < n; ++i) {
-            const float v = band[static_cast<size_t>(i)];
-            stability.add(v);
-            m[i] = v > thr;
+        uint8_t* m = mask ? mask + static_cast<int64_t>(y0) * W : band_mask.data();
+        const int64_t set = threshold_band(band.data(), static_cast<int64_t>(y1 - y0) * W, thr, out.stability.hi,
+                                           out.stability.lo, m, out.stability.intersections, out.stability.unions);
+        if (set == 0) continue;
+        const amg::BoxXyxy b = amg::mask_to_box(m, y1 - y0, W);  // rows within the band
+        if (!any) {
+            out.box = {b[0], b[1] + y0, b[2], b[3] + y0};
+            any = true;
+        } else {
+            out.box = {std::min(out.box[0], b[0]), out.box[1], std::max(out.box[2], b[2]), b[3] + y0};
         }
     }
-    return stability;
+    return out;
 }
 
 // One generate() call, along the reference's methods: _generate_masks (every crop, then NMS
@@ -95,21 +127,29 @@ class MaskGeneration {
         const MaskPostprocessor post(4 * config.embedding_size(), config.encoder.img_size, g.input_h, g.input_w,
                                      g.orig_h, g.orig_w);
 
-        // Decode the crop's grid in batches
+        // Decode the crop's grid in batches; the masks that pass every filter wait as their
+        // low-res logits (the rows `post` reads), not as full-size masks.
         const auto& grid = grids_[static_cast<size_t>(crop.layer)];
         std::vector<MaskItem> items;
+        std::vector<std::vector<float>> lows;
         for (size_t start = 0; start < grid.size(); start += static_cast<size_t>(o_.points_per_batch)) {
             const size_t n = std::min(grid.size() - start, static_cast<size_t>(o_.points_per_batch));
             std::vector<amg::Point> points(n);
             for (size_t i = 0; i < n; ++i) points[i] = {grid[start + i][0] * g.orig_w, grid[start + i][1] * g.orig_h};
-            process_batch(points, predictor, post, cb, {0, 0, W, H}, items);
+            process_batch(points, predictor, post, cb, {0, 0, W, H}, items, lows);
             done_prompts_ += static_cast<int64_t>(n);
             if (progress_) progress_(done_prompts_, total_prompts_);
         }
 
-        // Remove duplicates within this crop, then move boxes and points into the image frame
+        // Remove duplicates within this crop (NMS on the boxes, by predicted IoU), encode the
+        // masks that are left, then move boxes and points into the image frame
         t0 = clock_type::now();
-        items = amg::remove_duplicates_in_crop(std::move(items), o_.box_nms_thresh);
+        std::vector<float> scores;
+        scores.reserve(items.size());
+        for (const MaskItem& m : items) scores.push_back(m.iou);
+        const std::vector<int> keep = amg::box_nms(amg::item_boxes(items), scores, o_.box_nms_thresh);
+        items = amg::select(items, keep);
+        encode_masks(items, lows, keep, post, cb, {0, 0, W, H});
         for (MaskItem& m : items) {
             m.box = amg::uncrop_box_xyxy(m.box, cb);
             m.point = amg::uncrop_point(m.point, cb);
@@ -119,11 +159,35 @@ class MaskGeneration {
         return items;
     }
 
+    // The RLE (image frame) of each kept item, from the low-res logits lows[keep[k]] (released).
+    void encode_masks(std::vector<MaskItem>& items, std::vector<std::vector<float>>& lows, const std::vector<int>& keep,
+                      const MaskPostprocessor& post, const amg::BoxXyxy& crop_box, const amg::BoxXyxy& orig_box) {
+        const int ch = post.out_h(), cw = post.out_w();
+        const double thr = model_.config().mask_threshold;
+#pragma omp parallel
+        {
+            std::vector<float> band;
+            std::vector<uint8_t> unused, mask(static_cast<size_t>(ch) * cw);
+#pragma omp for schedule(dynamic)
+            for (int64_t k = 0; k < static_cast<int64_t>(keep.size()); ++k) {
+                std::vector<float>& low = lows[static_cast<size_t>(keep[static_cast<size_t>(k)])];
+                const UpsampledMask u =
+                    upsample_mask(post, low.data(), thr, o_.stability_score_offset, band, unused, mask.data());
+                items[static_cast<size_t>(k)].stability = u.stability.score();
+                items[static_cast<size_t>(k)].rle =
+                    rle_encode_placed(mask.data(), ch, cw, crop_box[0], crop_box[1], orig_box[3], orig_box[2]);
+                std::vector<float>().swap(low);
+            }
+        }
+        lows.clear();
+    }
+
     // _process_batch: the masks of `points` (crop pixels) that pass every filter, appended to `out`
-    // with their box and point still in crop coordinates and their RLE in the image frame.
+    // with their box and point still in crop coordinates and no RLE yet; their low-res logits
+    // (the rows the upsampling reads) are appended to `lows`.
     void process_batch(const std::vector<amg::Point>& points, const SamPredictor& predictor,
                        const MaskPostprocessor& post, const amg::BoxXyxy& crop_box, const amg::BoxXyxy& orig_box,
-                       std::vector<MaskItem>& out) {
+                       std::vector<MaskItem>& out, std::vector<std::vector<float>>& lows) {
         BatchPrompt bp;
         bp.batch = static_cast<int64_t>(points.size());
         bp.points_per_prompt = 1;
@@ -147,27 +211,39 @@ class MaskGeneration {
         timings_.masks_decoded += static_cast<int>(bp.batch * per);
         timings_.masks_upsampled += static_cast<int>(cand.size());
 
-        // Upsample, then filter by stability and by crop edges, and encode
-        const int ch = post.out_h(), cw = post.out_w();
+        // Upsample (band by band: the stability counts and the box, no mask kept), then filter by
+        // stability and by crop edges
         const double thr = model_.config().mask_threshold;
+        const int64_t low_floats = static_cast<int64_t>(post.low_rows_read()) * side;
+        // Without the stability filter only the box is needed before NMS (the stability score of
+        // the masks NMS keeps comes with their encoding); at threshold 0 it is found without
+        // upsampling every pixel.
+        const bool box_only = !(o_.stability_score_thresh > 0.0) && thr == 0.0;
         std::vector<MaskItem> kept(cand.size());
         std::vector<char> ok(cand.size(), 0);
 #pragma omp parallel
         {
             std::vector<float> band;
-            std::vector<uint8_t> mask(static_cast<size_t>(ch) * cw);
+            std::vector<uint8_t> band_mask;
 #pragma omp for schedule(dynamic)
             for (int64_t j = 0; j < static_cast<int64_t>(cand.size()); ++j) {
                 const int64_t i = cand[static_cast<size_t>(j)];
-                const float stability = upsample_mask(post, r.low_res_logits.data() + i * side * side, thr,
-                                                      o_.stability_score_offset, band, mask.data())
-                                            .score();
-                if (o_.stability_score_thresh > 0.0 && !(stability >= static_cast<float>(o_.stability_score_thresh)))
-                    continue;
-                const amg::BoxXyxy box = amg::mask_to_box(mask.data(), ch, cw);
+                const float* low = r.low_res_logits.data() + i * side * side;
+                float stability = 0.0f;  // when not filtered by it: found with the survivors' masks
+                amg::BoxXyxy box;
+                if (box_only) {
+                    box = post.box_above_zero(low);
+                } else {
+                    const UpsampledMask u =
+                        upsample_mask(post, low, thr, o_.stability_score_offset, band, band_mask, nullptr);
+                    stability = u.stability.score();
+                    if (o_.stability_score_thresh > 0.0 &&
+                        !(stability >= static_cast<float>(o_.stability_score_thresh)))
+                        continue;
+                    box = u.box;
+                }
                 if (amg::is_box_near_crop_edge(box, crop_box, orig_box)) continue;
                 MaskItem& m = kept[static_cast<size_t>(j)];
-                m.rle = rle_encode_placed(mask.data(), ch, cw, crop_box[0], crop_box[1], orig_box[3], orig_box[2]);
                 m.box = box;
                 m.iou = r.iou_predictions[i];
                 m.stability = stability;
@@ -176,7 +252,11 @@ class MaskGeneration {
             }
         }
         for (size_t j = 0; j < cand.size(); ++j)
-            if (ok[j]) out.push_back(std::move(kept[j]));
+            if (ok[j]) {
+                out.push_back(std::move(kept[j]));
+                const float* low = r.low_res_logits.data() + cand[j] * side * side;
+                lows.emplace_back(low, low + low_floats);
+            }
         timings_.postprocess += since(t0);
     }
 

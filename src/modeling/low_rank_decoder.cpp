@@ -29,19 +29,78 @@ constexpr int64_t kGemmParallelMin = int64_t{1} << 24;  // multiply-adds
 
 using Buf = std::vector<float>;
 
+// Freed float blocks of this thread, kept for the next prompt: a click's multi-megabyte
+// buffers (the rows, the upscaled features, the logits) would otherwise come fresh from the
+// system on every click, one page fault per 4 KiB on first touch.
+class BlockCache {
+  public:
+    // A block of at least n floats (a cached one of at most twice that, else a new one).
+    std::unique_ptr<float[]> take(int64_t n, int64_t& capacity) {
+        size_t best = free_.size();
+        for (size_t i = 0; i < free_.size(); ++i)
+            if (free_[i].n >= n && free_[i].n <= 2 * n && (best == free_.size() || free_[i].n < free_[best].n)) best = i;
+        if (best == free_.size()) {
+            capacity = n;
+            return std::unique_ptr<float[]>(new float[static_cast<size_t>(n)]);
+        }
+        Block b = std::move(free_[best]);
+        free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
+        cached_ -= b.n;
+        capacity = b.n;
+        return std::move(b.p);
+    }
+    void give(std::unique_ptr<float[]> p, int64_t n) {
+        if (n < kMinFloats || cached_ + n > kMaxFloats) return;  // small ones: malloc does well
+        cached_ += n;
+        free_.push_back({std::move(p), n});
+    }
+
+  private:
+    static constexpr int64_t kMinFloats = int64_t{1} << 14;  // 64 KiB
+    static constexpr int64_t kMaxFloats = int64_t{1} << 24;  // 64 MiB per thread at most
+    struct Block {
+        std::unique_ptr<float[]> p;
+        int64_t n;
+    };
+    std::vector<Block> free_;
+    int64_t cached_ = 0;
+};
+
+BlockCache& block_cache() {
+    thread_local BlockCache cache;
+    return cache;
+}
+
 // Float storage left uninitialised, for the large buffers that are written in full before
-// they are read (a std::vector would clear them first).
+// they are read (a std::vector would clear them first); from this thread's block cache, and
+// back to the cache of the thread that frees it.
 class Array {
   public:
     Array() = default;
-    explicit Array(int64_t n) : p_(new float[static_cast<size_t>(n)]) {}
+    explicit Array(int64_t n) : p_(block_cache().take(n, capacity_)) {}
+    Array(Array&& o) noexcept : p_(std::move(o.p_)), capacity_(o.capacity_) {}
+    Array& operator=(Array&& o) noexcept {
+        if (this != &o) {
+            release();
+            p_ = std::move(o.p_);
+            capacity_ = o.capacity_;
+        }
+        return *this;
+    }
+    Array(const Array&) = delete;
+    Array& operator=(const Array&) = delete;
+    ~Array() { release(); }
     float* data() { return p_.get(); }
     const float* data() const { return p_.get(); }
     float& operator[](int64_t i) { return p_[static_cast<size_t>(i)]; }
     float operator[](int64_t i) const { return p_[static_cast<size_t>(i)]; }
 
   private:
+    void release() {
+        if (p_) block_cache().give(std::move(p_), capacity_);
+    }
     std::unique_ptr<float[]> p_;
+    int64_t capacity_ = 0;
 };
 
 // Whether a loop over `work` elements opens a parallel region: not for small work, and not
@@ -166,7 +225,7 @@ struct Rows {
     Array coef; // (N, r)
     Buf basis;  // (r, C)
     Buf c;      // (C)
-    Buf full;   // (N, C)  alpha S + coef . basis
+    Array full; // (N, C)  alpha S + coef . basis
 };
 
 // Per-head scores of the image rows against token vectors tok (T, D), already scaled by
@@ -306,22 +365,6 @@ void layer_norm_rows(Rows& x, const LayerNorm& n) {
     x.r = r2;
 }
 
-// y (N, out) = rows W^T + b, given sw = S W^T (N, out).
-SAM_VECTOR_CLONES
-void linear_rows(const Rows& x, const float* sw, const Linear& l, float* y) {
-    const int64_t N = x.N, C = x.C, r = x.r, out = l.out_features();
-    Buf bw(static_cast<size_t>(r * out));
-    mm(r, out, C, x.basis.data(), C, l.w.data(), C, true, bw.data(), out);
-    mm(N, out, r, x.coef.data(), r, bw.data(), out, false, y, out);
-    const Buf cw = lin(x.c, l);  // c W^T + b
-#pragma omp parallel for if (par(N * out))
-    for (int64_t p = 0; p < N; ++p) {
-        const float a = x.alpha[static_cast<size_t>(p)];
-#pragma omp simd
-        for (int64_t o = 0; o < out; ++o) y[p * out + o] += a * sw[p * out + o] + cw[static_cast<size_t>(o)];
-    }
-}
-
 // LayerNorm2d over each row of C4 channels, then GELU, in place on (rows, C4).
 SAM_VECTOR_CLONES
 void layer_norm_gelu(float* x, int64_t rows, int64_t C4, const LayerNorm& n) {
@@ -349,30 +392,66 @@ Buf mlp(const MlpWeights& m, Buf x) {
     return x;
 }
 
+// rows [p0, p1) of y (N, out) = rows W^T + b, given sw = S W^T (N, out), bw = basis W^T (r, out)
+// and cw = c W^T + b (out); y points at row p0.
+SAM_VECTOR_CLONES
+void linear_rows_block(const Rows& x, const float* sw, const float* bw, const float* cw, int64_t out, int64_t p0,
+                       int64_t p1, float* y) {
+    const int64_t r = x.r;
+    mm(p1 - p0, out, r, x.coef.data() + p0 * r, r, bw, out, false, y, out);
+    for (int64_t p = p0; p < p1; ++p) {
+        const float a = x.alpha[static_cast<size_t>(p)];
+        float* yr = y + (p - p0) * out;
+        const float* sr = sw + p * out;
+#pragma omp simd
+        for (int64_t o = 0; o < out; ++o) yr[o] += a * sr[o] + cw[o];
+    }
+}
+
 // Upscales the rows (through the two ConvTransposes) and dots them with the hypernetwork
-// outputs hyper (M, C/8); writes M masks of (4G, 4G) logits.
+// outputs hyper (M, C/8); writes M masks of (4G, 4G) logits. One pass per block of image
+// positions, start to end (first ConvTranspose from its shared product, LayerNorm2d, GELU,
+// second ConvTranspose, GELU, the hypernetwork products, the scatter into the masks), so the
+// block's intermediates stay in cache; a single prompt spreads its blocks over the threads.
 void upscale_and_predict_low_rank(const MaskDecoderWeights& w, const LowRankImageState& st, const Rows& x, const Buf& hyper,
                          int64_t M, float* out) {
-    const int64_t N = x.N, G = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(N)))), S = 4 * G;
-    const int64_t C4 = w.upscale2.w.dim(1), C8 = w.upscale2.w.dim(0) / 4;
-    // ConvTranspose 2x2 s2 -> LayerNorm2d -> GELU: (N * 4, C/4), one row per 2G x 2G pixel.
-    Array u1(N * 4 * C4);
-    linear_rows(x, st.upscale.data(), w.upscale1, u1.data());
-    layer_norm_gelu(u1.data(), N * 4, C4, w.upscale_norm);
-    // ConvTranspose 2x2 s2 -> GELU: (N * 4, 4 * C/8), four 4G x 4G pixels per row.
-    Array u2(N * 16 * C8);
-    w.upscale2.mm.forward(u1.data(), N * 4, u2.data(), ops::Epilogue::Gelu);
-    // Mask logits: hypernetwork vector . upscaled features (one GEMM), scattered to (4G, 4G).
-    Array logits(N * 16 * M);
-    mm(N * 16, M, C8, u2.data(), C8, hyper.data(), C8, true, logits.data(), M);
-#pragma omp parallel for if (par(N * 16 * M))
-    for (int64_t r1 = 0; r1 < N * 4; ++r1) {
-        const int64_t r = r1 / 4, y = r / G, xx = r % G, ky1 = (r1 % 4) / 2, kx1 = r1 % 2;
-        for (int64_t k2 = 0; k2 < 4; ++k2) {
-            const int64_t Y = 4 * y + 2 * ky1 + k2 / 2, X = 4 * xx + 2 * kx1 + k2 % 2;
-            for (int64_t m = 0; m < M; ++m) out[m * S * S + Y * S + X] = logits[(r1 * 4 + k2) * M + m];
+    const int64_t N = x.N, C = x.C, r = x.r, G = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(N)))),
+                  S = 4 * G;
+    const int64_t C4 = w.upscale2.w.dim(1), C8 = w.upscale2.w.dim(0) / 4, out1 = w.upscale1.out_features();
+    // The prompt's part of the first ConvTranspose: basis W^T and c W^T + b, once.
+    Buf bw(static_cast<size_t>(r * out1));
+    mm(r, out1, C, x.basis.data(), C, w.upscale1.w.data(), C, true, bw.data(), out1);
+    const Buf cw = lin(x.c, w.upscale1);
+    constexpr int64_t kBlock = 256;  // image positions per block
+    const int64_t blocks = (N + kBlock - 1) / kBlock;
+    std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) if (blocks > 1 && !omp_in_parallel())
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        try {
+            const int64_t p0 = blk * kBlock, p1 = std::min(N, p0 + kBlock), n = p1 - p0;
+            // ConvTranspose 2x2 s2 -> LayerNorm2d -> GELU: (n * 4, C/4), one row per 2G x 2G pixel.
+            Array u1(n * 4 * C4);
+            linear_rows_block(x, st.upscale.data(), bw.data(), cw.data(), out1, p0, p1, u1.data());
+            layer_norm_gelu(u1.data(), n * 4, C4, w.upscale_norm);
+            // ConvTranspose 2x2 s2 -> GELU: (n * 4, 4 * C/8), four 4G x 4G pixels per row.
+            Array u2(n * 16 * C8);
+            w.upscale2.mm.forward(u1.data(), n * 4, u2.data(), ops::Epilogue::Gelu);
+            // Mask logits: hypernetwork vector . upscaled features, scattered to (4G, 4G).
+            Array logits(n * 16 * M);
+            mm(n * 16, M, C8, u2.data(), C8, hyper.data(), C8, true, logits.data(), M);
+            for (int64_t r1 = 0; r1 < n * 4; ++r1) {
+                const int64_t q = p0 + r1 / 4, y = q / G, xx = q % G, ky1 = (r1 % 4) / 2, kx1 = r1 % 2;
+                for (int64_t k2 = 0; k2 < 4; ++k2) {
+                    const int64_t Y = 4 * y + 2 * ky1 + k2 / 2, X = 4 * xx + 2 * kx1 + k2 % 2;
+                    for (int64_t m = 0; m < M; ++m) out[m * S * S + Y * S + X] = logits[(r1 * 4 + k2) * M + m];
+                }
+            }
+        } catch (...) {
+#pragma omp critical(low_rank_upscale_error)
+            if (!error) error = std::current_exception();
         }
     }
+    if (error) std::rethrow_exception(error);
 }
 
 // Fills st.shared and st.upscale from st.keys (src) and the image PE.
@@ -435,7 +514,8 @@ void decode_prompt_low_rank(const MaskDecoderWeights& w, const LowRankImageState
     x.C = C;
     x.alpha.assign(static_cast<size_t>(N), 1.0f);
     x.c.assign(static_cast<size_t>(C), 0.0f);
-    x.full.assign(st.keys.data(), st.keys.data() + N * C);
+    x.full = Array(N * C);
+    std::copy(st.keys.data(), st.keys.data() + N * C, x.full.data());
 
     for (size_t l = 0; l < tw.layers.size(); ++l) {
         const TwoWayBlockWeights& b = tw.layers[l];
