@@ -503,13 +503,15 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& s
 // Decodes one prompt against the shared image side.
 //   tokens (T, C) [iou, mask tokens, sparse]; writes iou (num_mask_tokens) and the masks
 //   first..first+M-1 as (M, 4G, 4G) logits.
-void decode_prompt_low_rank(const MaskDecoderWeights& w, const LowRankImageState& st, const float* tokens,
-                            int64_t T, int64_t first, int64_t M, float* iou, float* masks) {
+// The two-way transformer of the prompt's tokens (T, C) against the image state: returns the
+// queries after the final norm and leaves the image rows, in low-rank form, in x.
+Buf transformer_low_rank(const MaskDecoderWeights& w, const LowRankImageState& st, const float* tokens, int64_t T,
+                         Rows& x) {
     const TwoWayTransformerWeights& tw = w.transformer;
-    const int64_t N = st.keys.dim(0), C = st.keys.dim(1), C8 = w.upscale2.w.dim(0) / 4;
+    const int64_t N = st.keys.dim(0), C = st.keys.dim(1);
     const Buf qpe(tokens, tokens + T * C);
     Buf queries = qpe;
-    Rows x;  // keys = src: alpha 1, no basis
+    x = Rows{};  // keys = src: alpha 1, no basis
     x.N = N;
     x.C = C;
     x.alpha.assign(static_cast<size_t>(N), 1.0f);
@@ -543,6 +545,14 @@ void decode_prompt_low_rank(const MaskDecoderWeights& w, const LowRankImageState
     const AttentionWeights& f = tw.final_t2i;
     add_to(queries, lin(tokens_to_image(x, st.shared.back(), f, lin(add(queries, qpe), f.q_proj)), f.out_proj));
     layer_norm_tokens(queries, tw.norm_final);
+    return queries;
+}
+
+void decode_prompt_low_rank(const MaskDecoderWeights& w, const LowRankImageState& st, const float* tokens,
+                            int64_t T, int64_t first, int64_t M, float* iou, float* masks) {
+    const int64_t C = st.keys.dim(1), C8 = w.upscale2.w.dim(0) / 4;
+    Rows x;
+    const Buf queries = transformer_low_rank(w, st, tokens, T, x);
 
     // IoU head on the iou token, hypernetwork MLPs on the selected mask tokens.
     const Buf pred = mlp(w.iou_head, Buf(queries.begin(), queries.begin() + C));
@@ -597,45 +607,20 @@ DecoderOutput low_rank_decoder_forward(const MaskDecoderWeights& w, const LowRan
     return out;
 }
 
-
 void low_rank_transformer_forward(const MaskDecoderWeights& w, const LowRankImageState& st, const float* tokens,
                                   int64_t T, float* queries_out, float* upscaled) {
-    // decode_prompt_low_rank's transformer, its result handed over before the heads.
-    const TwoWayTransformerWeights& tw = w.transformer;
     const int64_t N = st.keys.dim(0), C = st.keys.dim(1);
-    if (st.shared.size() != tw.layers.size() + 1 || w.upscale1.w.dim(1) != C)
+    if (st.shared.size() != w.transformer.layers.size() + 1 || w.upscale1.w.dim(1) != C)
         throw Error("low-rank transformer: image state " + shape_str(st.keys.shape()) + " does not fit the weights");
-    const Buf qpe(tokens, tokens + T * C);
-    Buf queries = qpe;
     Rows x;
-    x.N = N;
-    x.C = C;
-    x.alpha.assign(static_cast<size_t>(N), 1.0f);
-    x.c.assign(static_cast<size_t>(C), 0.0f);
-    x.full.assign(st.keys.data(), st.keys.data() + N * C);
-    for (size_t l = 0; l < tw.layers.size(); ++l) {
-        const TwoWayBlockWeights& b = tw.layers[l];
-        const SharedKeys& sh = st.shared[l];
-        if (b.skip_first_layer_pe) {
-            queries = token_attention(b.self_attn, queries, queries, queries);
-        } else {
-            const Buf q = add(queries, qpe);
-            add_to(queries, token_attention(b.self_attn, q, q, queries));
-        }
-        layer_norm_tokens(queries, b.norm1);
-        add_to(queries, lin(tokens_to_image(x, sh, b.cross_t2i, lin(add(queries, qpe), b.cross_t2i.q_proj)),
-                            b.cross_t2i.out_proj));
-        layer_norm_tokens(queries, b.norm2);
-        add_to(queries, lin(lin(queries, b.mlp_lin1, true), b.mlp_lin2));
-        layer_norm_tokens(queries, b.norm3);
-        image_to_tokens(x, sh, b.cross_i2t, lin(add(queries, qpe), b.cross_i2t.k_proj), lin(queries, b.cross_i2t.v_proj));
-        layer_norm_rows(x, b.norm4);
-    }
-    const AttentionWeights& f = tw.final_t2i;
-    add_to(queries, lin(tokens_to_image(x, st.shared.back(), f, lin(add(queries, qpe), f.q_proj)), f.out_proj));
-    layer_norm_tokens(queries, tw.norm_final);
+    const Buf queries = transformer_low_rank(w, st, tokens, T, x);
     std::copy(queries.begin(), queries.end(), queries_out);
-    linear_rows(x, st.upscale.data(), w.upscale1, upscaled);
+    // The first ConvTranspose over every image row, from its shared product.
+    const int64_t out1 = w.upscale1.out_features();
+    Buf bw(static_cast<size_t>(x.r * out1));
+    mm(x.r, out1, C, x.basis.data(), C, w.upscale1.w.data(), C, true, bw.data(), out1);
+    const Buf cw = lin(x.c, w.upscale1);
+    linear_rows_block(x, st.upscale.data(), bw.data(), cw.data(), out1, 0, N, upscaled);
 }
 
 }  // namespace sam
