@@ -144,6 +144,13 @@ sam::Rle rle_from(int height, int width, const std::vector<uint32_t>& counts) {
     return r;
 }
 
+// f() with the GIL released (the library's computations and file reads), its result returned.
+template <class F>
+auto without_gil(F&& f) {
+    nb::gil_scoped_release release;
+    return f();
+}
+
 // ---- What the SAM and SAM 2 classes bind alike (the models, predictors and generators differ by type)
 
 // Model::load(checkpoint, options) with the options' model type and JSON config.
@@ -209,11 +216,7 @@ nb::tuple predict(const Predictor& p, std::optional<FloatIn> points, std::option
     if (mask_input) prompt.mask_input = tensor_view(*mask_input);
     prompt.multimask_output = multimask;
     prompt.return_logits = return_logits;
-    sam::Prediction r;
-    {
-        nb::gil_scoped_release release;
-        r = p.predict(prompt);
-    }
+    sam::Prediction r = without_gil([&] { return p.predict(prompt); });
     return prediction_tuple(std::move(r), return_logits);
 }
 
@@ -226,11 +229,7 @@ nb::list generate_records(Generator& g, const ImageIn& image, const Extra&... ex
         nb::gil_scoped_acquire acquire;
         if (PyErr_CheckSignals() != 0) throw nb::python_error();
     };
-    std::vector<sam::MaskRecord> records;
-    {
-        nb::gil_scoped_release release;
-        records = g.generate(img, progress, extra...);
-    }
+    std::vector<sam::MaskRecord> records = without_gil([&] { return g.generate(img, progress, extra...); });
     nb::list out;
     for (sam::MaskRecord& r : records) out.append(record_dict(r, g.options().output_mode));
     return out;
@@ -258,9 +257,10 @@ NB_MODULE(_core, m) {
     m.def("precision_supported", [](const std::string& p) { return sam::precision_supported(sam::precision_from_string(p)); },
           "precision"_a, "Whether this CPU has fast instructions for 'f32' | 'bf16' | 'int8'.");
 
-    nb::class_<sam::Sam> model(m, "Model", "An immutable handle on loaded weights; share it freely between threads.");
-    def_model_common(model);
-    model
+    nb::class_<sam::Sam> model_class(m, "Model",
+                                     "An immutable handle on loaded weights; share it freely between threads.");
+    def_model_common(model_class);
+    model_class
         .def_static("load", &load_model<sam::Sam, sam::LoadOptions>, "checkpoint"_a, "model_type"_a = "auto",
                     "config_path"_a = "")
         .def_prop_ro("img_size", [](const sam::Sam& s) { return s.config().encoder.img_size; })
@@ -275,11 +275,7 @@ NB_MODULE(_core, m) {
             "embed",
             [](const sam::Sam& s, const ImageIn& image) {
                 sam::Image img = image_from(image);
-                sam::Tensor t;
-                {
-                    nb::gil_scoped_release release;
-                    t = s.embed(img);
-                }
+                sam::Tensor t = without_gil([&] { return s.embed(img); });
                 return tensor_array(std::move(t));
             },
             "image"_a);
@@ -317,8 +313,8 @@ NB_MODULE(_core, m) {
                 p.load_embedding(path, orig_h, orig_w);
             },
             "path"_a, "orig_h"_a = 0, "orig_w"_a = 0)
-        .def("predict", &predict<sam::SamPredictor>, "point_coords"_a.none(), "point_labels"_a.none(), "box"_a.none(), "mask_input"_a.none(),
-            "multimask_output"_a, "return_logits"_a)
+        .def("predict", &predict<sam::SamPredictor>, "point_coords"_a.none(), "point_labels"_a.none(), "box"_a.none(),
+             "mask_input"_a.none(), "multimask_output"_a, "return_logits"_a)
         .def(
             "predict_batch",
             [](const sam::SamPredictor& p, int64_t batch, std::optional<FloatIn> points, std::optional<IntIn> labels,
@@ -342,11 +338,7 @@ NB_MODULE(_core, m) {
                 if (mask_input) b.mask_input = tensor_view(*mask_input);
                 b.multimask_output = multimask;
                 b.return_logits = return_logits;
-                sam::BatchPrediction r;
-                {
-                    nb::gil_scoped_release release;
-                    r = p.predict_batch(b);
-                }
+                sam::BatchPrediction r = without_gil([&] { return p.predict_batch(b); });
                 return batch_tuple(std::move(r), return_logits);
             },
             "batch"_a, "point_coords"_a.none(), "point_labels"_a.none(), "boxes"_a.none(), "mask_input"_a.none(),
@@ -401,18 +393,16 @@ NB_MODULE(_core, m) {
         });
 
     // ---- SAM 2 (sam/sam2.h): the model, its image predictor and its mask generator ----------
-    nb::class_<sam::Sam2> sam2(m, "Sam2Model", "An immutable handle on loaded SAM 2 weights; share it freely between threads.");
-    def_model_common(sam2);
-    sam2.def_static("load", &load_model<sam::Sam2, sam::Sam2LoadOptions>, "checkpoint"_a, "model_type"_a = "auto",
+    nb::class_<sam::Sam2> sam2_class(m, "Sam2Model",
+                                     "An immutable handle on loaded SAM 2 weights; share it freely between threads.");
+    def_model_common(sam2_class);
+    sam2_class
+        .def_static("load", &load_model<sam::Sam2, sam::Sam2LoadOptions>, "checkpoint"_a, "model_type"_a = "auto",
                     "config_path"_a = "")
         .def_static(
             "detect",
             [](const std::string& path) {
-                sam::Sam2Config c;
-                {
-                    nb::gil_scoped_release release;
-                    c = sam::Sam2::detect_config(path);
-                }
+                sam::Sam2Config c = without_gil([&] { return sam::Sam2::detect_config(path); });
                 return nb::make_tuple(c.model_type, c.version);
             },
             "checkpoint"_a, "(model_type, version) read off a checkpoint's shapes and keys.")
@@ -451,8 +441,8 @@ NB_MODULE(_core, m) {
                  return nb::make_tuple(readonly_array(f.image_embed), readonly_array(f.high_res[0]),
                                        readonly_array(f.high_res[1]));
              })
-        .def("predict", &predict<sam::Sam2ImagePredictor>, "point_coords"_a.none(), "point_labels"_a.none(), "box"_a.none(), "mask_input"_a.none(),
-            "multimask_output"_a, "return_logits"_a);
+        .def("predict", &predict<sam::Sam2ImagePredictor>, "point_coords"_a.none(), "point_labels"_a.none(),
+             "box"_a.none(), "mask_input"_a.none(), "multimask_output"_a, "return_logits"_a);
 
     nb::class_<sam::Sam2AmgOptions, sam::AmgOptions>(m, "Sam2AmgOptions")
         .def(nb::init<>())
@@ -464,7 +454,8 @@ NB_MODULE(_core, m) {
     nb::class_<sam::Sam2AutomaticMaskGenerator>(m, "Sam2MaskGenerator")
         .def(nb::init<sam::Sam2, sam::Sam2AmgOptions>(), "model"_a, "options"_a)
         .def(
-            "generate", [](sam::Sam2AutomaticMaskGenerator& g, const ImageIn& image) { return generate_records(g, image); },
+            "generate",
+            [](sam::Sam2AutomaticMaskGenerator& g, const ImageIn& image) { return generate_records(g, image); },
             "image"_a);
 
     // Run-length encoding (uncompressed COCO RLE: column-major counts starting with zeros).
@@ -499,11 +490,7 @@ NB_MODULE(_core, m) {
     m.def(
         "read_image",
         [](const std::string& path) {
-            sam::Image img;
-            {
-                nb::gil_scoped_release release;
-                img = sam::read_image(path);
-            }
+            sam::Image img = without_gil([&] { return sam::read_image(path); });
             return image_array(std::move(img));
         },
         "path"_a, "An (H, W, 3) uint8 RGB array from a JPEG or PNG file (as cv2.imread + BGR->RGB, EXIF applied).");
