@@ -153,32 +153,34 @@ auto without_gil(F&& f) {
 
 // ---- What the SAM and SAM 2 classes bind alike (the models, predictors and generators differ by type)
 
-// Model::load(checkpoint, options) with the options' model type and JSON config.
+// A model class (sam::Sam or sam::Sam2) with what both have, under the same names: load() (the
+// options' model type and JSON config), the execution settings and the config values.
 template <class Model, class LoadOptions>
-Model load_model(const std::string& path, const std::string& model_type, const std::string& config_path) {
-    LoadOptions o;
-    o.model_type = model_type;
-    o.config_path = config_path;
-    nb::gil_scoped_release release;
-    return Model::load(path, o);
-}
-
-// The execution settings and the config values both models have, under the same names.
-template <class Model>
-void def_model_common(nb::class_<Model>& c) {
+nb::class_<Model> bind_model(nb::module_& m, const char* name, const char* doc) {
+    nb::class_<Model> c(m, name, doc);
+    c.def_static(
+        "load",
+        [](const std::string& path, const std::string& model_type, const std::string& config_path) {
+            LoadOptions o;
+            o.model_type = model_type;
+            o.config_path = config_path;
+            return without_gil([&] { return Model::load(path, o); });
+        },
+        "checkpoint"_a, "model_type"_a = "auto", "config_path"_a = "");
     c.def(
-         "with_execution",
-         [](const Model& s, int threads, const std::string& precision) {
-             return s.with_execution({threads, sam::precision_from_string(precision)});
-         },
-         "threads"_a, "precision"_a)
-        .def_prop_ro("threads", [](const Model& s) { return s.execution().threads; })
-        .def_prop_ro("precision", [](const Model& s) { return std::string(sam::to_string(s.execution().precision)); })
-        .def_prop_ro("model_type", [](const Model& s) { return s.config().model_type; })
-        .def_prop_ro("embedding_size", [](const Model& s) { return s.config().embedding_size(); })
-        .def_prop_ro("mask_threshold", [](const Model& s) { return s.config().mask_threshold; })
-        .def_prop_ro("checkpoint_path", &Model::checkpoint_path)
-        .def_prop_ro("parameter_count", &Model::parameter_count);
+        "with_execution",
+        [](const Model& s, int threads, const std::string& precision) {
+            return s.with_execution({threads, sam::precision_from_string(precision)});
+        },
+        "threads"_a, "precision"_a);
+    c.def_prop_ro("threads", [](const Model& s) { return s.execution().threads; });
+    c.def_prop_ro("precision", [](const Model& s) { return std::string(sam::to_string(s.execution().precision)); });
+    c.def_prop_ro("model_type", [](const Model& s) { return s.config().model_type; });
+    c.def_prop_ro("embedding_size", [](const Model& s) { return s.config().embedding_size(); });
+    c.def_prop_ro("mask_threshold", [](const Model& s) { return s.config().mask_threshold; });
+    c.def_prop_ro("checkpoint_path", &Model::checkpoint_path);
+    c.def_prop_ro("parameter_count", &Model::parameter_count);
+    return c;
 }
 
 // A read-only numpy view of a tensor a predictor keeps (shared storage, no copy).
@@ -257,12 +259,8 @@ NB_MODULE(_core, m) {
     m.def("precision_supported", [](const std::string& p) { return sam::precision_supported(sam::precision_from_string(p)); },
           "precision"_a, "Whether this CPU has fast instructions for 'f32' | 'bf16' | 'int8'.");
 
-    nb::class_<sam::Sam> model_class(m, "Model",
-                                     "An immutable handle on loaded weights; share it freely between threads.");
-    def_model_common(model_class);
-    model_class
-        .def_static("load", &load_model<sam::Sam, sam::LoadOptions>, "checkpoint"_a, "model_type"_a = "auto",
-                    "config_path"_a = "")
+    bind_model<sam::Sam, sam::LoadOptions>(m, "Model",
+                                           "An immutable handle on loaded weights; share it freely between threads.")
         .def_prop_ro("img_size", [](const sam::Sam& s) { return s.config().encoder.img_size; })
         .def_prop_ro("patch_size", [](const sam::Sam& s) { return s.config().encoder.patch_size; })
         .def_prop_ro("encoder_embed_dim", [](const sam::Sam& s) { return s.config().encoder.embed_dim; })
@@ -393,12 +391,8 @@ NB_MODULE(_core, m) {
         });
 
     // ---- SAM 2 (sam/sam2.h): the model, its image predictor and its mask generator ----------
-    nb::class_<sam::Sam2> sam2_class(m, "Sam2Model",
-                                     "An immutable handle on loaded SAM 2 weights; share it freely between threads.");
-    def_model_common(sam2_class);
-    sam2_class
-        .def_static("load", &load_model<sam::Sam2, sam::Sam2LoadOptions>, "checkpoint"_a, "model_type"_a = "auto",
-                    "config_path"_a = "")
+    bind_model<sam::Sam2, sam::Sam2LoadOptions>(
+        m, "Sam2Model", "An immutable handle on loaded SAM 2 weights; share it freely between threads.")
         .def_static(
             "detect",
             [](const std::string& path) {
