@@ -6,12 +6,8 @@ The official builders make a torch module; here they load the checkpoint into th
 'int8'; see docs/PYTHON.md), and ``config`` (a JSON config for non-standard sizes).
 """
 
-import os
-
 from . import _core
-from ._checks import require_file
-
-_PRECISIONS = ("f32", "bf16", "int8")
+from ._common import ModelHandle, load_core
 
 
 class ImageEncoderInfo:
@@ -28,7 +24,7 @@ class ImageEncoderInfo:
         return f"ImageEncoderInfo(img_size={self.img_size}, embed_dim={self.embed_dim}, depth={self.depth})"
 
 
-class Sam:
+class Sam(ModelHandle):
     """A loaded SAM model: an immutable handle on shared weights.
 
     Any number of threads may use one Sam at once (each with its own SamPredictor or
@@ -37,100 +33,28 @@ class Sam:
     """
 
     image_format = "RGB"
-    training = False
+    _official_package = "segment_anything"
 
     def __init__(self, core):
-        self._core = core
+        super().__init__(core)
         self.image_encoder = ImageEncoderInfo(core)
         self.mask_threshold = float(core.mask_threshold)
         self.pixel_mean = list(core.pixel_mean)
         self.pixel_std = list(core.pixel_std)
-
-    # torch.nn.Module look-alikes the official examples call.
-    def eval(self):
-        return self
-
-    def train(self, mode=True):
-        if mode:
-            raise ValueError("sam_cpp runs inference only: train(True) is not supported")
-        return self
-
-    def requires_grad_(self, requires_grad=True):
-        return self
-
-    def to(self, device=None, dtype=None, non_blocking=False):
-        """Returns self for the CPU; any other device raises ValueError (sam_cpp computes on the CPU only)."""
-        if device is not None:
-            name = str(getattr(device, "type", device)).split(":")[0].lower()
-            if name != "cpu":
-                raise ValueError(
-                    f"sam_cpp computes on the CPU only; device {str(device)!r} is not supported "
-                    "(use the official segment_anything package with torch for GPUs)"
-                )
-        if dtype is not None and "float32" not in str(dtype):
-            raise ValueError(f"sam_cpp computes in float32; dtype {dtype} is not supported (see precision=)")
-        return self
-
-    def cpu(self):
-        return self
-
-    def cuda(self, device=None):
-        return self.to("cuda")
-
-    @property
-    def device(self):
-        return "cpu"
-
-    @property
-    def threads(self):
-        """Threads per computation (0: every core this process may run on)."""
-        return self._core.threads
-
-    @property
-    def precision(self):
-        """The encoder blocks' arithmetic in effect: 'f32' | 'bf16' | 'int8'."""
-        return self._core.precision
 
     @property
     def model_type(self):
         return self._core.model_type
 
     @property
-    def checkpoint(self):
-        return self._core.checkpoint_path
-
-    @property
     def checkpoint_dtype(self):
         return self._core.checkpoint_dtype
-
-    def parameter_count(self):
-        return self._core.parameter_count
-
-    def with_execution(self, threads=None, precision=None):
-        """A handle on the same weights computing with other settings (None: keep this one's)."""
-        t = self.threads if threads is None else _threads(threads)
-        p = self.precision if precision is None else _precision(precision)
-        return Sam(self._core.with_execution(t, p))
 
     def __repr__(self):
         return (
             f"sam_cpp.Sam(model_type={self.model_type!r}, checkpoint={self.checkpoint!r}, "
             f"threads={self.threads}, precision={self.precision!r})"
         )
-
-
-def _threads(threads):
-    if threads is None:
-        return 0
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ValueError(f"threads: expected an integer >= 0 (0: every core), got {threads!r}")
-    return threads
-
-
-def _precision(precision):
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision: expected one of {', '.join(_PRECISIONS)}, got {precision!r}")
-    return precision
 
 
 def build_sam(checkpoint=None, *, model_type="auto", config=None, threads=None, precision="f32"):
@@ -143,13 +67,7 @@ def build_sam(checkpoint=None, *, model_type="auto", config=None, threads=None, 
         raise ValueError(
             "checkpoint: sam_cpp loads trained weights only; pass checkpoint=<path to an official .pth>"
         )
-    path = require_file(checkpoint, "checkpoint")
-    config_path = "" if config is None else require_file(config, "config")
-    t, p = _threads(threads), _precision(precision)
-    core = _core.Model.load(path, model_type, os.fspath(config_path))
-    if t != 0 or p != "f32":
-        core = core.with_execution(t, p)
-    return Sam(core)
+    return Sam(load_core(_core.Model.load, checkpoint, "checkpoint", model_type, config, threads, precision))
 
 
 def build_sam_vit_h(checkpoint=None, *, config=None, threads=None, precision="f32"):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import _core
-from ._checks import float_array, label_array, require_file, rgb_image
+from ._checks import float_array, mask_prompt, point_prompt, require_file, rgb_image
 from .utils.transforms import ResizeLongestSide
 
 
@@ -118,26 +118,14 @@ class SamPredictor:
         (C,) float32; low_res_masks (C, 256, 256) float32), C = 3 with multimask_output else 1.
         """
         self._require_image()
-        points = labels = None
-        if point_coords is not None:
-            if point_labels is None:
-                raise ValueError("point_labels: must be supplied with point_coords")
-            points = float_array(point_coords, "point_coords", (None, 2))
-            labels = label_array(point_labels, "point_labels", (points.shape[0],))
-        elif point_labels is not None:
-            raise ValueError("point_coords: must be supplied with point_labels")
+        points, labels = point_prompt(point_coords, point_labels, (None, 2), "with point_coords")
         b = None
         if box is not None:
             b = float_array(box, "box")
             if b.shape not in ((4,), (1, 4)):
                 raise ValueError(f"box: expected shape 4 (or 1 x 4) XYXY, got {b.shape}")
             b = b.reshape(4)
-        m = None
-        if mask_input is not None:
-            m = float_array(mask_input, "mask_input")
-            if m.shape not in ((1, 256, 256), (256, 256)):
-                raise ValueError(f"mask_input: expected shape 1 x 256 x 256, got {m.shape}")
-            m = m.reshape(1, 256, 256)
+        m = mask_prompt(mask_input, 256)
         return self._core.predict(points, labels, b, m, bool(multimask_output), bool(return_logits))
 
     def predict_batch(
@@ -157,16 +145,9 @@ class SamPredictor:
         (B, C) float32, low_res_masks (B, C, 256, 256) float32).
         """
         self._require_image()
-        batch = None
-        points = labels = b = m = None
-        if point_coords is not None:
-            if point_labels is None:
-                raise ValueError("point_labels: must be supplied with point_coords")
-            points = float_array(point_coords, "point_coords", (None, None, 2))
-            labels = label_array(point_labels, "point_labels", points.shape[:2])
-            batch = points.shape[0]
-        elif point_labels is not None:
-            raise ValueError("point_coords: must be supplied with point_labels")
+        points, labels = point_prompt(point_coords, point_labels, (None, None, 2), "with point_coords")
+        batch = None if points is None else points.shape[0]
+        b = m = None
         if boxes is not None:
             b = float_array(boxes, "boxes", (None, 4))
             if batch is not None and b.shape[0] != batch:

@@ -144,6 +144,99 @@ sam::Rle rle_from(int height, int width, const std::vector<uint32_t>& counts) {
     return r;
 }
 
+// f() with the GIL released (the library's computations and file reads), its result returned.
+template <class F>
+auto without_gil(F&& f) {
+    nb::gil_scoped_release release;
+    return f();
+}
+
+// ---- What the SAM and SAM 2 classes bind alike (the models, predictors and generators differ by type)
+
+// A model class (sam::Sam or sam::Sam2) with what both have, under the same names: load() (the
+// options' model type and JSON config), the execution settings and the config values.
+template <class Model, class LoadOptions>
+nb::class_<Model> bind_model(nb::module_& m, const char* name, const char* doc) {
+    nb::class_<Model> c(m, name, doc);
+    c.def_static(
+        "load",
+        [](const std::string& path, const std::string& model_type, const std::string& config_path) {
+            LoadOptions o;
+            o.model_type = model_type;
+            o.config_path = config_path;
+            return without_gil([&] { return Model::load(path, o); });
+        },
+        "checkpoint"_a, "model_type"_a = "auto", "config_path"_a = "");
+    c.def(
+        "with_execution",
+        [](const Model& s, int threads, const std::string& precision) {
+            return s.with_execution({threads, sam::precision_from_string(precision)});
+        },
+        "threads"_a, "precision"_a);
+    c.def_prop_ro("threads", [](const Model& s) { return s.execution().threads; });
+    c.def_prop_ro("precision", [](const Model& s) { return std::string(sam::to_string(s.execution().precision)); });
+    c.def_prop_ro("model_type", [](const Model& s) { return s.config().model_type; });
+    c.def_prop_ro("embedding_size", [](const Model& s) { return s.config().embedding_size(); });
+    c.def_prop_ro("mask_threshold", [](const Model& s) { return s.config().mask_threshold; });
+    c.def_prop_ro("checkpoint_path", &Model::checkpoint_path);
+    c.def_prop_ro("parameter_count", &Model::parameter_count);
+    return c;
+}
+
+// A read-only numpy view of a tensor a predictor keeps (shared storage, no copy).
+nb::ndarray<nb::numpy, const float> readonly_array(sam::Tensor t) {
+    std::vector<size_t> shape = sizes(t.shape());
+    return owning_array<const float, sam::Tensor>(std::move(t), [](sam::Tensor& x) -> const float* { return x.data(); },
+                                                  shape);
+}
+
+template <class Predictor>
+void set_image(Predictor& p, const ImageIn& image) {
+    sam::Image img = image_from(image);
+    nb::gil_scoped_release release;
+    p.set_image(img);
+}
+
+// One prompt (points N x 2, labels N, box 4, mask input 1 x L x L) decoded against the image set.
+template <class Predictor>
+nb::tuple predict(const Predictor& p, std::optional<FloatIn> points, std::optional<IntIn> labels,
+                  std::optional<FloatIn> box, std::optional<FloatIn> mask_input, bool multimask, bool return_logits) {
+    sam::Prompt prompt;
+    if (points) {
+        if (points->ndim() != 2 || points->shape(1) != 2) throw sam::InputError("point_coords", "expected N x 2");
+        for (size_t i = 0; i < points->shape(0); ++i)
+            prompt.point_coords.push_back({points->data()[2 * i], points->data()[2 * i + 1]});
+    }
+    if (labels) {
+        if (labels->ndim() != 1) throw sam::InputError("point_labels", "expected N labels");
+        prompt.point_labels.assign(labels->data(), labels->data() + labels->size());
+    }
+    if (box) {
+        if (box->size() != 4) throw sam::InputError("box", "expected 4 values x0, y0, x1, y1");
+        prompt.box = std::array<float, 4>{box->data()[0], box->data()[1], box->data()[2], box->data()[3]};
+    }
+    if (mask_input) prompt.mask_input = tensor_view(*mask_input);
+    prompt.multimask_output = multimask;
+    prompt.return_logits = return_logits;
+    sam::Prediction r = without_gil([&] { return p.predict(prompt); });
+    return prediction_tuple(std::move(r), return_logits);
+}
+
+// generate(image, progress, extra...) as the reference's list of records; Ctrl-C in Python
+// stops the run between decoder batches.
+template <class Generator, class... Extra>
+nb::list generate_records(Generator& g, const ImageIn& image, const Extra&... extra) {
+    sam::Image img = image_from(image);
+    typename Generator::Progress progress = [](int64_t, int64_t) {
+        nb::gil_scoped_acquire acquire;
+        if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    };
+    std::vector<sam::MaskRecord> records = without_gil([&] { return g.generate(img, progress, extra...); });
+    nb::list out;
+    for (sam::MaskRecord& r : records) out.append(record_dict(r, g.options().output_mode));
+    return out;
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -166,61 +259,28 @@ NB_MODULE(_core, m) {
     m.def("precision_supported", [](const std::string& p) { return sam::precision_supported(sam::precision_from_string(p)); },
           "precision"_a, "Whether this CPU has fast instructions for 'f32' | 'bf16' | 'int8'.");
 
-    nb::class_<sam::Sam>(m, "Model", "An immutable handle on loaded weights; share it freely between threads.")
-        .def_static(
-            "load",
-            [](const std::string& path, const std::string& model_type, const std::string& config_path) {
-                sam::LoadOptions o;
-                o.model_type = model_type;
-                o.config_path = config_path;
-                nb::gil_scoped_release release;
-                return sam::Sam::load(path, o);
-            },
-            "checkpoint"_a, "model_type"_a = "auto", "config_path"_a = "")
-        .def(
-            "with_execution",
-            [](const sam::Sam& s, int threads, const std::string& precision) {
-                return s.with_execution({threads, sam::precision_from_string(precision)});
-            },
-            "threads"_a, "precision"_a)
-        .def_prop_ro("threads", [](const sam::Sam& s) { return s.execution().threads; })
-        .def_prop_ro("precision", [](const sam::Sam& s) { return std::string(sam::to_string(s.execution().precision)); })
-        .def_prop_ro("model_type", [](const sam::Sam& s) { return s.config().model_type; })
+    bind_model<sam::Sam, sam::LoadOptions>(m, "Model",
+                                           "An immutable handle on loaded weights; share it freely between threads.")
         .def_prop_ro("img_size", [](const sam::Sam& s) { return s.config().encoder.img_size; })
         .def_prop_ro("patch_size", [](const sam::Sam& s) { return s.config().encoder.patch_size; })
         .def_prop_ro("encoder_embed_dim", [](const sam::Sam& s) { return s.config().encoder.embed_dim; })
         .def_prop_ro("encoder_depth", [](const sam::Sam& s) { return s.config().encoder.depth; })
         .def_prop_ro("out_chans", [](const sam::Sam& s) { return s.config().encoder.out_chans; })
-        .def_prop_ro("embedding_size", [](const sam::Sam& s) { return s.config().embedding_size(); })
-        .def_prop_ro("mask_threshold", [](const sam::Sam& s) { return s.config().mask_threshold; })
         .def_prop_ro("pixel_mean", [](const sam::Sam& s) { return s.config().pixel_mean; })
         .def_prop_ro("pixel_std", [](const sam::Sam& s) { return s.config().pixel_std; })
-        .def_prop_ro("checkpoint_path", &sam::Sam::checkpoint_path)
         .def_prop_ro("checkpoint_dtype", &sam::Sam::checkpoint_dtype)
-        .def_prop_ro("parameter_count", &sam::Sam::parameter_count)
         .def(
             "embed",
             [](const sam::Sam& s, const ImageIn& image) {
                 sam::Image img = image_from(image);
-                sam::Tensor t;
-                {
-                    nb::gil_scoped_release release;
-                    t = s.embed(img);
-                }
+                sam::Tensor t = without_gil([&] { return s.embed(img); });
                 return tensor_array(std::move(t));
             },
             "image"_a);
 
     nb::class_<sam::SamPredictor>(m, "Predictor")
         .def(nb::init<sam::Sam>(), "model"_a)
-        .def(
-            "set_image",
-            [](sam::SamPredictor& p, const ImageIn& image) {
-                sam::Image img = image_from(image);
-                nb::gil_scoped_release release;
-                p.set_image(img);
-            },
-            "image"_a)
+        .def("set_image", &set_image<sam::SamPredictor>, "image"_a)
         .def(
             "set_embedding",
             [](sam::SamPredictor& p, const FloatIn& embedding, int orig_h, int orig_w) {
@@ -231,14 +291,7 @@ NB_MODULE(_core, m) {
             "embedding"_a, "orig_h"_a, "orig_w"_a)
         .def("is_image_set", &sam::SamPredictor::is_image_set)
         .def("reset_image", &sam::SamPredictor::reset_image)
-        .def("embedding",
-             [](const sam::SamPredictor& p) {
-                 // Read-only view of the predictor's own embedding (shared storage, no copy).
-                 sam::Tensor t = p.embedding();
-                 std::vector<size_t> shape = sizes(t.shape());
-                 return owning_array<const float, sam::Tensor>(
-                     std::move(t), [](sam::Tensor& x) -> const float* { return x.data(); }, shape);
-             })
+        .def("embedding", [](const sam::SamPredictor& p) { return readonly_array(p.embedding()); })
         .def("geometry",
              [](const sam::SamPredictor& p) {
                  sam::ImageGeometry g = p.geometry();
@@ -258,37 +311,8 @@ NB_MODULE(_core, m) {
                 p.load_embedding(path, orig_h, orig_w);
             },
             "path"_a, "orig_h"_a = 0, "orig_w"_a = 0)
-        .def(
-            "predict",
-            [](const sam::SamPredictor& p, std::optional<FloatIn> points, std::optional<IntIn> labels,
-               std::optional<FloatIn> box, std::optional<FloatIn> mask_input, bool multimask, bool return_logits) {
-                sam::Prompt prompt;
-                if (points) {
-                    if (points->ndim() != 2 || points->shape(1) != 2)
-                        throw sam::InputError("point_coords", "expected N x 2");
-                    for (size_t i = 0; i < points->shape(0); ++i)
-                        prompt.point_coords.push_back({points->data()[2 * i], points->data()[2 * i + 1]});
-                }
-                if (labels) {
-                    if (labels->ndim() != 1) throw sam::InputError("point_labels", "expected N labels");
-                    prompt.point_labels.assign(labels->data(), labels->data() + labels->size());
-                }
-                if (box) {
-                    if (box->size() != 4) throw sam::InputError("box", "expected 4 values x0, y0, x1, y1");
-                    prompt.box = std::array<float, 4>{box->data()[0], box->data()[1], box->data()[2], box->data()[3]};
-                }
-                if (mask_input) prompt.mask_input = tensor_view(*mask_input);
-                prompt.multimask_output = multimask;
-                prompt.return_logits = return_logits;
-                sam::Prediction r;
-                {
-                    nb::gil_scoped_release release;
-                    r = p.predict(prompt);
-                }
-                return prediction_tuple(std::move(r), return_logits);
-            },
-            "point_coords"_a.none(), "point_labels"_a.none(), "box"_a.none(), "mask_input"_a.none(),
-            "multimask_output"_a, "return_logits"_a)
+        .def("predict", &predict<sam::SamPredictor>, "point_coords"_a.none(), "point_labels"_a.none(), "box"_a.none(),
+             "mask_input"_a.none(), "multimask_output"_a, "return_logits"_a)
         .def(
             "predict_batch",
             [](const sam::SamPredictor& p, int64_t batch, std::optional<FloatIn> points, std::optional<IntIn> labels,
@@ -312,11 +336,7 @@ NB_MODULE(_core, m) {
                 if (mask_input) b.mask_input = tensor_view(*mask_input);
                 b.multimask_output = multimask;
                 b.return_logits = return_logits;
-                sam::BatchPrediction r;
-                {
-                    nb::gil_scoped_release release;
-                    r = p.predict_batch(b);
-                }
+                sam::BatchPrediction r = without_gil([&] { return p.predict_batch(b); });
                 return batch_tuple(std::move(r), return_logits);
             },
             "batch"_a, "point_coords"_a.none(), "point_labels"_a.none(), "boxes"_a.none(), "mask_input"_a.none(),
@@ -353,21 +373,7 @@ NB_MODULE(_core, m) {
         .def(
             "generate",
             [](sam::SamAutomaticMaskGenerator& g, const ImageIn& image, std::optional<FloatIn> embedding) {
-                sam::Image img = image_from(image);
-                sam::Tensor emb = embedding ? tensor_view(*embedding) : sam::Tensor();
-                // Ctrl-C in Python stops the run between decoder batches.
-                sam::SamAutomaticMaskGenerator::Progress progress = [](int64_t, int64_t) {
-                    nb::gil_scoped_acquire acquire;
-                    if (PyErr_CheckSignals() != 0) throw nb::python_error();
-                };
-                std::vector<sam::MaskRecord> records;
-                {
-                    nb::gil_scoped_release release;
-                    records = g.generate(img, progress, emb);
-                }
-                nb::list out;
-                for (sam::MaskRecord& r : records) out.append(record_dict(r, g.options().output_mode));
-                return out;
+                return generate_records(g, image, embedding ? tensor_view(*embedding) : sam::Tensor());
             },
             "image"_a, "embedding"_a.none() = nb::none())
         .def("last_timings", [](const sam::SamAutomaticMaskGenerator& g) {
@@ -385,47 +391,21 @@ NB_MODULE(_core, m) {
         });
 
     // ---- SAM 2 (sam/sam2.h): the model, its image predictor and its mask generator ----------
-    nb::class_<sam::Sam2>(m, "Sam2Model", "An immutable handle on loaded SAM 2 weights; share it freely between threads.")
-        .def_static(
-            "load",
-            [](const std::string& path, const std::string& model_type, const std::string& config_path) {
-                sam::Sam2LoadOptions o;
-                o.model_type = model_type;
-                o.config_path = config_path;
-                nb::gil_scoped_release release;
-                return sam::Sam2::load(path, o);
-            },
-            "checkpoint"_a, "model_type"_a = "auto", "config_path"_a = "")
+    bind_model<sam::Sam2, sam::Sam2LoadOptions>(
+        m, "Sam2Model", "An immutable handle on loaded SAM 2 weights; share it freely between threads.")
         .def_static(
             "detect",
             [](const std::string& path) {
-                sam::Sam2Config c;
-                {
-                    nb::gil_scoped_release release;
-                    c = sam::Sam2::detect_config(path);
-                }
+                sam::Sam2Config c = without_gil([&] { return sam::Sam2::detect_config(path); });
                 return nb::make_tuple(c.model_type, c.version);
             },
             "checkpoint"_a, "(model_type, version) read off a checkpoint's shapes and keys.")
-        .def(
-            "with_execution",
-            [](const sam::Sam2& s, int threads, const std::string& precision) {
-                return s.with_execution({threads, sam::precision_from_string(precision)});
-            },
-            "threads"_a, "precision"_a)
-        .def_prop_ro("threads", [](const sam::Sam2& s) { return s.execution().threads; })
-        .def_prop_ro("precision", [](const sam::Sam2& s) { return std::string(sam::to_string(s.execution().precision)); })
-        .def_prop_ro("model_type", [](const sam::Sam2& s) { return s.config().model_type; })
         .def_prop_ro("version", [](const sam::Sam2& s) { return s.config().version; })
         .def_prop_ro("image_size", [](const sam::Sam2& s) { return s.config().image_size; })
         .def_prop_ro("low_res_size", [](const sam::Sam2& s) { return s.config().low_res_size(); })
-        .def_prop_ro("embedding_size", [](const sam::Sam2& s) { return s.config().embedding_size(); })
         .def_prop_ro("d_model", [](const sam::Sam2& s) { return s.config().d_model; })
         .def_prop_ro("embed_dim", [](const sam::Sam2& s) { return s.config().trunk.embed_dim; })
-        .def_prop_ro("stages", [](const sam::Sam2& s) { return s.config().trunk.stages; })
-        .def_prop_ro("mask_threshold", [](const sam::Sam2& s) { return s.config().mask_threshold; })
-        .def_prop_ro("checkpoint_path", &sam::Sam2::checkpoint_path)
-        .def_prop_ro("parameter_count", &sam::Sam2::parameter_count);
+        .def_prop_ro("stages", [](const sam::Sam2& s) { return s.config().trunk.stages; });
 
     nb::class_<sam::Sam2ImagePredictor>(m, "Sam2Predictor")
         .def(
@@ -434,14 +414,7 @@ NB_MODULE(_core, m) {
                 new (self) sam::Sam2ImagePredictor(model, sam::Sam2PostprocessOptions{max_hole_area, max_sprinkle_area});
             },
             "model"_a, "max_hole_area"_a = 0.0, "max_sprinkle_area"_a = 0.0)
-        .def(
-            "set_image",
-            [](sam::Sam2ImagePredictor& p, const ImageIn& image) {
-                sam::Image img = image_from(image);
-                nb::gil_scoped_release release;
-                p.set_image(img);
-            },
-            "image"_a)
+        .def("set_image", &set_image<sam::Sam2ImagePredictor>, "image"_a)
         .def(
             "set_features",
             [](sam::Sam2ImagePredictor& p, const FloatIn& image_embed, const FloatIn& high_res0, const FloatIn& high_res1,
@@ -458,46 +431,12 @@ NB_MODULE(_core, m) {
         .def("orig_hw", [](const sam::Sam2ImagePredictor& p) { return nb::make_tuple(p.orig_h(), p.orig_w()); })
         .def("features",
              [](const sam::Sam2ImagePredictor& p) {
-                 // Read-only views of the predictor's own features (shared storage, no copy).
                  const sam::Sam2Features& f = p.features();
-                 auto view = [](sam::Tensor t) {
-                     std::vector<size_t> shape = sizes(t.shape());
-                     return owning_array<const float, sam::Tensor>(
-                         std::move(t), [](sam::Tensor& x) -> const float* { return x.data(); }, shape);
-                 };
-                 return nb::make_tuple(view(f.image_embed), view(f.high_res[0]), view(f.high_res[1]));
+                 return nb::make_tuple(readonly_array(f.image_embed), readonly_array(f.high_res[0]),
+                                       readonly_array(f.high_res[1]));
              })
-        .def(
-            "predict",
-            [](const sam::Sam2ImagePredictor& p, std::optional<FloatIn> points, std::optional<IntIn> labels,
-               std::optional<FloatIn> box, std::optional<FloatIn> mask_input, bool multimask, bool return_logits) {
-                sam::Prompt prompt;
-                if (points) {
-                    if (points->ndim() != 2 || points->shape(1) != 2)
-                        throw sam::InputError("point_coords", "expected N x 2");
-                    for (size_t i = 0; i < points->shape(0); ++i)
-                        prompt.point_coords.push_back({points->data()[2 * i], points->data()[2 * i + 1]});
-                }
-                if (labels) {
-                    if (labels->ndim() != 1) throw sam::InputError("point_labels", "expected N labels");
-                    prompt.point_labels.assign(labels->data(), labels->data() + labels->size());
-                }
-                if (box) {
-                    if (box->size() != 4) throw sam::InputError("box", "expected 4 values x0, y0, x1, y1");
-                    prompt.box = std::array<float, 4>{box->data()[0], box->data()[1], box->data()[2], box->data()[3]};
-                }
-                if (mask_input) prompt.mask_input = tensor_view(*mask_input);
-                prompt.multimask_output = multimask;
-                prompt.return_logits = return_logits;
-                sam::Prediction r;
-                {
-                    nb::gil_scoped_release release;
-                    r = p.predict(prompt);
-                }
-                return prediction_tuple(std::move(r), return_logits);
-            },
-            "point_coords"_a.none(), "point_labels"_a.none(), "box"_a.none(), "mask_input"_a.none(),
-            "multimask_output"_a, "return_logits"_a);
+        .def("predict", &predict<sam::Sam2ImagePredictor>, "point_coords"_a.none(), "point_labels"_a.none(),
+             "box"_a.none(), "mask_input"_a.none(), "multimask_output"_a, "return_logits"_a);
 
     nb::class_<sam::Sam2AmgOptions, sam::AmgOptions>(m, "Sam2AmgOptions")
         .def(nb::init<>())
@@ -510,22 +449,7 @@ NB_MODULE(_core, m) {
         .def(nb::init<sam::Sam2, sam::Sam2AmgOptions>(), "model"_a, "options"_a)
         .def(
             "generate",
-            [](sam::Sam2AutomaticMaskGenerator& g, const ImageIn& image) {
-                sam::Image img = image_from(image);
-                // Ctrl-C in Python stops the run between decoder batches.
-                sam::Sam2AutomaticMaskGenerator::Progress progress = [](int64_t, int64_t) {
-                    nb::gil_scoped_acquire acquire;
-                    if (PyErr_CheckSignals() != 0) throw nb::python_error();
-                };
-                std::vector<sam::MaskRecord> records;
-                {
-                    nb::gil_scoped_release release;
-                    records = g.generate(img, progress);
-                }
-                nb::list out;
-                for (sam::MaskRecord& r : records) out.append(record_dict(r, g.options().output_mode));
-                return out;
-            },
+            [](sam::Sam2AutomaticMaskGenerator& g, const ImageIn& image) { return generate_records(g, image); },
             "image"_a);
 
     // Run-length encoding (uncompressed COCO RLE: column-major counts starting with zeros).
@@ -560,11 +484,7 @@ NB_MODULE(_core, m) {
     m.def(
         "read_image",
         [](const std::string& path) {
-            sam::Image img;
-            {
-                nb::gil_scoped_release release;
-                img = sam::read_image(path);
-            }
+            sam::Image img = without_gil([&] { return sam::read_image(path); });
             return image_array(std::move(img));
         },
         "path"_a, "An (H, W, 3) uint8 RGB array from a JPEG or PNG file (as cv2.imread + BGR->RGB, EXIF applied).");

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import sam_cpp
+from sam_cpp.utils.amg import coco_decode_rle, rle_to_mask
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 ASSETS = pathlib.Path(__file__).resolve().parents[2] / "assets" / "images"
@@ -52,3 +53,49 @@ def mask_iou(mask, png):
     assert ref.shape == mask.shape, png
     union = np.logical_or(mask, ref).sum()
     return 1.0 if union == 0 else np.logical_and(mask, ref).sum() / union
+
+
+# ---- segment-everything records (SamAutomaticMaskGenerator, SAM2AutomaticMaskGenerator) ----------
+RECORD_KEYS = {"segmentation", "area", "bbox", "predicted_iou", "point_coords", "stability_score", "crop_box"}
+
+
+def record_mask(seg):
+    """An (H, W) bool mask from a record's COCO RLE segmentation."""
+    return rle_to_mask(coco_decode_rle(seg))
+
+
+def match_records(ours, refs, digits):
+    """The fixtures' matching rule for segment-everything records (COCO RLE segmentations): each
+    reference record is matched, one to one, to one of ours with the same point (to `digits`
+    decimals) and crop box and a mask IoU >= 0.98; of several, the closest in predicted_iou.
+    Returns the (ours, reference) pairs matched; the tests check their fields and counts."""
+
+    def key(rec):
+        x, y = rec["point_coords"][0]
+        return (f"{x:.{digits}f}", f"{y:.{digits}f}", tuple(int(v) for v in rec["crop_box"]))
+
+    by_key = {}
+    for i, r in enumerate(ours):
+        by_key.setdefault(key(r), []).append(i)
+    masks = {}
+    used, pairs = set(), []
+    for a in refs:
+        candidates = [i for i in by_key.get(key(a), []) if i not in used]
+        if not candidates:
+            continue
+        want = record_mask(a["segmentation"])
+        best = None
+        for i in candidates:
+            if i not in masks:
+                masks[i] = record_mask(ours[i]["segmentation"])
+            union = np.logical_or(masks[i], want).sum()
+            if union == 0 or np.logical_and(masks[i], want).sum() / union < 0.98:
+                continue
+            if best is None or abs(ours[i]["predicted_iou"] - a["predicted_iou"]) < abs(
+                ours[best]["predicted_iou"] - a["predicted_iou"]
+            ):
+                best = i
+        if best is not None:
+            used.add(best)
+            pairs.append((ours[best], a))
+    return pairs

@@ -7,23 +7,11 @@ import numpy as np
 import pytest
 
 import sam_cpp
-from conftest import DATA, image_of, read_json
-from sam_cpp.utils.amg import area_from_rle, coco_decode_rle, coco_encode_rle, rle_to_mask
+from conftest import DATA, RECORD_KEYS, image_of, match_records, read_json
+from sam_cpp.utils.amg import area_from_rle, coco_encode_rle, rle_to_mask
 
 AMG_CASES = ["groceries_grid12.json.gz", "groceries_default_nms.json", "dog_crops.json", "groceries_min_region.json",
              "truck_seed_settings.json"]
-KEYS = {"segmentation", "area", "bbox", "predicted_iou", "point_coords", "stability_score", "crop_box"}
-
-
-def rle_iou(a, b):
-    ma, mb = rle_to_mask(a), rle_to_mask(b)
-    union = np.logical_or(ma, mb).sum()
-    return 0.0 if union == 0 else np.logical_and(ma, mb).sum() / union
-
-
-def key(rec):
-    x, y = rec["point_coords"][0]
-    return (f"{x:.4f}", f"{y:.4f}", tuple(rec["crop_box"]))
 
 
 @pytest.mark.parametrize("file", AMG_CASES)
@@ -32,30 +20,16 @@ def test_generate_matches_reference(tiny_sam, file):
     gen = sam_cpp.SamAutomaticMaskGenerator(tiny_sam, output_mode="coco_rle", **ref["params"])
     ours = gen.generate(image_of(ref["image"]))
     assert isinstance(ours, list)
-    by_key = {}
-    for i, r in enumerate(ours):
-        assert set(r) == KEYS
+    for r in ours:
+        assert set(r) == RECORD_KEYS
         assert isinstance(r["segmentation"]["counts"], str)
         assert isinstance(r["area"], int) and isinstance(r["predicted_iou"], float)
         assert all(isinstance(v, int) for v in r["bbox"] + r["crop_box"])
-        by_key.setdefault(key(r), []).append(i)
-    unc = [coco_decode_rle(r["segmentation"]) for r in ours]
-    used, matched, worst = set(), 0, 0.0
-    for a in ref["annotations"]:
-        want = coco_decode_rle(a["segmentation"])
-        best, best_diff = None, None
-        for i in by_key.get(key(a), []):
-            if i in used or rle_iou(unc[i], want) < 0.98:
-                continue
-            diff = abs(ours[i]["predicted_iou"] - a["predicted_iou"])
-            if best is None or diff < best_diff:
-                best, best_diff = i, diff
-        if best is None:
-            continue
-        used.add(best)
-        matched += 1
-        worst = max(worst, best_diff)
-        assert abs(ours[best]["area"] - a["area"]) <= 0.02 * a["area"] + 1
+    pairs = match_records(ours, ref["annotations"], digits=4)
+    for o, a in pairs:
+        assert abs(o["area"] - a["area"]) <= 0.02 * a["area"] + 1
+    matched = len(pairs)
+    worst = max((abs(o["predicted_iou"] - a["predicted_iou"]) for o, a in pairs), default=0.0)
     n_ref = len(ref["annotations"])
     assert n_ref == ref["num_masks"]
     assert matched >= 0.99 * n_ref, f"{file}: matched {matched} of {n_ref}"
@@ -82,7 +56,7 @@ def test_output_modes_agree(tiny_sam):
         np.testing.assert_array_equal(rle_to_mask(u["segmentation"]), seg)
         assert coco_encode_rle(u["segmentation"]) == c["segmentation"]
         assert b["area"] == int(seg.sum()) == area_from_rle(u["segmentation"])
-        for k in KEYS - {"segmentation"}:
+        for k in RECORD_KEYS - {"segmentation"}:
             assert b[k] == u[k] == c[k]
 
 

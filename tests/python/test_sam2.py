@@ -7,18 +7,12 @@ import numpy as np
 import pytest
 
 import sam_cpp
-from conftest import DATA, image_of, read_json
+from conftest import DATA, RECORD_KEYS, image_of, match_records, read_json, record_mask
 from sam_cpp.sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 from sam_cpp.sam2.build_sam import build_sam2
 from sam_cpp.sam2.sam2_image_predictor import SAM2ImagePredictor
-from sam_cpp.utils.amg import coco_decode_rle, rle_to_mask
 
 SAM2 = DATA / "sam2"
-
-
-def mask_of(seg):
-    """An (H, W) bool mask from a COCO RLE record segmentation."""
-    return rle_to_mask(coco_decode_rle(seg))
 CHECKPOINT = SAM2 / "sam2_reduced.pt"
 CONFIG = SAM2 / "config.json"
 OFFICIAL_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"  # the fixture model's base config
@@ -26,7 +20,6 @@ OFFICIAL_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"  # the fixture model's ba
 # The fixture's tolerances (tests/data/sam2/README.md).
 IOU_TOL, LOGIT_TOL, FEATURE_REL = 1e-5, 1e-4, 1e-4
 AMG_CASES = ["synthetic_grid5", "synthetic_m2m", "synthetic_single_crops", "synthetic_nms"]
-KEYS = {"segmentation", "area", "bbox", "predicted_iou", "point_coords", "stability_score", "crop_box"}
 
 
 @pytest.fixture(scope="module")
@@ -269,17 +262,6 @@ def test_hole_filling_changes_only_the_full_size_masks(model, truck_predictor, m
 
 # ---- SAM2AutomaticMaskGenerator --------------------------------------------------------------
 
-def rle_iou(a, b):
-    ma, mb = mask_of(a), mask_of(b)
-    union = np.logical_or(ma, mb).sum()
-    return 0.0 if union == 0 else np.logical_and(ma, mb).sum() / union
-
-
-def key(rec):
-    x, y = rec["point_coords"][0]
-    return (f"{x:.3f}", f"{y:.3f}", tuple(int(v) for v in rec["crop_box"]))
-
-
 @pytest.mark.parametrize("name", AMG_CASES)
 def test_generate_matches_every_fixture_case(model, name):
     """The fixture's rule (tests/test_sam2_automatic_mask_generator.cpp): >= 99% of the official
@@ -290,25 +272,14 @@ def test_generate_matches_every_fixture_case(model, name):
     image = image_of(params.pop("image"))
     ours = SAM2AutomaticMaskGenerator(model, output_mode="coco_rle", **params).generate(image)
     assert isinstance(ours, list)
-    by_key = {}
-    for i, r in enumerate(ours):
-        assert set(r) == KEYS
+    for r in ours:
+        assert set(r) == RECORD_KEYS
         assert isinstance(r["segmentation"]["counts"], str)
-        by_key.setdefault(key(r), []).append(i)
-    used, matched = set(), 0
-    for a in ref["records"]:
-        best = None
-        for i in by_key.get(key(a), []):
-            if i in used or rle_iou(ours[i]["segmentation"], a["segmentation"]) < 0.98:
-                continue
-            if best is None or abs(ours[i]["predicted_iou"] - a["predicted_iou"]) < abs(ours[best]["predicted_iou"] - a["predicted_iou"]):
-                best = i
-        if best is None:
-            continue
-        used.add(best)
-        matched += 1
-        assert ours[best]["predicted_iou"] == pytest.approx(a["predicted_iou"], abs=1e-4)
-        assert ours[best]["stability_score"] == pytest.approx(a["stability_score"], abs=1e-4)
+    pairs = match_records(ours, ref["records"], digits=3)
+    for o, a in pairs:
+        assert o["predicted_iou"] == pytest.approx(a["predicted_iou"], abs=1e-4)
+        assert o["stability_score"] == pytest.approx(a["stability_score"], abs=1e-4)
+    matched = len(pairs)
     n = len(ref["records"])
     assert n > 0
     assert matched >= 0.99 * n, f"{matched} of {n} official records matched"
@@ -325,7 +296,7 @@ def test_generate_output_modes(model):
     assert len(coco) == len(binary) == len(raw) > 0
     for c, b, r in zip(coco, binary, raw):
         assert b["segmentation"].dtype == bool and b["segmentation"].shape == image.shape[:2]
-        np.testing.assert_array_equal(mask_of(c["segmentation"]), b["segmentation"])
+        np.testing.assert_array_equal(record_mask(c["segmentation"]), b["segmentation"])
         assert sum(r["segmentation"]["counts"][1::2]) == c["area"] == int(b["segmentation"].sum())
     # point_grids instead of points_per_side: the same grid gives the same records.
     grid = (np.stack(np.meshgrid(np.arange(4), np.arange(4)), -1).reshape(-1, 2) + 0.5) / 4

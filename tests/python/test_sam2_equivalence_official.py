@@ -6,11 +6,10 @@ otherwise."""
 import numpy as np
 import pytest
 
-from conftest import DATA, image_of, read_json
+from conftest import DATA, image_of, read_json, record_mask
 from sam_cpp.sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 from sam_cpp.sam2.build_sam import build_sam2
 from sam_cpp.sam2.sam2_image_predictor import SAM2ImagePredictor
-from sam_cpp.utils.amg import coco_decode_rle, rle_to_mask
 
 torch = pytest.importorskip("torch", reason="the official sam2 package needs torch (docs/PYTHON.md: equivalence test)")
 pytest.importorskip("hydra", reason="the official sam2 package needs hydra-core (docs/PYTHON.md)")
@@ -19,11 +18,6 @@ from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator as Official
 from sam2.sam2_image_predictor import SAM2ImagePredictor as OfficialPredictor  # noqa: E402
 
 SAM2 = DATA / "sam2"
-
-
-def mask_of(seg):
-    """An (H, W) bool mask from a COCO RLE record segmentation."""
-    return rle_to_mask(coco_decode_rle(seg))
 CHECKPOINT = SAM2 / "sam2_reduced.pt"
 # The fixture's tolerances (tests/data/sam2/README.md).
 IOU_TOL, LOGIT_TOL, FEATURE_REL = 1e-5, 1e-4, 1e-4
@@ -132,7 +126,7 @@ def test_generator_side_by_side(models):
     matched = 0
     for r in want:
         for o in ours_by_key.get(key(r), []):
-            ma, mb = mask_of(r["segmentation"]), mask_of(o["segmentation"])
+            ma, mb = record_mask(r["segmentation"]), record_mask(o["segmentation"])
             union = np.logical_or(ma, mb).sum()
             if union and np.logical_and(ma, mb).sum() / union >= 0.98:
                 assert o["predicted_iou"] == pytest.approx(r["predicted_iou"], abs=1e-4)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _core
-from ..automatic_mask_generator import _OUTPUT_MODES, _int
+from .._checks import AMG_PARAMETERS, amg_options
 from .sam2_image_predictor import SAM2ImagePredictor, _image
 
 
@@ -47,52 +47,17 @@ class SAM2AutomaticMaskGenerator:
     ):
         if kwargs:
             raise TypeError(f"SAM2AutomaticMaskGenerator: unexpected keyword arguments {sorted(kwargs)}")
-        if (points_per_side is None) == (point_grids is None):
-            raise ValueError("Exactly one of points_per_side or point_grid must be provided.")
-        if output_mode not in _OUTPUT_MODES:
-            raise ValueError(f"output_mode: expected one of {', '.join(_OUTPUT_MODES)}, got {output_mode!r}")
+        o = amg_options(_core.Sam2AmgOptions(), locals())  # the parameters both generators take, checked
         self.predictor = SAM2ImagePredictor(model)  # checks the model
-        o = _core.Sam2AmgOptions()
-        o.points_per_side = 0 if points_per_side is None else _int(points_per_side, "points_per_side")
-        o.points_per_batch = _int(points_per_batch, "points_per_batch")
-        o.pred_iou_thresh = float(pred_iou_thresh)
-        o.stability_score_thresh = float(stability_score_thresh)
-        o.stability_score_offset = float(stability_score_offset)
         o.mask_threshold = float(mask_threshold)
-        o.box_nms_thresh = float(box_nms_thresh)
-        o.crop_n_layers = _int(crop_n_layers, "crop_n_layers")
-        o.crop_nms_thresh = float(crop_nms_thresh)
-        o.crop_overlap_ratio = float(crop_overlap_ratio)
-        o.crop_n_points_downscale_factor = _int(crop_n_points_downscale_factor, "crop_n_points_downscale_factor")
-        if point_grids is not None:
-            grids = []
-            for i, g in enumerate(point_grids):
-                g = np.asarray(g, dtype=np.float64)
-                if g.ndim != 2 or g.shape[1] != 2:
-                    raise ValueError(f"point_grids[{i}]: expected N x 2 (x, y in [0, 1]), got shape {g.shape}")
-                grids.append([[float(x), float(y)] for x, y in g])
-            o.point_grids = grids
         o.min_mask_region_area = _area(min_mask_region_area, "min_mask_region_area")
-        o.output_mode = output_mode
         o.use_m2m = _bool(use_m2m, "use_m2m")
         o.multimask_output = _bool(multimask_output, "multimask_output")
         o.fill_holes = _bool(fill_holes, "fill_holes")
         self._core = _core.Sam2MaskGenerator(model._core, o)  # checks the values' ranges (SamError)
-        self.points_per_batch = o.points_per_batch
-        self.pred_iou_thresh = o.pred_iou_thresh
-        self.stability_score_thresh = o.stability_score_thresh
-        self.stability_score_offset = o.stability_score_offset
-        self.mask_threshold = o.mask_threshold
-        self.box_nms_thresh = o.box_nms_thresh
-        self.crop_n_layers = o.crop_n_layers
-        self.crop_nms_thresh = o.crop_nms_thresh
-        self.crop_overlap_ratio = o.crop_overlap_ratio
-        self.crop_n_points_downscale_factor = o.crop_n_points_downscale_factor
-        self.min_mask_region_area = o.min_mask_region_area
-        self.output_mode = output_mode
-        self.use_m2m = o.use_m2m
-        self.multimask_output = o.multimask_output
-        self.fill_holes = o.fill_holes
+        for name in (*AMG_PARAMETERS, "mask_threshold", "min_mask_region_area", "output_mode", "use_m2m",
+                     "multimask_output", "fill_holes"):
+            setattr(self, name, getattr(o, name))
 
     @classmethod
     def from_pretrained(cls, model_id, **kwargs):

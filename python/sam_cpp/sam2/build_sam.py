@@ -13,8 +13,8 @@ import os
 import re
 
 from .. import _core
-from .._checks import require_file
-from ..build_sam import _precision, _threads
+from .._checks import check_device
+from .._common import ModelHandle, load_core
 
 # Official config names -> (model_type, version).
 _SIZES = {"t": "tiny", "s": "small", "b+": "base_plus", "l": "large"}
@@ -32,7 +32,7 @@ def _parse_config_name(config_file):
     return _SIZES[m.group(2)], ("2.1" if m.group(1) == "sam2.1" else "2.0")
 
 
-class SAM2Base:
+class SAM2Base(ModelHandle):
     """A loaded SAM 2 image model: an immutable handle on shared weights.
 
     Any number of threads may use one model at once (each with its own SAM2ImagePredictor or
@@ -40,49 +40,11 @@ class SAM2Base:
     another handle on the same weights (nothing copied) with other threads/precision.
     """
 
-    training = False
+    _official_package = "sam2"
 
     def __init__(self, core):
-        self._core = core
+        super().__init__(core)
         self.image_size = int(core.image_size)
-
-    # torch.nn.Module look-alikes the official examples call.
-    def eval(self):
-        return self
-
-    def train(self, mode=True):
-        if mode:
-            raise ValueError("sam_cpp runs inference only: train(True) is not supported")
-        return self
-
-    def requires_grad_(self, requires_grad=True):
-        return self
-
-    def to(self, device=None, dtype=None, non_blocking=False):
-        """Returns self for the CPU; any other device raises ValueError (sam_cpp computes on the CPU only)."""
-        _check_device(device)
-        if dtype is not None and "float32" not in str(dtype):
-            raise ValueError(f"sam_cpp computes in float32; dtype {dtype} is not supported (see precision=)")
-        return self
-
-    def cpu(self):
-        return self
-
-    def cuda(self, device=None):
-        return self.to("cuda")
-
-    @property
-    def device(self):
-        return "cpu"
-
-    @property
-    def threads(self):
-        """Threads per computation (0: every core this process may run on)."""
-        return self._core.threads
-
-    @property
-    def precision(self):
-        return self._core.precision
 
     @property
     def model_type(self):
@@ -94,34 +56,10 @@ class SAM2Base:
         """'2.1' or '2.0'."""
         return self._core.version
 
-    @property
-    def checkpoint(self):
-        return self._core.checkpoint_path
-
-    def parameter_count(self):
-        return self._core.parameter_count
-
-    def with_execution(self, threads=None, precision=None):
-        """A handle on the same weights computing with other settings (None: keep this one's)."""
-        t = self.threads if threads is None else _threads(threads)
-        p = self.precision if precision is None else _precision(precision)
-        return SAM2Base(self._core.with_execution(t, p))
-
     def __repr__(self):
         return (
             f"sam_cpp.sam2.SAM2Base(model_type={self.model_type!r}, version={self.version!r}, "
             f"checkpoint={self.checkpoint!r}, threads={self.threads}, precision={self.precision!r})"
-        )
-
-
-def _check_device(device):
-    if device is None:
-        return
-    name = str(getattr(device, "type", device)).split(":")[0].lower()
-    if name != "cpu":
-        raise ValueError(
-            f"sam_cpp computes on the CPU only; device {str(device)!r} is not supported "
-            "(use the official sam2 package with torch for GPUs)"
         )
 
 
@@ -148,7 +86,7 @@ def build_sam2(
     """
     if ckpt_path is None:
         raise ValueError("ckpt_path: sam_cpp loads trained weights only; pass ckpt_path=<path to an official .pt>")
-    _check_device(device)
+    check_device(device, "sam2")
     if mode != "eval":
         raise ValueError(f"mode: sam_cpp runs inference only (mode='eval'), got {mode!r}")
     if hydra_overrides_extra:
@@ -163,22 +101,17 @@ def build_sam2(
         )
     if kwargs:
         raise TypeError(f"build_sam2: unexpected keyword arguments {sorted(kwargs)}")
-    path = require_file(ckpt_path, "ckpt_path")
-    config_path = "" if config is None else require_file(config, "config")
     want = None if config_file is None else _parse_config_name(config_file)
-    t, p = _threads(threads), _precision(precision)
 
-    core = _core.Sam2Model.load(path, "auto", os.fspath(config_path))
-    if want is not None and config is None:
-        model_type, version = want
-        if (core.model_type, core.version) != (model_type, version):
+    def check(core, path):
+        if want is not None and config is None and (core.model_type, core.version) != want:
+            model_type, version = want
             raise ValueError(
                 f"config_file: {os.fspath(config_file)!r} is SAM {version} {model_type}, but {path} holds "
                 f"SAM {core.version} {core.model_type}"
             )
-    if t != 0 or p != "f32":
-        core = core.with_execution(t, p)
-    return SAM2Base(core)
+
+    return SAM2Base(load_core(_core.Sam2Model.load, ckpt_path, "ckpt_path", "auto", config, threads, precision, check))
 
 
 def build_sam2_hf(model_id, **kwargs):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _core
-from .._checks import float_array, label_array, rgb_image
+from .._checks import float_array, mask_prompt, point_prompt, rgb_image
 
 
 class SAM2ImagePredictor:
@@ -184,18 +184,9 @@ class SAM2ImagePredictor:
     def _predict_on(self, core, point_coords, point_labels, box, mask_input, multimask_output, return_logits, normalize_coords):
         h, w = core.orig_hw()
         L = self._low
-        points = labels = None
-        if point_coords is not None:
-            if point_labels is None:
-                raise ValueError("point_labels: must be supplied if point_coords is supplied")
-            points = float_array(point_coords, "point_coords")
-            if points.ndim not in (2, 3) or points.shape[-1] != 2:
-                raise ValueError(f"point_coords: expected shape N x 2 (or B x N x 2), got {points.shape}")
-            labels = label_array(point_labels, "point_labels", points.shape[:-1])
-            if not normalize_coords:  # [0, 1] -> pixels; the library normalises by the image size
-                points = np.ascontiguousarray(points * np.array([w, h], dtype=np.float32))
-        elif point_labels is not None:
-            raise ValueError("point_coords: must be supplied with point_labels")
+        points, labels = point_prompt(point_coords, point_labels, _check_points, "if point_coords is supplied")
+        if points is not None and not normalize_coords:  # [0, 1] -> pixels; the library normalises by the image size
+            points = np.ascontiguousarray(points * np.array([w, h], dtype=np.float32))
         boxes = None
         if box is not None:
             boxes = float_array(box, "box")
@@ -205,12 +196,7 @@ class SAM2ImagePredictor:
                 raise ValueError(f"box: expected shape 4 (or B x 4) XYXY, got {boxes.shape}")
             if not normalize_coords:
                 boxes = np.ascontiguousarray(boxes * np.array([w, h, w, h], dtype=np.float32))
-        m = None
-        if mask_input is not None:
-            m = float_array(mask_input, "mask_input")
-            if m.shape not in ((1, L, L), (L, L), (1, 1, L, L)):
-                raise ValueError(f"mask_input: expected shape 1 x {L} x {L}, got {m.shape}")
-            m = m.reshape(1, L, L)
+        m = mask_prompt(mask_input, L, ((1, 1, L, L),))
 
         # Prompts: one, or B (points B x N x 2 and/or boxes B x 4), each decoded on its own.
         batch = None
@@ -251,6 +237,11 @@ class SAM2ImagePredictor:
         if batch == 1:
             stacked = tuple(x[0] for x in stacked)
         return stacked
+
+
+def _check_points(points):
+    if points.ndim not in (2, 3) or points.shape[-1] != 2:
+        raise ValueError(f"point_coords: expected shape N x 2 (or B x N x 2), got {points.shape}")
 
 
 def _image(image, name):
