@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstring>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -265,6 +267,50 @@ TEST(Sam2VideoStream, BadInputsNameTheField) {
     Sam2VideoStreamOptions bad;
     bad.num_frames = 0;
     EXPECT_THROW(Sam2VideoStream(stream_model(), bad), InputError);
+}
+
+// sam track --stream writes, per frame and object, the stream's masks thresholded at 0, from an
+// object's first prompt on (object 3 joins on frame 4).
+TEST(Sam2VideoStream, CliTrackStreamWritesStreamMasks) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("sam_cli_track_stream_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const fs::path log = dir / "log.txt", out = dir / "out";
+    const std::string cmd = std::string(SAM_CLI_PATH) + " track --stream --checkpoint " + vpath("sam2_video.pt") +
+                            " --config " + test::data_path("sam2/config.json") + " --threads 1 --video " + vpath("frames") +
+                            " --point 0,150,120,1 --box 0,200,60,300,200,2 --point 4,80,100,3 --output " + out.string() +
+                            " > " + log.string() + " 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << test::read_file(log.string());
+    const std::vector<Image> frames = fixture_frames();
+    Sam2VideoStream stream(stream_model());
+    stream.add_new_points_or_box(1, {{150, 120}}, {1});
+    stream.add_new_points_or_box(2, {}, {}, std::array<float, 4>{200, 60, 300, 200});
+    int64_t differing = 0, foreground = 0, files = 0;
+    for (int frame = 0; frame < 8; ++frame) {
+        if (frame == 4) stream.add_new_points_or_box(3, {{80, 100}}, {1});
+        const Sam2VideoFrame f = stream.track(frames[static_cast<size_t>(frame)]);
+        char name[32];
+        std::snprintf(name, sizeof(name), "%05d.png", frame);
+        EXPECT_EQ(fs::exists(out / "3" / name), frame >= 4) << frame;
+        for (size_t k = 0; k < f.obj_ids.size(); ++k) {
+            const fs::path png = out / std::to_string(f.obj_ids[k]) / name;
+            Image img = read_image(png.string());
+            ++files;
+            ASSERT_EQ(img.width, 320) << png;
+            ASSERT_EQ(img.height, 240) << png;
+            const float* l = f.logits.data() + static_cast<int64_t>(k) * 240 * 320;
+            for (size_t i = 0; i < 240u * 320u; ++i) {
+                const bool want = l[i] > 0.0f, got = img.rgb[i * 3] > 127;
+                foreground += want;
+                differing += want != got;
+            }
+        }
+    }
+    EXPECT_EQ(files, 8 * 2 + 4);
+    EXPECT_EQ(differing, 0);
+    EXPECT_GT(foreground, 1000);
+    fs::remove_all(dir);
 }
 
 }  // namespace
