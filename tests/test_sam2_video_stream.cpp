@@ -165,6 +165,35 @@ TEST(Sam2VideoStream, ObjectAddedOnLaterFrame) {
     EXPECT_EQ(std::memcmp(got.low_res.data() + LL, want.low_res.data(), static_cast<size_t>(LL) * sizeof(float)), 0);
 }
 
+// Several prompts for one object on the frame pushed run in order, a later one with the earlier
+// result's logits as mask input (a correcting click added to the first, then a mask prompt for a
+// second object): the predictor's adds on frame 0 and propagation, bit for bit.
+TEST(Sam2VideoStream, SuccessivePromptsOnAFrameEqualPredictor) {
+    const std::vector<Image> all = fixture_frames();
+    const std::vector<Image> frames(all.begin(), all.begin() + 4);
+    std::vector<uint8_t> mask(240 * 320, 0);
+    for (int y = 40; y < 120; ++y)
+        for (int x = 200; x < 280; ++x) mask[static_cast<size_t>(y * 320 + x)] = 1;
+    Sam2VideoPredictor predictor(stream_model());
+    predictor.init_state(frames);
+    predictor.add_new_points_or_box(0, 1, {{150, 120}}, {1});
+    predictor.add_new_points_or_box(0, 1, {{170, 150}}, {0}, std::nullopt, false);
+    predictor.add_new_mask(0, 2, mask, 240, 320);
+    std::vector<Sam2VideoFrame> want;
+    predictor.propagate_in_video([&](const Sam2VideoFrame& f) { want.push_back(f); return true; });
+    ASSERT_EQ(want.size(), 4u);
+    Sam2VideoStreamOptions opt;
+    opt.num_frames = 4;
+    Sam2VideoStream stream(stream_model(), opt);
+    stream.add_new_points_or_box(1, {{150, 120}}, {1});
+    stream.add_new_points_or_box(1, {{170, 150}}, {0}, std::nullopt, false);
+    stream.add_new_mask(2, mask, 240, 320);
+    for (size_t t = 0; t < 4; ++t) {
+        SCOPED_TRACE("frame " + std::to_string(t));
+        expect_bit_equal(stream.track(frames[t]), want[t]);
+    }
+}
+
 // Synthetic frames: a bright square moving over a dark gradient.
 Image synthetic_frame(int t, int w, int h) {
     Image img;
