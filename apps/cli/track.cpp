@@ -1,8 +1,11 @@
 // sam track: SAM 2 video object tracking over a folder of JPEG frames, as the official
 // SAM2VideoPredictor: prompts on any frames, then propagation forward from the first prompted
 // frame and, when that is not frame 0, in reverse from it. Writes OUT/<obj_id>/<frame>.png
-// (0 / 255 masks at the video's size), each file atomically.
+// (0 / 255 masks at the video's size), each file atomically. With --stream, the frames are read
+// one at a time through sam::Sam2VideoStream (causal tracking in bounded memory: prompts take
+// effect on their frame and after it; an object has no masks before its first prompt).
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -14,6 +17,8 @@
 #include "sam/error.h"
 #include "sam/image.h"
 #include "sam/sam2_video.h"
+#include "sam/sam2_video_stream.h"
+#include "sam2/video_model.h"
 
 namespace sam::cli {
 namespace {
@@ -23,6 +28,7 @@ struct TrackOptions {
     std::string video, output;
     std::vector<std::string> points, boxes;
     int fill_hole_area = 0;
+    bool stream = false;
 };
 
 // "a,b,c" -> numbers; `option` and `text` name the input in errors.
@@ -56,6 +62,52 @@ struct FramePrompt {
     std::optional<std::array<float, 4>> box;
 };
 
+void write_masks(const std::string& output, const Sam2VideoFrame& f, int frame, std::vector<uint8_t>& pixels) {
+    namespace fs = std::filesystem;
+    const int H = static_cast<int>(f.logits.dim(1)), W = static_cast<int>(f.logits.dim(2));
+    const int64_t HW = static_cast<int64_t>(H) * W;
+    pixels.resize(static_cast<size_t>(HW));
+    char name[32];
+    std::snprintf(name, sizeof(name), "%05d.png", frame);
+    for (size_t k = 0; k < f.obj_ids.size(); ++k) {
+        if (std::isnan(f.object_scores[k])) continue;  // not prompted yet (stream)
+        const float* l = f.logits.data() + static_cast<int64_t>(k) * HW;
+        for (int64_t i = 0; i < HW; ++i) pixels[static_cast<size_t>(i)] = l[i] > 0.0f ? 255 : 0;
+        const fs::path dir = fs::path(output) / std::to_string(f.obj_ids[k]);
+        fs::create_directories(dir);
+        write_png((dir / name).string(), pixels.data(), W, H, 1);
+    }
+}
+
+// --stream: frames read and tracked one at a time from the first prompted frame on.
+int run_stream(const TrackOptions& o, const Sam2Video& model, const std::map<std::pair<int, int>, FramePrompt>& prompts) {
+    const std::vector<std::string> files = list_jpeg_frames(o.video);
+    const int n = static_cast<int>(files.size());
+    int first = n;
+    for (const auto& [key, fp] : prompts) {
+        if (key.first < 0 || key.first >= n)
+            throw InputError("--point/--box", "frame " + std::to_string(key.first) + " out of range [0, " + std::to_string(n) + ")");
+        first = std::min(first, key.first);
+    }
+    Sam2VideoStreamOptions so;
+    so.fill_hole_area = o.fill_hole_area;
+    Sam2VideoStream stream(model, so);
+    ProgressBar bar("track");
+    std::vector<uint8_t> pixels;
+    for (int frame = first; frame < n; ++frame) {
+        for (const auto& [key, fp] : prompts)
+            if (key.first == frame) stream.add_new_points_or_box(key.second, fp.points, fp.labels, fp.box);
+        const Sam2VideoFrame f = stream.track(read_image(files[static_cast<size_t>(frame)]));
+        write_masks(o.output, f, frame, pixels);
+        bar.update(frame - first + 1, n - first);
+    }
+    bar.finish();
+    const Sam2VideoStreamMemory m = stream.memory_stats();
+    std::cout << "tracked " << stream.obj_ids().size() << " object(s) over " << n - first << " frames (streaming, "
+              << m.memories << " memories held, " << m.bytes / 1024 << " KiB) -> " << o.output << "\n";
+    return 0;
+}
+
 int run_track(const TrackOptions& o) {
     // Prompts per (frame, object), in the order given.
     std::map<std::pair<int, int>, FramePrompt> prompts;
@@ -82,6 +134,8 @@ int run_track(const TrackOptions& o) {
     lo.model_type = o.model.model_type;
     lo.config_path = o.model.config;
     Sam2Video model = Sam2Video::load(o.model.checkpoint, lo).with_execution(execution_options(o.model));
+    namespace fs = std::filesystem;
+    if (o.stream) return run_stream(o, model, prompts);
     Sam2VideoOptions vo;
     vo.fill_hole_area = o.fill_hole_area;
     Sam2VideoPredictor predictor(model, vo);
@@ -93,7 +147,6 @@ int run_track(const TrackOptions& o) {
         predictor.add_new_points_or_box(key.first, key.second, fp.points, fp.labels, fp.box);
     }
 
-    namespace fs = std::filesystem;
     for (int id : predictor.obj_ids()) fs::create_directories(fs::path(o.output) / std::to_string(id));
     const int n = predictor.num_frames();
     int first = n;
@@ -144,6 +197,9 @@ Registration reg("track", "SAM 2 video: track objects through a folder of JPEG f
                    "Fill background holes up to this many low-res pixels (8: what the official package does on GPU; "
                    "0, the default: what it does on CPU)")
         ->check(CLI::NonNegativeNumber);
+    cmd.add_flag("--stream", o->stream,
+                 "Read and track the frames one at a time, from the first prompted frame on, in bounded memory "
+                 "(causal: no reverse pass; an object has masks from its first prompt on)");
     return [o] { return run_track(*o); };
 });
 

@@ -16,6 +16,7 @@
 #include "postprocess.h"
 #include "sam/error.h"
 #include "sam/sam2_video.h"
+#include "sam/sam2_video_stream.h"
 #include "sam2/video_model.h"
 
 namespace sam {
@@ -305,12 +306,13 @@ int Sam2VideoPredictor::obj_idx(int obj_id, bool create) {
     return static_cast<int>(obj_ids_.size()) - 1;
 }
 
-const Sam2VideoPredictor::FrameCache& Sam2VideoPredictor::features(int frame_idx) {
-    if (cache_->frame == frame_idx) return *cache_;
-    const Sam2Model& m = Sam2Access::model(model_.image_);
+namespace {
+
+// The image features of a frame already resized to image_size x image_size, as the video path
+// reads them.
+FrameFeatures frame_features(const Sam2Model& m, const Image& img) {
     const Sam2Config& cfg = m.config;
     const int S = cfg.image_size;
-    const Image& img = frames_[static_cast<size_t>(frame_idx)];
     // uint8 / 255 (in double, stored as float32), then (x - mean) / std in float32.
     Tensor input = Tensor::empty({1, 3, S, S});
     const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
@@ -323,12 +325,20 @@ const Sam2VideoPredictor::FrameCache& Sam2VideoPredictor::features(int frame_idx
     std::vector<Tensor> stages = hiera_forward(m.trunk, cfg, input);
     std::vector<Tensor> levels = fpn_forward(m.neck, cfg, stages);
     const int64_t G = cfg.embedding_size();
-    cache_->frame = -1;
-    FrameFeatures& f = cache_->f;
+    FrameFeatures f;
     f.vision = levels[static_cast<size_t>(levels.size() - 1 - static_cast<size_t>(cfg.scalp))];
     f.vision_pos = rows_from_chw(sine_position_encoding(cfg.d_model, static_cast<int>(G), static_cast<int>(G)));
     f.s0 = linear(levels[0], m.decoder.conv_s0);
     f.s1 = linear(levels[1], m.decoder.conv_s1);
+    return f;
+}
+
+}  // namespace
+
+const Sam2VideoPredictor::FrameCache& Sam2VideoPredictor::features(int frame_idx) {
+    if (cache_->frame == frame_idx) return *cache_;
+    cache_->frame = -1;
+    cache_->f = frame_features(Sam2Access::model(model_.image_), frames_[static_cast<size_t>(frame_idx)]);
     cache_->frame = frame_idx;
     return *cache_;
 }
@@ -730,6 +740,232 @@ Tensor Sam2VideoPredictorAccess::maskmem(const Sam2VideoPredictor& p, int obj_id
                 return t;
             }
     return Tensor();
+}
+
+// Sam2VideoStream: the predictor's computation over frames pushed one at a time, keeping only
+// what the memory bank selection can still read.
+
+struct Sam2VideoStream::State {
+    struct Prompt {
+        int obj_id = 0;
+        std::vector<std::array<float, 2>> points;
+        std::vector<int> labels;
+        std::optional<std::array<float, 4>> box;
+        bool clear_old_points = true;
+        bool is_mask = false;
+        std::vector<uint8_t> mask;
+        int mask_h = 0, mask_w = 0;
+    };
+    std::vector<Prompt> pending;  // for the next frame, in the order given
+    std::vector<std::unique_ptr<Sam2VideoPredictor::ObjectState>> objects;
+    Tensor maskmem_pos;
+};
+
+Sam2VideoStream::Sam2VideoStream(Sam2Video model, Sam2VideoStreamOptions options)
+    : model_(std::move(model)), options_(options), state_(std::make_unique<State>()) {
+    if (options_.num_frames && *options_.num_frames <= 0)
+        throw InputError("num_frames", std::to_string(*options_.num_frames) + " must be positive");
+    if (options_.fill_hole_area < 0) throw InputError("fill_hole_area", "must not be negative");
+    const int64_t G = model_.image_model().config().embedding_size();
+    state_->maskmem_pos = rows_from_chw(
+        sine_position_encoding(Sam2VideoAccess::weights(model_).config.mem_dim, static_cast<int>(G), static_cast<int>(G)));
+}
+
+Sam2VideoStream::~Sam2VideoStream() = default;
+Sam2VideoStream::Sam2VideoStream(Sam2VideoStream&&) noexcept = default;
+Sam2VideoStream& Sam2VideoStream::operator=(Sam2VideoStream&&) noexcept = default;
+
+void Sam2VideoStream::add_new_points_or_box(int obj_id, const std::vector<std::array<float, 2>>& points,
+                                            const std::vector<int>& labels,
+                                            const std::optional<std::array<float, 4>>& box, bool clear_old_points) {
+    if (points.size() != labels.size())
+        throw InputError("labels", std::to_string(labels.size()) + " labels for " + std::to_string(points.size()) + " points");
+    if (points.empty() && !box) throw InputError("points", "at least one of points or box must be given");
+    for (int l : labels)
+        if (l != 0 && l != 1) throw InputError("labels", "label " + std::to_string(l) + " not in {0, 1}");
+    for (const auto& p : points)
+        if (!std::isfinite(p[0]) || !std::isfinite(p[1])) throw InputError("points", "non-finite coordinate");
+    if (box) {
+        for (float x : *box)
+            if (!std::isfinite(x)) throw InputError("box", "non-finite coordinate");
+        if (!clear_old_points)
+            throw InputError("box", "a box needs clear_old_points (it must come before any point of the frame)");
+    }
+    State::Prompt p;
+    p.obj_id = obj_id;
+    p.points = points;
+    p.labels = labels;
+    p.box = box;
+    p.clear_old_points = clear_old_points;
+    state_->pending.push_back(std::move(p));
+}
+
+void Sam2VideoStream::add_new_mask(int obj_id, const std::vector<uint8_t>& mask, int mask_h, int mask_w) {
+    if (mask_h <= 0 || mask_w <= 0 || mask.size() != static_cast<size_t>(mask_h) * static_cast<size_t>(mask_w))
+        throw InputError("mask", std::to_string(mask.size()) + " values for a " + std::to_string(mask_h) + "x" +
+                                     std::to_string(mask_w) + " mask");
+    State::Prompt p;
+    p.obj_id = obj_id;
+    p.is_mask = true;
+    p.mask = mask;
+    p.mask_h = mask_h;
+    p.mask_w = mask_w;
+    state_->pending.push_back(std::move(p));
+}
+
+Sam2VideoFrame Sam2VideoStream::track(const Image& frame) {
+    if (frame.width <= 0 || frame.height <= 0) throw InputError("frame", "empty image");
+    if (next_frame_ == 0) {
+        video_w_ = frame.width;
+        video_h_ = frame.height;
+    } else if (frame.width != video_w_ || frame.height != video_h_) {
+        throw InputError("frame", "frame " + std::to_string(next_frame_) + " is " + std::to_string(frame.width) + "x" +
+                                      std::to_string(frame.height) + ", frame 0 " + std::to_string(video_w_) + "x" +
+                                      std::to_string(video_h_));
+    }
+    if (options_.num_frames && next_frame_ >= *options_.num_frames)
+        throw InputError("frame", "frame " + std::to_string(next_frame_) + " beyond num_frames " +
+                                      std::to_string(*options_.num_frames));
+    State& st = *state_;
+    if (st.objects.empty() && st.pending.empty())
+        throw InputError("points", "no object has prompts: add points, a box or a mask before the first frame");
+    ops::ThreadScope threads(model_.image_model().execution().threads);
+    const Sam2Model& m = Sam2Access::model(model_.image_model());
+    const Sam2VideoWeights& v = Sam2VideoAccess::weights(model_);
+    const Sam2Config& cfg = m.config;
+    const int S = cfg.image_size, L = static_cast<int>(cfg.low_res_size());
+    const int t = next_frame_;
+    const int num_frames = options_.num_frames.value_or(std::numeric_limits<int>::max());
+    const TrackContext ctx{m, v, st.maskmem_pos, num_frames};
+    const FrameFeatures f = frame_features(m, resize_bicubic_pillow(frame, S, S));
+
+    auto object = [&](int obj_id) -> Sam2VideoPredictor::ObjectState& {
+        for (size_t i = 0; i < obj_ids_.size(); ++i)
+            if (obj_ids_[i] == obj_id) return *st.objects[i];
+        obj_ids_.push_back(obj_id);
+        st.objects.push_back(std::make_unique<Sam2VideoPredictor::ObjectState>());
+        return *st.objects.back();
+    };
+    // The prompts, in order, as add_new_points_or_box / add_new_mask on a frame not yet tracked.
+    std::vector<State::Prompt> pending = std::move(st.pending);
+    st.pending.clear();
+    for (const State::Prompt& pr : pending) {
+        Sam2VideoPredictor::ObjectState& o = object(pr.obj_id);
+        if (pr.is_mask) {
+            Tensor mk = Tensor::empty({1, pr.mask_h, pr.mask_w});
+            for (size_t i = 0; i < pr.mask.size(); ++i) mk[static_cast<int64_t>(i)] = pr.mask[i] ? 1.0f : 0.0f;
+            if (pr.mask_h != S || pr.mask_w != S) {
+                mk = resize_bilinear_antialias(mk, S, S);
+                for (int64_t i = 0; i < mk.numel(); ++i) mk[i] = mk[i] >= 0.5f ? 1.0f : 0.0f;
+            }
+            o.point_inputs.erase(t);
+            o.temp_cond[t] = mask_as_output(ctx, f, mk, options_.fill_hole_area);
+            continue;
+        }
+        const float Sf = static_cast<float>(S);
+        Points add;
+        auto push = [&](float x, float y, int label) {
+            add.coords.push_back(x / static_cast<float>(video_w_) * Sf);
+            add.coords.push_back(y / static_cast<float>(video_h_) * Sf);
+            add.labels.push_back(label);
+        };
+        if (pr.box) {
+            push((*pr.box)[0], (*pr.box)[1], 2);
+            push((*pr.box)[2], (*pr.box)[3], 3);
+        }
+        for (size_t i = 0; i < pr.points.size(); ++i) push(pr.points[i][0], pr.points[i][1], pr.labels[i]);
+        Points pts;
+        if (!pr.clear_old_points) {
+            auto it = o.point_inputs.find(t);
+            if (it != o.point_inputs.end()) pts = it->second;
+        }
+        pts.coords.insert(pts.coords.end(), add.coords.begin(), add.coords.end());
+        pts.labels.insert(pts.labels.end(), add.labels.begin(), add.labels.end());
+        o.point_inputs[t] = pts;
+        Tensor prev_logits;
+        auto prev = o.temp_cond.find(t);
+        if (prev != o.temp_cond.end() && prev->second.pred_masks.defined()) {
+            prev_logits = prev->second.pred_masks.clone();
+            for (int64_t i = 0; i < prev_logits.numel(); ++i) prev_logits[i] = std::clamp(prev_logits[i], -32.0f, 32.0f);
+        }
+        o.temp_cond[t] = track_step(ctx, f, t, true, &pts, prev_logits.defined() ? prev_logits.data() : nullptr, o,
+                                    false, false, options_.fill_hole_area);
+    }
+    // propagate_in_video_preflight for this frame, then the tracking step of every other object.
+    for (auto& op : st.objects) {
+        Sam2VideoPredictor::ObjectState& o = *op;
+        auto it = o.temp_cond.find(t);
+        if (it != o.temp_cond.end()) {
+            FrameOutput& out = it->second;
+            if (out.maskmem.empty()) out.maskmem = encode_memory(ctx, f, out.pred_masks.data(), out.score, true);
+            o.cond[t] = std::move(out);
+        } else {
+            o.non_cond[t] = track_step(ctx, f, t, false, nullptr, nullptr, o, false, true, options_.fill_hole_area);
+        }
+        o.temp_cond.clear();
+        o.point_inputs.clear();
+    }
+    // The frame's masks (the predictor's consolidation of tracked outputs).
+    const int64_t n = static_cast<int64_t>(obj_ids_.size()), LL = static_cast<int64_t>(L) * L;
+    const int64_t HW = static_cast<int64_t>(video_h_) * video_w_;
+    Sam2VideoFrame r;
+    r.frame = t;
+    r.obj_ids = obj_ids_;
+    r.low_res = Tensor::empty({n, L, L});
+    r.logits = Tensor::empty({n, video_h_, video_w_});
+    for (int64_t k = 0; k < n; ++k) {
+        const Sam2VideoPredictor::ObjectState& o = *st.objects[static_cast<size_t>(k)];
+        const FrameOutput* out = nullptr;
+        for (const auto* dict : {&o.cond, &o.non_cond})
+            if (auto it = dict->find(t); it != dict->end()) out = &it->second;
+        if (out) {
+            std::memcpy(r.low_res.data() + k * LL, out->pred_masks.data(), static_cast<size_t>(LL) * sizeof(float));
+            Tensor up = upsample(out->pred_masks.data(), L, video_h_, video_w_);
+            std::memcpy(r.logits.data() + k * HW, up.data(), static_cast<size_t>(HW) * sizeof(float));
+            r.object_scores.push_back(out->score);
+        } else {  // an object whose first prompt came on a later frame than this one cannot exist
+            std::fill(r.low_res.data() + k * LL, r.low_res.data() + (k + 1) * LL, kNoObjScore);
+            std::fill(r.logits.data() + k * HW, r.logits.data() + (k + 1) * HW, kNoObjScore);
+            r.object_scores.push_back(std::numeric_limits<float>::quiet_NaN());
+        }
+    }
+    // Drop what frame t + 1 and later cannot read: memories of tracked frames before
+    // t + 1 - (num_maskmem - 1), pointers before t + 1 - (max_ptrs - 1), every mask.
+    const int max_ptrs = std::min(num_frames, v.config.max_obj_ptrs_in_encoder);
+    const int64_t keep_mem_from = static_cast<int64_t>(t) + 2 - v.config.num_maskmem;
+    const int64_t keep_ptr_from = static_cast<int64_t>(t) + 2 - max_ptrs;
+    for (auto& op : st.objects) {
+        Sam2VideoPredictor::ObjectState& o = *op;
+        for (auto& entry : o.cond) entry.second.pred_masks = Tensor();
+        for (auto it = o.non_cond.begin(); it != o.non_cond.end();) {
+            if (it->first < keep_ptr_from) {
+                it = o.non_cond.erase(it);
+                continue;
+            }
+            if (it->first < keep_mem_from) std::vector<uint16_t>().swap(it->second.maskmem);
+            it->second.pred_masks = Tensor();
+            ++it;
+        }
+    }
+    ++next_frame_;
+    return r;
+}
+
+Sam2VideoStreamMemory Sam2VideoStream::memory_stats() const {
+    Sam2VideoStreamMemory s;
+    for (const auto& op : state_->objects)
+        for (const auto* dict : {&op->cond, &op->non_cond})
+            for (const auto& [frame, out] : *dict) {
+                if (!out.maskmem.empty()) {
+                    ++s.memories;
+                    s.bytes += static_cast<int64_t>(out.maskmem.size() * sizeof(uint16_t));
+                }
+                if (out.obj_ptr.defined()) {
+                    ++s.obj_ptrs;
+                    s.bytes += out.obj_ptr.numel() * static_cast<int64_t>(sizeof(float));
+                }
+            }
+    return s;
 }
 
 }  // namespace sam
