@@ -29,6 +29,7 @@
 #include "sam/sam.h"
 #include "sam/sam2.h"
 #include "sam/sam2_automatic_mask_generator.h"
+#include "sam/sam2_video.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -235,6 +236,19 @@ nb::list generate_records(Generator& g, const ImageIn& image, const Extra&... ex
     nb::list out;
     for (sam::MaskRecord& r : records) out.append(record_dict(r, g.options().output_mode));
     return out;
+}
+
+// A video frame's masks as the official predictor returns them: (frame_idx, obj_ids,
+// video_res_masks (objects, 1, H, W) float32 logits, low_res_masks (objects, 1, L, L),
+// object_scores (objects,)). The frame is copied (the library reuses its buffers).
+nb::tuple video_frame_tuple(const sam::Sam2VideoFrame& f) {
+    const int64_t n = static_cast<int64_t>(f.obj_ids.size());
+    sam::Tensor logits = f.logits.numel() > 0 ? f.logits.clone().reshape({n, 1, f.logits.dim(1), f.logits.dim(2)})
+                                              : sam::Tensor::empty({n, 1, 0, 0});
+    sam::Tensor low = f.low_res.numel() > 0 ? f.low_res.clone().reshape({n, 1, f.low_res.dim(1), f.low_res.dim(2)})
+                                            : sam::Tensor::empty({n, 1, 0, 0});
+    return nb::make_tuple(f.frame, std::vector<int>(f.obj_ids), tensor_array(std::move(logits)), tensor_array(std::move(low)),
+                          vector_array(std::vector<float>(f.object_scores)));
 }
 
 }  // namespace
@@ -451,6 +465,110 @@ NB_MODULE(_core, m) {
             "generate",
             [](sam::Sam2AutomaticMaskGenerator& g, const ImageIn& image) { return generate_records(g, image); },
             "image"_a);
+
+
+    // ---- SAM 2 video (sam/sam2_video.h): the video model and its predictor --------------------
+    nb::class_<sam::Sam2Video>(m, "Sam2VideoModel",
+                               "An immutable handle on SAM 2 weights with the video weights; share it freely.")
+        .def_static(
+            "load",
+            [](const std::string& path, const std::string& model_type, const std::string& config_path) {
+                sam::Sam2LoadOptions o;
+                o.model_type = model_type;
+                o.config_path = config_path;
+                return without_gil([&] { return sam::Sam2Video::load(path, o); });
+            },
+            "checkpoint"_a, "model_type"_a = "auto", "config_path"_a = "")
+        .def(
+            "with_execution",
+            [](const sam::Sam2Video& v, int threads, const std::string& precision) {
+                return v.with_execution({threads, sam::precision_from_string(precision)});
+            },
+            "threads"_a, "precision"_a)
+        .def_prop_ro("image_size", [](const sam::Sam2Video& v) { return v.image_model().config().image_size; })
+        .def_prop_ro("model_type", [](const sam::Sam2Video& v) { return v.image_model().config().model_type; })
+        .def_prop_ro("version", [](const sam::Sam2Video& v) { return v.image_model().config().version; })
+        .def_prop_ro("checkpoint_path", [](const sam::Sam2Video& v) { return v.image_model().checkpoint_path(); })
+        .def_prop_ro("threads", [](const sam::Sam2Video& v) { return v.image_model().execution().threads; })
+        .def_prop_ro("precision",
+                     [](const sam::Sam2Video& v) { return std::string(sam::to_string(v.image_model().execution().precision)); })
+        .def_prop_ro("num_maskmem", &sam::Sam2Video::num_maskmem)
+        .def_prop_ro("mem_dim", &sam::Sam2Video::mem_dim);
+
+    nb::class_<sam::Sam2VideoPredictor>(m, "Sam2VideoPredictor")
+        .def(
+            "__init__",
+            [](sam::Sam2VideoPredictor* self, const sam::Sam2Video& model, int fill_hole_area) {
+                new (self) sam::Sam2VideoPredictor(model, sam::Sam2VideoOptions{fill_hole_area});
+            },
+            "model"_a, "fill_hole_area"_a = 0)
+        .def(
+            "init_state",
+            [](sam::Sam2VideoPredictor& p, const std::string& folder) {
+                nb::gil_scoped_release release;
+                p.init_state(folder);
+            },
+            "jpeg_folder"_a)
+        .def_prop_ro("num_frames", &sam::Sam2VideoPredictor::num_frames)
+        .def_prop_ro("video_height", &sam::Sam2VideoPredictor::video_height)
+        .def_prop_ro("video_width", &sam::Sam2VideoPredictor::video_width)
+        .def_prop_ro("obj_ids", [](const sam::Sam2VideoPredictor& p) { return std::vector<int>(p.obj_ids()); })
+        .def(
+            "add_new_points_or_box",
+            [](sam::Sam2VideoPredictor& p, int frame_idx, int obj_id, std::optional<FloatIn> points,
+               std::optional<IntIn> labels, std::optional<FloatIn> box, bool clear_old_points) {
+                std::vector<std::array<float, 2>> pts;
+                std::vector<int> lab;
+                std::optional<std::array<float, 4>> b;
+                if (points) {
+                    if (points->ndim() != 2 || points->shape(1) != 2) throw sam::InputError("points", "expected N x 2");
+                    for (size_t i = 0; i < points->shape(0); ++i) pts.push_back({points->data()[2 * i], points->data()[2 * i + 1]});
+                }
+                if (labels) {
+                    if (labels->ndim() != 1) throw sam::InputError("labels", "expected N labels");
+                    lab.assign(labels->data(), labels->data() + labels->size());
+                }
+                if (box) {
+                    if (box->size() != 4) throw sam::InputError("box", "expected 4 values x0, y0, x1, y1");
+                    b = std::array<float, 4>{box->data()[0], box->data()[1], box->data()[2], box->data()[3]};
+                }
+                sam::Sam2VideoFrame f = without_gil([&] { return p.add_new_points_or_box(frame_idx, obj_id, pts, lab, b, clear_old_points); });
+                return video_frame_tuple(f);
+            },
+            "frame_idx"_a, "obj_id"_a, "points"_a.none(), "labels"_a.none(), "box"_a.none(), "clear_old_points"_a)
+        .def(
+            "add_new_mask",
+            [](sam::Sam2VideoPredictor& p, int frame_idx, int obj_id, const MaskIn& mask) {
+                std::vector<uint8_t> v(mask.data(), mask.data() + mask.size());
+                const int h = static_cast<int>(mask.shape(0)), w = static_cast<int>(mask.shape(1));
+                sam::Sam2VideoFrame f = without_gil([&] { return p.add_new_mask(frame_idx, obj_id, v, h, w); });
+                return video_frame_tuple(f);
+            },
+            "frame_idx"_a, "obj_id"_a, "mask"_a)
+        .def(
+            "propagate_in_video",
+            // on_frame(frame tuple) -> bool (False stops) is called with the GIL held; the
+            // tracking itself runs with the GIL released.
+            [](sam::Sam2VideoPredictor& p, nb::callable on_frame, std::optional<int> start, std::optional<int> max_frames,
+               bool reverse) {
+                auto cb = [&](const sam::Sam2VideoFrame& f) {
+                    nb::gil_scoped_acquire acquire;
+                    return nb::cast<bool>(on_frame(video_frame_tuple(f)));
+                };
+                nb::gil_scoped_release release;
+                p.propagate_in_video(cb, start, max_frames, reverse);
+            },
+            "on_frame"_a, "start_frame_idx"_a.none(), "max_frame_num_to_track"_a.none(), "reverse"_a)
+        .def(
+            "remove_object",
+            [](sam::Sam2VideoPredictor& p, int obj_id, bool strict) {
+                std::vector<sam::Sam2VideoFrame> frames = without_gil([&] { return p.remove_object(obj_id, strict); });
+                nb::list out;
+                for (const sam::Sam2VideoFrame& f : frames) out.append(video_frame_tuple(f));
+                return out;
+            },
+            "obj_id"_a, "strict"_a)
+        .def("reset_state", &sam::Sam2VideoPredictor::reset_state, nb::call_guard<nb::gil_scoped_release>());
 
     // Run-length encoding (uncompressed COCO RLE: column-major counts starting with zeros).
     m.def(

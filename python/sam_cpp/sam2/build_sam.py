@@ -119,3 +119,75 @@ def build_sam2_hf(model_id, **kwargs):
         "build_sam2_hf downloads from the Hugging Face hub; sam_cpp loads local files only: download the "
         f"checkpoint of {model_id!r} and call build_sam2(config_file, ckpt_path)"
     )
+
+
+def build_sam2_video_predictor(
+    config_file=None,
+    ckpt_path=None,
+    device="cpu",
+    mode="eval",
+    hydra_overrides_extra=(),
+    apply_postprocessing=True,
+    vos_optimized=False,
+    *,
+    config=None,
+    threads=None,
+    precision="f32",
+    fill_hole_area=0,
+    **kwargs,
+):
+    """Loads an official SAM 2 / 2.1 checkpoint with its video weights into a
+    :class:`~sam_cpp.sam2.sam2_video_predictor.SAM2VideoPredictor`.
+
+    Arguments as :func:`build_sam2`. The post-processing apply_postprocessing=True selects
+    (dynamic multimask fallback, binarized click masks for the memory) is always applied.
+    fill_hole_area: the official builder sets 8, and its package fills the holes with its GPU
+    extension and skips it on CPU; 0 (the default) computes what it computes on CPU, 8 what it
+    computes on GPU. vos_optimized (torch.compile of the official VOS predictor) is not supported.
+    """
+    from .sam2_video_predictor import SAM2VideoPredictor
+
+    if ckpt_path is None:
+        raise ValueError("ckpt_path: sam_cpp loads trained weights only; pass ckpt_path=<path to an official .pt>")
+    check_device(device, "sam2")
+    if mode != "eval":
+        raise ValueError(f"mode: sam_cpp runs inference only (mode='eval'), got {mode!r}")
+    if hydra_overrides_extra:
+        raise ValueError(
+            "hydra_overrides_extra: sam_cpp builds the video model from the checkpoint and takes no hydra "
+            f"overrides, got {list(hydra_overrides_extra)!r}"
+        )
+    if not apply_postprocessing:
+        raise ValueError(
+            "apply_postprocessing: sam_cpp always applies build_sam2_video_predictor's post-processing "
+            "(dynamic multimask fallback, binarized click masks for the memory); apply_postprocessing=False "
+            "is not supported"
+        )
+    if vos_optimized:
+        raise ValueError(
+            "vos_optimized: the official VOS-optimized predictor (torch.compile) is not supported; use "
+            "vos_optimized=False"
+        )
+    if isinstance(fill_hole_area, bool) or not isinstance(fill_hole_area, int) or fill_hole_area < 0:
+        raise ValueError(f"fill_hole_area: expected an area >= 0 in low-res pixels, got {fill_hole_area!r}")
+    if kwargs:
+        raise TypeError(f"build_sam2_video_predictor: unexpected keyword arguments {sorted(kwargs)}")
+    want = None if config_file is None else _parse_config_name(config_file)
+
+    def check(core, path):
+        if want is not None and config is None and (core.model_type, core.version) != want:
+            model_type, version = want
+            raise ValueError(
+                f"config_file: {os.fspath(config_file)!r} is SAM {version} {model_type}, but {path} holds "
+                f"SAM {core.version} {core.model_type}"
+            )
+
+    core = load_core(_core.Sam2VideoModel.load, ckpt_path, "ckpt_path", "auto", config, threads, precision, check)
+    return SAM2VideoPredictor(core, fill_hole_area)
+
+
+def build_sam2_video_predictor_hf(model_id, **kwargs):
+    raise ValueError(
+        "build_sam2_video_predictor_hf downloads from the Hugging Face hub; sam_cpp loads local files only: "
+        f"download the checkpoint of {model_id!r} and call build_sam2_video_predictor(config_file, ckpt_path)"
+    )
