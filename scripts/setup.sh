@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config git
           libdnnl-dev ocl-icd-opencl-dev libpng-dev libjpeg62-turbo-dev libexif-dev zlib1g-dev libssl-dev
+          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
           nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
           libarchive-dev                       # sam amg reads tar shards in place
           munge slurmctld slurmd slurm-client  # the Slurm test (scripts/slurm): its own daemons, started by the test

@@ -189,7 +189,7 @@ int run_track(const TrackOptions& o) {
 Registration reg("track", "SAM 2 video: track objects through a folder of JPEG frames", [](CLI::App& cmd) {
     auto o = std::make_shared<TrackOptions>();
     add_model_options(cmd, o->model);
-    cmd.add_option("--video", o->video, "Folder of JPEG frames named <index>.jpg")->required();
+    cmd.add_option("--video", o->video, "Folder of JPEG frames named <index>.jpg, or a video file (mp4, mkv, webm, ...)")->required();
     cmd.add_option("--point", o->points, "FRAME,X,Y,OBJ[,LABEL]: a click (LABEL 1 foreground, default; 0 background) in video pixels");
     cmd.add_option("--box", o->boxes, "FRAME,X0,Y0,X1,Y1,OBJ: a box in video pixels");
     cmd.add_option("--output,-o", o->output, "Output folder: <OBJ>/<frame>.png per object and frame")->required();

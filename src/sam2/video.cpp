@@ -7,10 +7,12 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <map>
 
 #include "io/half.h"
+#include "io/video_file.h"
 #include "ops/ops.h"
 #include "ops/threads.h"
 #include "postprocess.h"
@@ -262,6 +264,19 @@ Sam2VideoPredictor::Sam2VideoPredictor(Sam2VideoPredictor&&) noexcept = default;
 Sam2VideoPredictor& Sam2VideoPredictor::operator=(Sam2VideoPredictor&&) noexcept = default;
 
 void Sam2VideoPredictor::init_state(const std::string& jpeg_folder) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(jpeg_folder, ec)) {
+        // A video file: decoded and resized to image_size x image_size by libswscale's bicubic,
+        // as the official decord loader does (src/io/video_file.h).
+        const int S = model_.image_.config().image_size;
+        VideoFileFrames v = read_video_file(jpeg_folder, S, S, model_.image_.execution().threads);
+        frames_ = std::move(v.frames);
+        video_w_ = v.width;
+        video_h_ = v.height;
+        *cache_ = FrameCache();
+        reset_state();
+        return;
+    }
     std::vector<Image> frames;
     for (const std::string& path : list_jpeg_frames(jpeg_folder)) frames.push_back(read_image(path));
     init_state(frames);
