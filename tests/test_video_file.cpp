@@ -2,8 +2,8 @@
 // FFmpeg's own encoders from the sam2_video fixture's 8 frames (320x240), losslessly, so the
 // decoded frames are known exactly:
 //   - FFV1 in 8-bit RGB (0RGB32, .mkv): decoding gives back the source RGB bit for bit;
-//   - FFV1 yuv420p (.mkv) and H.264 with qp 0 yuv420p (.mp4, libx264): both lossless in YUV, so
-//     their decoded RGB is identical, and within the stated bound of the source RGB (chroma
+//   - FFV1 yuv420p (.mkv), H.264 with qp 0 (.mp4, libx264) and lossless VP9 (.webm, libvpx), all
+//     yuv420p: lossless in YUV, so their decoded RGB is identical, and within the stated bound of the source RGB (chroma
 //     subsampling and 8-bit YUV);
 // tracking over a video file equals tracking over the same frames decoded and resized by the
 // reader; hostile files give errors naming the file.
@@ -45,14 +45,22 @@ std::vector<Image> source_frames() {
     return frames;
 }
 
+// The test's files, removed when the test program exits.
+struct TempDir {
+    fs::path path = fs::temp_directory_path() / ("sam_video_file_" + std::to_string(::getpid()));
+    TempDir() {
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
 fs::path temp_dir() {
-    static const fs::path d = [] {
-        fs::path p = fs::temp_directory_path() / ("sam_video_file_" + std::to_string(::getpid()));
-        fs::remove_all(p);
-        fs::create_directories(p);
-        return p;
-    }();
-    return d;
+    static const TempDir d;
+    return d.path;
 }
 
 // Encodes RGB frames into `path` (container from the name) with the named encoder, converting
@@ -152,16 +160,21 @@ TEST(VideoFile, LosslessRgbDecodesExactly) {
     EXPECT_FALSE(r.next(img));  // stays at the end
 }
 
-// YUV 4:2:0 (the usual pixel format of real videos) through two containers and codecs: both
+// YUV 4:2:0 (the usual pixel format of real videos) through three containers and codecs: all
 // lossless in YUV, so the decoded RGB is identical; against the source RGB the difference is
 // the 4:2:0 subsampling and 8-bit YUV rounding, bounded below.
-TEST(VideoFile, Yuv420MkvAndMp4DecodeAlike) {
+TEST(VideoFile, Yuv420MkvMp4WebmDecodeAlike) {
     const std::vector<Image> src = source_frames();
     const std::string mkv = (temp_dir() / "yuv.mkv").string(), mp4 = (temp_dir() / "yuv.mp4").string();
     write_video(mkv, src, "ffv1", AV_PIX_FMT_YUV420P);
     write_video(mp4, src, "libx264", AV_PIX_FMT_YUV420P, {{"qp", "0"}, {"preset", "ultrafast"}});
+    const std::string webm = (temp_dir() / "yuv.webm").string();
+    write_video(webm, src, "libvpx-vp9", AV_PIX_FMT_YUV420P, {{"lossless", "1"}, {"deadline", "realtime"}, {"cpu-used", "8"}});
     EXPECT_EQ(count_video_frames(mp4), 8);
-    VideoFileFrames a = read_video_file(mkv), b = read_video_file(mp4);
+    EXPECT_EQ(count_video_frames(webm), 8);
+    VideoFileFrames a = read_video_file(mkv), b = read_video_file(mp4), w = read_video_file(webm);
+    ASSERT_EQ(w.frames.size(), 8u);
+    for (size_t i = 0; i < 8; ++i) EXPECT_TRUE(w.frames[i].rgb == a.frames[i].rgb) << "webm frame " << i;
     ASSERT_EQ(a.frames.size(), 8u);
     ASSERT_EQ(b.frames.size(), 8u);
     EXPECT_EQ(b.width, 320);

@@ -83,7 +83,7 @@ class Sam2VideoPredictor {
     // A folder of JPEG frames named <index>.jpg (.jpeg, .JPG, .JPEG), ordered by index. Throws
     // sam::InputError naming the folder or file (no frames, a name that is not a number) and
     // sam::ImageError for an unreadable frame. Clears any previous state.
-    // A path that is not a folder is read as a video file (mp4, mkv, webm, ... through FFmpeg's
+    // An existing path that is not a folder is read as a video file (mp4, mkv, webm, ... through FFmpeg's
     // libraries), resized as the official decord loader does (libswscale bicubic, not Pillow's);
     // sam::ImageError naming the file for one that is missing, corrupt or has no video.
     void init_state(const std::string& jpeg_folder);

@@ -265,7 +265,7 @@ Sam2VideoPredictor& Sam2VideoPredictor::operator=(Sam2VideoPredictor&&) noexcept
 
 void Sam2VideoPredictor::init_state(const std::string& jpeg_folder) {
     std::error_code ec;
-    if (!std::filesystem::is_directory(jpeg_folder, ec)) {
+    if (std::filesystem::exists(jpeg_folder, ec) && !std::filesystem::is_directory(jpeg_folder, ec)) {
         // A video file: decoded and resized to image_size x image_size by libswscale's bicubic,
         // as the official decord loader does (src/io/video_file.h).
         const int S = model_.image_.config().image_size;
