@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 #include <unistd.h>
 
 extern "C" {
@@ -158,6 +159,25 @@ TEST(VideoFile, LosslessRgbDecodesExactly) {
     EXPECT_EQ(n, 8);
     EXPECT_EQ(r.frames_read(), 8);
     EXPECT_FALSE(r.next(img));  // stays at the end
+}
+
+// Readers on several threads at once (one reader per thread), of the same file.
+TEST(VideoFile, ReadersRunOnThreads) {
+    const std::vector<Image> src = source_frames();
+    const std::string& path = rgb_mkv();
+    std::vector<int> matching(4, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            try {
+                VideoFileFrames v = read_video_file(path, 0, 0, 1 + t % 2);
+                for (size_t i = 0; i < v.frames.size() && i < src.size(); ++i) matching[t] += v.frames[i].rgb == src[i].rgb;
+            } catch (const Error&) {
+                matching[t] = -1;
+            }
+        });
+    for (auto& th : threads) th.join();
+    for (int t = 0; t < 4; ++t) EXPECT_EQ(matching[t], 8) << "thread " << t;
 }
 
 // YUV 4:2:0 (the usual pixel format of real videos) through three containers and codecs: all

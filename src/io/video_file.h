@@ -18,7 +18,10 @@
 //
 // Errors: sam::ImageError "<path>: <what>" for a missing file, one FFmpeg cannot open (random
 // bytes, truncated container), no video stream, an unsupported codec, corrupt frame data or a
-// frame size over kMaxImagePixels. Never a crash.
+// frame size over kMaxImagePixels. Never a crash. As in FFmpeg's tools (and decord), damage
+// the decoder can conceal is concealed, and a file cut between frames gives the frames before
+// the cut. FFmpeg's own log is silenced below fatal messages (av_log_set_level, process-wide)
+// when a file is opened: the errors thrown say what went wrong.
 //
 // Thread safety: one reader per thread; readers of different (or the same) files may run on
 // different threads at once.
