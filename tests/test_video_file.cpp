@@ -28,6 +28,7 @@ extern "C" {
 #include "sam/error.h"
 #include "sam/image.h"
 #include "sam/sam2_video.h"
+#include "sam/sam2_video_stream.h"
 #include "sam2/video_model.h"
 #include "test_util.h"
 
@@ -332,7 +333,8 @@ TEST(VideoFile, HostileFilesNameTheFile) {
     EXPECT_NE(error_of([&] { read_video_file(text); }).find(text), std::string::npos);
 }
 
-// `sam track --video FILE` as with a folder: the masks of the in-process predictor over the file.
+// `sam track --video FILE` as with a folder: the masks of the in-process predictor over the file;
+// with --stream, those of a stream fed the file's frames.
 TEST(VideoFile, CliTrackReadsVideoFile) {
     const fs::path out = temp_dir() / "track_out", log = temp_dir() / "track_log.txt";
     const std::string cmd = std::string(SAM_CLI_PATH) + " track --checkpoint " + test::data_path("sam2_video/sam2_video.pt") +
@@ -356,6 +358,36 @@ TEST(VideoFile, CliTrackReadsVideoFile) {
             for (int64_t i = 0; i < 240 * 320; ++i) differing += (lg[i] > 0.0f) != (img.rgb[static_cast<size_t>(i) * 3] > 127);
         }
     EXPECT_EQ(differing, 0);
+    // --stream reads the file frame by frame at its own size: the masks of a stream fed the
+    // decoded frames.
+    const fs::path sout = temp_dir() / "stream_out";
+    const std::string scmd = std::string(SAM_CLI_PATH) + " track --stream --checkpoint " +
+                             test::data_path("sam2_video/sam2_video.pt") + " --config " + test::data_path("sam2/config.json") +
+                             " --threads 1 --video " + rgb_mkv() + " --point 0,160,120,1 --box 0,200,60,280,180,2 --output " +
+                             sout.string() + " > " + log.string() + " 2>&1";
+    ASSERT_EQ(std::system(scmd.c_str()), 0) << test::read_file(log.string());
+    Sam2VideoStream stream(video_model());
+    int64_t stream_differing = 0;
+    int tracked = 0;
+    for (const Image& frame : read_video_file(rgb_mkv()).frames) {
+        if (tracked == 0) {
+            stream.add_new_points_or_box(1, {{160, 120}}, {1});
+            stream.add_new_points_or_box(2, {}, {}, std::array<float, 4>{200, 60, 280, 180});
+        }
+        const Sam2VideoFrame f = stream.track(frame);
+        for (size_t k = 0; k < f.obj_ids.size(); ++k) {
+            char name[32];
+            std::snprintf(name, sizeof name, "%05d.png", f.frame);
+            const Image img = read_image((sout / std::to_string(f.obj_ids[k]) / name).string());
+            ASSERT_EQ(img.width, 320);
+            const float* lg = f.logits.data() + static_cast<int64_t>(k) * 240 * 320;
+            for (int64_t i = 0; i < 240 * 320; ++i)
+                stream_differing += (lg[i] > 0.0f) != (img.rgb[static_cast<size_t>(i) * 3] > 127);
+        }
+        ++tracked;
+    }
+    EXPECT_EQ(tracked, 8);
+    EXPECT_EQ(stream_differing, 0);
     // A bad video file: the tool fails and names it.
     const std::string bad = (temp_dir() / "random.mp4").string();
     std::ofstream(bad, std::ios::binary) << "garbage, not a video";

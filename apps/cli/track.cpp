@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "cli/command.h"
 #include "cli/model_loading.h"
 #include "cli/progress.h"
+#include "io/video_file.h"
 #include "sam/error.h"
 #include "sam/image.h"
 #include "sam/sam2_video.h"
@@ -81,8 +83,20 @@ void write_masks(const std::string& output, const Sam2VideoFrame& f, int frame, 
 
 // --stream: frames read and tracked one at a time from the first prompted frame on.
 int run_stream(const TrackOptions& o, const Sam2Video& model, const std::map<std::pair<int, int>, FramePrompt>& prompts) {
-    const std::vector<std::string> files = list_jpeg_frames(o.video);
-    const int n = static_cast<int>(files.size());
+    // A video file is decoded frame by frame (at its own size; the stream resizes as for JPEG frames).
+    std::error_code ec;
+    const bool video_file = std::filesystem::exists(o.video, ec) && !std::filesystem::is_directory(o.video, ec);
+    const std::vector<std::string> files = video_file ? std::vector<std::string>{} : list_jpeg_frames(o.video);
+    const int n = video_file ? static_cast<int>(count_video_frames(o.video)) : static_cast<int>(files.size());
+    std::optional<VideoFileReader> reader;
+    if (video_file) reader.emplace(o.video, o.model.threads);
+    Image decoded;
+    auto frame_image = [&](int frame) -> const Image& {
+        if (!video_file) return decoded = read_image(files[static_cast<size_t>(frame)]);
+        while (reader->frames_read() <= frame)
+            if (!reader->next(decoded)) throw ImageError(o.video, "ends before frame " + std::to_string(frame));
+        return decoded;
+    };
     int first = n;
     for (const auto& [key, fp] : prompts) {
         if (key.first < 0 || key.first >= n)
@@ -97,7 +111,7 @@ int run_stream(const TrackOptions& o, const Sam2Video& model, const std::map<std
     for (int frame = first; frame < n; ++frame) {
         for (const auto& [key, fp] : prompts)
             if (key.first == frame) stream.add_new_points_or_box(key.second, fp.points, fp.labels, fp.box);
-        const Sam2VideoFrame f = stream.track(read_image(files[static_cast<size_t>(frame)]));
+        const Sam2VideoFrame f = stream.track(frame_image(frame));
         write_masks(o.output, f, frame, pixels);
         bar.update(frame - first + 1, n - first);
     }
