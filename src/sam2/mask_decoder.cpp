@@ -23,9 +23,9 @@ Tensor mlp_forward(const std::vector<Linear>& layers, const Tensor& x) {
     return h;
 }
 
-// ConvTranspose2d(kernel 2, stride 2) on channels-last (side*side, Cin) as a GEMM whose rows are
-// (ky, kx, out), then scattered to (2 side * 2 side, Cout) with the bias and `skip` added.
-Tensor conv_transpose2(const Linear& l, const Tensor& bias, const Tensor& x, int64_t side, const float* skip) {
+}  // namespace
+
+Tensor sam2_conv_transpose2(const Linear& l, const Tensor& bias, const Tensor& x, int64_t side, const float* skip) {
     const int64_t Cout = bias.numel(), S2 = 2 * side;
     Tensor y = linear(x, l);  // (side*side, 4 Cout)
     Tensor out = Tensor::empty({S2 * S2, Cout});
@@ -42,8 +42,7 @@ Tensor conv_transpose2(const Linear& l, const Tensor& bias, const Tensor& x, int
     return out;
 }
 
-// Stability of low-res logits: |l > delta| / |l > -delta|, 1 when the second is empty.
-float stability(const float* l, int64_t n, float delta) {
+float sam2_stability(const float* l, int64_t n, float delta) {
     int64_t inter = 0, uni = 0;
     for (int64_t i = 0; i < n; ++i) {
         inter += l[i] > delta;
@@ -51,8 +50,6 @@ float stability(const float* l, int64_t n, float delta) {
     }
     return uni > 0 ? static_cast<float>(inter) / static_cast<float>(uni) : 1.0f;
 }
-
-}  // namespace
 
 Tensor sam2_sparse_embeddings(const PromptEncoderWeights& w, int64_t B, int64_t N, const float* points,
                               const int* labels) {
@@ -155,10 +152,10 @@ Sam2DecoderOutput sam2_mask_decoder_forward(const Sam2Model& m, const Sam2Decode
         // Upscaling with the high-resolution skip features:
         // act1(ln1(dc1(src) + feat_s1)), then act2(dc2(.) + feat_s0).
         Tensor src = Tensor::view({G * G, C}, keys.data() + b * G * G * C, nullptr);
-        Tensor u1 = conv_transpose2(w.upscale1, w.upscale1_b, src, G, s1.data());
+        Tensor u1 = sam2_conv_transpose2(w.upscale1, w.upscale1_b, src, G, s1.data());
         layer_norm_inplace(u1, w.upscale_norm, kLayerNorm2dEps);
         ops::gelu_inplace(u1.data(), u1.numel());
-        Tensor u2 = conv_transpose2(w.upscale2, w.upscale2_b, u1, 2 * G, s0.data());
+        Tensor u2 = sam2_conv_transpose2(w.upscale2, w.upscale2_b, u1, 2 * G, s0.data());
         ops::gelu_inplace(u2.data(), u2.numel());  // (L*L, C/8)
 
         // Hypernetwork per mask token, then masks = hyper_in @ upscaled.
@@ -201,7 +198,7 @@ Sam2DecoderOutput sam2_select_outputs(const Sam2Config& cfg, const Tensor& all_m
         }
         int64_t pick = 0;
         if (cfg.dynamic_multimask_via_stability &&
-            stability(ml, L * L, cfg.dynamic_multimask_stability_delta) < cfg.dynamic_multimask_stability_thresh) {
+            sam2_stability(ml, L * L, cfg.dynamic_multimask_stability_delta) < cfg.dynamic_multimask_stability_thresh) {
             pick = 1;  // argmax over the multimask IoUs, first on ties
             for (int64_t i = 2; i < NM; ++i)
                 if (il[i] > il[pick]) pick = i;

@@ -155,4 +155,16 @@ void sam2_prepare_low_rank(const Sam2Model& m, Sam2DecoderImage& image);
 Sam2DecoderOutput sam2_select_outputs(const Sam2Config& cfg, const Tensor& all_masks, const Tensor& all_iou,
                                       bool multimask_output);
 
+// ConvTranspose2d(kernel 2, stride 2) on channels-last (side*side, Cin) as a GEMM whose rows are
+// (ky, kx, out), then scattered to (2 side * 2 side, Cout) with the bias and `skip` added.
+Tensor sam2_conv_transpose2(const Linear& l, const Tensor& bias, const Tensor& x, int64_t side, const float* skip);
+
+// Stability of low-res logits: |l > delta| / |l > -delta|, 1 when the second is empty.
+float sam2_stability(const float* l, int64_t n, float delta);
+
+// The 8-connected components of the pixels of an (L, L) mask above thr (foreground) or at most
+// thr (background) whose area is at most max_area get value_to: the official
+// get_connected_components and torch.where, for hole filling and sprinkle removal.
+void sam2_fill_small_components(float* m, int L, float thr, bool foreground, double max_area, float value_to);
+
 }  // namespace sam

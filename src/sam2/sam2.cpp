@@ -324,41 +324,38 @@ Sam2Features Sam2::encode(const Tensor& input) const {
 // ---------------------------------------------------------------------------------------------
 // Predictor
 
-void sam2_fill_holes_and_sprinkles(float* m, int L, float thr, const Sam2PostprocessOptions& o) {
-    // Components with 8-connectivity of the pixels where `fg(value)`; those of area <= max
-    // get `value_to`.
-    std::vector<int> label(static_cast<size_t>(L) * L), stack;
-    std::vector<int> members;
-    auto pass = [&](bool foreground, double max_area, float value_to) {
-        std::fill(label.begin(), label.end(), 0);
-        auto in = [&](int i) { return foreground ? m[i] > thr : m[i] <= thr; };
-        int next = 0;
-        for (int start = 0; start < L * L; ++start) {
-            if (label[static_cast<size_t>(start)] || !in(start)) continue;
-            members.clear();
-            stack.assign(1, start);
-            label[static_cast<size_t>(start)] = ++next;
-            while (!stack.empty()) {
-                const int p = stack.back();
-                stack.pop_back();
-                members.push_back(p);
-                const int y = p / L, x = p % L;
-                for (int dy = -1; dy <= 1; ++dy)
-                    for (int dx = -1; dx <= 1; ++dx) {
-                        const int yy = y + dy, xx = x + dx;
-                        if (yy < 0 || yy >= L || xx < 0 || xx >= L) continue;
-                        const int q = yy * L + xx;
-                        if (label[static_cast<size_t>(q)] || !in(q)) continue;
-                        label[static_cast<size_t>(q)] = next;
-                        stack.push_back(q);
-                    }
-            }
-            if (static_cast<double>(members.size()) <= max_area)
-                for (int p : members) m[p] = value_to;
+void sam2_fill_small_components(float* m, int L, float thr, bool foreground, double max_area, float value_to) {
+    std::vector<int> label(static_cast<size_t>(L) * static_cast<size_t>(L), 0), stack, members;
+    auto in = [&](int i) { return foreground ? m[i] > thr : m[i] <= thr; };
+    int next = 0;
+    for (int start = 0; start < L * L; ++start) {
+        if (label[static_cast<size_t>(start)] || !in(start)) continue;
+        members.clear();
+        stack.assign(1, start);
+        label[static_cast<size_t>(start)] = ++next;
+        while (!stack.empty()) {
+            const int p = stack.back();
+            stack.pop_back();
+            members.push_back(p);
+            const int y = p / L, x = p % L;
+            for (int dy = -1; dy <= 1; ++dy)
+                for (int dx = -1; dx <= 1; ++dx) {
+                    const int yy = y + dy, xx = x + dx;
+                    if (yy < 0 || yy >= L || xx < 0 || xx >= L) continue;
+                    const int q = yy * L + xx;
+                    if (label[static_cast<size_t>(q)] || !in(q)) continue;
+                    label[static_cast<size_t>(q)] = next;
+                    stack.push_back(q);
+                }
         }
-    };
-    if (o.max_hole_area > 0) pass(false, o.max_hole_area, thr + 10.0f);
-    if (o.max_sprinkle_area > 0) pass(true, o.max_sprinkle_area, thr - 10.0f);
+        if (static_cast<double>(members.size()) <= max_area)
+            for (int p : members) m[p] = value_to;
+    }
+}
+
+void sam2_fill_holes_and_sprinkles(float* m, int L, float thr, const Sam2PostprocessOptions& o) {
+    if (o.max_hole_area > 0) sam2_fill_small_components(m, L, thr, false, o.max_hole_area, thr + 10.0f);
+    if (o.max_sprinkle_area > 0) sam2_fill_small_components(m, L, thr, true, o.max_sprinkle_area, thr - 10.0f);
 }
 
 Sam2ImagePredictor::Sam2ImagePredictor(Sam2 model, Sam2PostprocessOptions postprocess)

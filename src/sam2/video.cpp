@@ -35,33 +35,6 @@ Tensor mlp(const std::vector<Linear>& layers, const Tensor& x) {
     return h;
 }
 
-// ConvTranspose2d(2, 2) as a GEMM with rows (ky, kx, out), scattered, plus bias and skip.
-Tensor conv_transpose2(const Linear& l, const Tensor& bias, const Tensor& x, int64_t side, const float* skip) {
-    const int64_t Cout = bias.numel(), S2 = 2 * side;
-    Tensor y = linear(x, l);
-    Tensor out = Tensor::empty({S2 * S2, Cout});
-#pragma omp parallel for
-    for (int64_t py = 0; py < side; ++py)
-        for (int64_t px = 0; px < side; ++px)
-            for (int64_t k = 0; k < 4; ++k) {
-                const int64_t oy = 2 * py + k / 2, ox = 2 * px + k % 2;
-                const float* s = y.data() + (py * side + px) * 4 * Cout + k * Cout;
-                float* d = out.data() + (oy * S2 + ox) * Cout;
-                const float* sk = skip + (oy * S2 + ox) * Cout;
-                for (int64_t c = 0; c < Cout; ++c) d[c] = (s[c] + bias[c]) + sk[c];
-            }
-    return out;
-}
-
-float stability(const float* l, int64_t n, float delta) {
-    int64_t inter = 0, uni = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        inter += l[i] > delta;
-        uni += l[i] > -delta;
-    }
-    return uni > 0 ? static_cast<float>(inter) / static_cast<float>(uni) : 1.0f;
-}
-
 struct Points {
     std::vector<float> coords;  // (n, 2) in the model's input frame
     std::vector<int> labels;
@@ -116,10 +89,10 @@ HeadsOutput forward_sam_heads(const Sam2Model& m, const Sam2VideoWeights& v, con
     two_way_transformer_forward(w.transformer, {&state}, pe.dense_pe, tokens, queries, keys);
 
     // Upscaling with the high-resolution features, hypernetworks, masks = hyper @ upscaled.
-    Tensor u1 = conv_transpose2(w.upscale1, w.upscale1_b, keys.reshape({G * G, C}), G, f.s1.data());
+    Tensor u1 = sam2_conv_transpose2(w.upscale1, w.upscale1_b, keys.reshape({G * G, C}), G, f.s1.data());
     layer_norm_inplace(u1, w.upscale_norm, kLayerNorm2dEps);
     ops::gelu_inplace(u1.data(), u1.numel());
-    Tensor u2 = conv_transpose2(w.upscale2, w.upscale2_b, u1, 2 * G, f.s0.data());
+    Tensor u2 = sam2_conv_transpose2(w.upscale2, w.upscale2_b, u1, 2 * G, f.s0.data());
     ops::gelu_inplace(u2.data(), u2.numel());
     const int64_t C8 = C / 8;
     const float* q = queries.data();
@@ -145,7 +118,7 @@ HeadsOutput forward_sam_heads(const Sam2Model& m, const Sam2VideoWeights& v, con
             if (iou[i] > iou[pick]) pick = i;
         token = pick;  // use_multimask_token_for_obj_ptr
     } else if (cfg.dynamic_multimask_via_stability &&
-               stability(masks.data(), L * L, cfg.dynamic_multimask_stability_delta) <
+               sam2_stability(masks.data(), L * L, cfg.dynamic_multimask_stability_delta) <
                    cfg.dynamic_multimask_stability_thresh) {
         pick = 1;
         for (int64_t i = 2; i < NM; ++i)
@@ -174,31 +147,23 @@ Tensor upsample(const float* low, int L, int H, int W) {
 }
 
 // fill_holes_in_mask_scores: background (<= 0) 8-connected components of area <= max_area -> 0.1.
-void fill_holes(float* m, int L, int max_area) {
-    std::vector<int> label(static_cast<size_t>(L) * static_cast<size_t>(L), 0), stack, members;
-    int next = 0;
-    for (int start = 0; start < L * L; ++start) {
-        if (label[static_cast<size_t>(start)] || m[start] > 0.0f) continue;
-        members.clear();
-        stack.assign(1, start);
-        label[static_cast<size_t>(start)] = ++next;
-        while (!stack.empty()) {
-            const int p = stack.back();
-            stack.pop_back();
-            members.push_back(p);
-            const int y = p / L, x = p % L;
-            for (int dy = -1; dy <= 1; ++dy)
-                for (int dx = -1; dx <= 1; ++dx) {
-                    const int yy = y + dy, xx = x + dx;
-                    if (yy < 0 || yy >= L || xx < 0 || xx >= L) continue;
-                    const int q = yy * L + xx;
-                    if (label[static_cast<size_t>(q)] || m[q] > 0.0f) continue;
-                    label[static_cast<size_t>(q)] = next;
-                    stack.push_back(q);
-                }
-        }
-        if (static_cast<int>(members.size()) <= max_area)
-            for (int p : members) m[p] = 0.1f;
+void fill_holes(float* m, int L, int max_area) { sam2_fill_small_components(m, L, 0.0f, false, max_area, 0.1f); }
+
+// The checks of add_new_points_or_box's arguments, shared by the predictor and the stream.
+void check_prompt(const std::vector<std::array<float, 2>>& points, const std::vector<int>& labels,
+                  const std::optional<std::array<float, 4>>& box, bool clear_old_points) {
+    if (points.size() != labels.size())
+        throw InputError("labels", std::to_string(labels.size()) + " labels for " + std::to_string(points.size()) + " points");
+    if (points.empty() && !box) throw InputError("points", "at least one of points or box must be given");
+    for (int l : labels)
+        if (l != 0 && l != 1) throw InputError("labels", "label " + std::to_string(l) + " not in {0, 1}");
+    for (const auto& p : points)
+        if (!std::isfinite(p[0]) || !std::isfinite(p[1])) throw InputError("points", "non-finite coordinate");
+    if (box) {
+        for (float x : *box)
+            if (!std::isfinite(x)) throw InputError("box", "non-finite coordinate");
+        if (!clear_old_points)
+            throw InputError("box", "a box needs clear_old_points (it must come before any point of the frame)");
     }
 }
 
@@ -571,19 +536,7 @@ Sam2VideoFrame Sam2VideoPredictor::add_new_points_or_box(int frame_idx, int obj_
                                                          const std::optional<std::array<float, 4>>& box,
                                                          bool clear_old_points) {
     check_frame(frame_idx);
-    if (points.size() != labels.size())
-        throw InputError("labels", std::to_string(labels.size()) + " labels for " + std::to_string(points.size()) + " points");
-    if (points.empty() && !box) throw InputError("points", "at least one of points or box must be given");
-    for (int l : labels)
-        if (l != 0 && l != 1) throw InputError("labels", "label " + std::to_string(l) + " not in {0, 1}");
-    for (const auto& p : points)
-        if (!std::isfinite(p[0]) || !std::isfinite(p[1])) throw InputError("points", "non-finite coordinate");
-    if (box) {
-        for (float x : *box)
-            if (!std::isfinite(x)) throw InputError("box", "non-finite coordinate");
-        if (!clear_old_points)
-            throw InputError("box", "a box needs clear_old_points (it must come before any point of the frame)");
-    }
+    check_prompt(points, labels, box, clear_old_points);
     ops::ThreadScope threads(model_.image_.execution().threads);
     const int k = obj_idx(obj_id, true);
     ObjectState& o = *objects_[static_cast<size_t>(k)];
@@ -793,19 +746,7 @@ Sam2VideoStream& Sam2VideoStream::operator=(Sam2VideoStream&&) noexcept = defaul
 void Sam2VideoStream::add_new_points_or_box(int obj_id, const std::vector<std::array<float, 2>>& points,
                                             const std::vector<int>& labels,
                                             const std::optional<std::array<float, 4>>& box, bool clear_old_points) {
-    if (points.size() != labels.size())
-        throw InputError("labels", std::to_string(labels.size()) + " labels for " + std::to_string(points.size()) + " points");
-    if (points.empty() && !box) throw InputError("points", "at least one of points or box must be given");
-    for (int l : labels)
-        if (l != 0 && l != 1) throw InputError("labels", "label " + std::to_string(l) + " not in {0, 1}");
-    for (const auto& p : points)
-        if (!std::isfinite(p[0]) || !std::isfinite(p[1])) throw InputError("points", "non-finite coordinate");
-    if (box) {
-        for (float x : *box)
-            if (!std::isfinite(x)) throw InputError("box", "non-finite coordinate");
-        if (!clear_old_points)
-            throw InputError("box", "a box needs clear_old_points (it must come before any point of the frame)");
-    }
+    check_prompt(points, labels, box, clear_old_points);
     State::Prompt p;
     p.obj_id = obj_id;
     p.points = points;
