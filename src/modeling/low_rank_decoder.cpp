@@ -228,32 +228,52 @@ struct Rows {
     Array full; // (N, C)  alpha S + coef . basis
 };
 
-// Per-head scores of the image rows against token vectors tok (T, D), already scaled by
+// Runs fn(h) for h < heads: one head per thread when not already inside a parallel region
+// (a single prompt: a click's heads are independent from their scores to their outputs, and
+// the products of one head are too small to thread inside), on this thread otherwise (prompts
+// decoded one per thread). The first exception is rethrown here.
+template <class Fn>
+void for_each_head(int64_t heads, Fn&& fn) {
+    std::exception_ptr error;
+#pragma omp parallel for schedule(static) if (heads > 1 && !omp_in_parallel())
+    for (int64_t h = 0; h < heads; ++h) {
+        try {
+            fn(h);
+        } catch (...) {
+#pragma omp critical(low_rank_head_error)
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+// Scores of head h of the image rows against token vectors tok (T, D), already scaled by
 // 1/sqrt(hd), where the rows go through W (D, C) plus a bias; sw = S W^T, pe = key_pe W^T + b:
-//   score[p, h, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t].
-// X (H*T, N), X[h*T + t, p].
+//   score[p, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t],
+// with W_h the head's rows of W. Xh (T, N), Xh[t, p].
 SAM_VECTOR_CLONES
 void image_token_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
-                        int heads, float* X) {
-    const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads, HT = heads * T;
-    // Token side: Z[h*T+t] = (basis W_h^T) tok_h[t] (r values).
-    Buf bw(static_cast<size_t>(r * D)), cw(static_cast<size_t>(D)), Z(static_cast<size_t>(HT * r));
-    mm(r, D, C, x.basis.data(), C, W.data(), C, true, bw.data(), D);
-    mm(1, D, C, x.c.data(), C, W.data(), C, true, cw.data(), D);
-    for (int64_t h = 0; h < heads; ++h)
-        for (int64_t t = 0; t < T; ++t)
-            for (int64_t j = 0; j < r; ++j)
-                Z[static_cast<size_t>((h * T + t) * r + j)] = dot(&bw[j * D + h * hd], tok + t * D + h * hd, hd);
-    // Image side: e = alpha * sw + pe + c W^T, then per head e_h tok_h^T, plus coef Z^T.
-    Array e(N * D);
-#pragma omp parallel for if (par(N * D))
+                        int64_t heads, int64_t h, float* Xh) {
+    const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads;
+    const float* Wh = W.data() + h * hd * C;
+    // Token side: Z[t] = (basis W_h^T) tok_h[t] (r values).
+    Buf bw(static_cast<size_t>(r * hd)), cw(static_cast<size_t>(hd)), Z(static_cast<size_t>(T * r));
+    mm(r, hd, C, x.basis.data(), C, Wh, C, true, bw.data(), hd);
+    mm(1, hd, C, x.c.data(), C, Wh, C, true, cw.data(), hd);
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < r; ++j) Z[static_cast<size_t>(t * r + j)] = dot(&bw[j * hd], tok + t * D + h * hd, hd);
+    // Image side: e = alpha * sw_h + pe_h + c W_h^T, then e tok_h^T, plus coef Z^T.
+    Array e(N * hd);
     for (int64_t p = 0; p < N; ++p) {
         const float a = x.alpha[static_cast<size_t>(p)];
+        const float* swp = sw + p * D + h * hd;
+        const float* pep = pe + p * D + h * hd;
+        float* ep = &e[p * hd];
 #pragma omp simd
-        for (int64_t d = 0; d < D; ++d) e[p * D + d] = a * sw[p * D + d] + (pe[p * D + d] + cw[static_cast<size_t>(d)]);
+        for (int64_t d = 0; d < hd; ++d) ep[d] = a * swp[d] + (pep[d] + cw[static_cast<size_t>(d)]);
     }
-    mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N);
-    for (int64_t h = 0; h < heads; ++h) mm(T, N, hd, tok + h * hd, D, &e[h * hd], D, true, X + h * T * N, N, true);
+    mm(T, N, r, Z.data(), r, x.coef.data(), r, true, Xh, N);
+    mm(T, N, hd, tok + h * hd, D, e.data(), hd, true, Xh, N, true);
 }
 
 // Tokens attending to the image rows: concat_h softmax_p(q_h . k_h[p] / sqrt(hd)) v_h[p] for
@@ -262,27 +282,27 @@ void image_token_scores(const Rows& x, const float* sw, const float* pe, const T
 // Returns (T, D), before out_proj.
 Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights& a, const Buf& q) {
     const int64_t N = x.N, C = x.C, r = x.r, D = a.internal_dim(), H = a.num_heads, hd = D / H;
-    const int64_t T = static_cast<int64_t>(q.size()) / D, HT = H * T;
+    const int64_t T = static_cast<int64_t>(q.size()) / D;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     Buf tok(q.size());
     for (size_t i = 0; i < q.size(); ++i) tok[i] = q[i] * scale;
-    Array P(HT * N), pa(HT * N);
-    image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, a.num_heads, P.data());
-    for (int64_t j = 0; j < HT; ++j) {
-        softmax(&P[j * N], N);
-#pragma omp simd
-        for (int64_t p = 0; p < N; ++p) pa[j * N + p] = P[j * N + p] * x.alpha[static_cast<size_t>(p)];
-    }
     Buf out(static_cast<size_t>(T * D));
-    for (int64_t h = 0; h < H; ++h)
-        mm(T, hd, N, &pa[h * T * N], N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
-    if (r > 0) {
-        Buf wc(static_cast<size_t>(HT * r)), bv(static_cast<size_t>(r * D));
-        mm(HT, r, N, P.data(), N, x.coef.data(), r, false, wc.data(), r);
-        mm(r, D, C, x.basis.data(), C, a.v_proj.w.data(), C, true, bv.data(), D);
-        for (int64_t h = 0; h < H; ++h)
-            mm(T, hd, r, &wc[h * T * r], r, &bv[h * hd], D, false, &out[h * hd], D, true);
-    }
+    for_each_head(H, [&](int64_t h) {  // head h writes columns h*hd .. h*hd + hd - 1 of out
+        Array P(T * N), pa(T * N);
+        image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, H, h, P.data());
+        for (int64_t t = 0; t < T; ++t) {
+            softmax(&P[t * N], N);
+#pragma omp simd
+            for (int64_t p = 0; p < N; ++p) pa[t * N + p] = P[t * N + p] * x.alpha[static_cast<size_t>(p)];
+        }
+        mm(T, hd, N, pa.data(), N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
+        if (r > 0) {
+            Buf wc(static_cast<size_t>(T * r)), bv(static_cast<size_t>(r * hd));
+            mm(T, r, N, P.data(), N, x.coef.data(), r, false, wc.data(), r);
+            mm(r, hd, C, x.basis.data(), C, a.v_proj.w.data() + h * hd * C, C, true, bv.data(), hd);
+            mm(T, hd, r, wc.data(), r, bv.data(), hd, false, &out[h * hd], D, true);
+        }
+    });
     Buf cv = lin(x.c, a.v_proj);  // c Wv^T + bv
     for (int64_t t = 0; t < T; ++t)
         for (int64_t d = 0; d < D; ++d) out[t * D + d] += cv[static_cast<size_t>(d)];
@@ -299,8 +319,10 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     Buf tok(k.size());
     for (size_t i = 0; i < k.size(); ++i) tok[i] = k[i] * scale;
     Array A(HT * N);
-    image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, a.num_heads, A.data());
-    for (int64_t h = 0; h < H; ++h) softmax_columns(&A[h * T * N], T, N);
+    for_each_head(H, [&](int64_t h) {
+        image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, H, h, &A[h * T * N]);
+        softmax_columns(&A[h * T * N], T, N);
+    });
     // New coefficients [coef | A^T].
     Array coef(N * (r + HT));
 #pragma omp parallel for if (par(N * (r + HT)))
