@@ -247,22 +247,18 @@ void for_each_head(int64_t heads, Fn&& fn) {
     if (error) std::rethrow_exception(error);
 }
 
-// Scores of head h of the image rows against token vectors tok (T, D), already scaled by
-// 1/sqrt(hd), where the rows go through W (D, C) plus a bias; sw = S W^T, pe = key_pe W^T + b:
-//   score[p, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t],
-// with W_h the head's rows of W. Xh (T, N), Xh[t, p].
+// The per-head part of the scores below for head h: Zh (T, r), Zh[t] = (basis W_h^T) tok_h[t],
+// and Xh (T, N) = e tok_h^T with e = alpha sw_h + pe_h + c W_h^T, W_h the head's rows of W.
 SAM_VECTOR_CLONES
-void image_token_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
-                        int64_t heads, int64_t h, float* Xh) {
+void head_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
+                 int64_t heads, int64_t h, float* Zh, float* Xh) {
     const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads;
     const float* Wh = W.data() + h * hd * C;
-    // Token side: Z[t] = (basis W_h^T) tok_h[t] (r values).
-    Buf bw(static_cast<size_t>(r * hd)), cw(static_cast<size_t>(hd)), Z(static_cast<size_t>(T * r));
+    Buf bw(static_cast<size_t>(r * hd)), cw(static_cast<size_t>(hd));
     mm(r, hd, C, x.basis.data(), C, Wh, C, true, bw.data(), hd);
     mm(1, hd, C, x.c.data(), C, Wh, C, true, cw.data(), hd);
     for (int64_t t = 0; t < T; ++t)
-        for (int64_t j = 0; j < r; ++j) Z[static_cast<size_t>(t * r + j)] = dot(&bw[j * hd], tok + t * D + h * hd, hd);
-    // Image side: e = alpha * sw_h + pe_h + c W_h^T, then e tok_h^T, plus coef Z^T.
+        for (int64_t j = 0; j < r; ++j) Zh[t * r + j] = dot(&bw[j * hd], tok + t * D + h * hd, hd);
     Array e(N * hd);
     for (int64_t p = 0; p < N; ++p) {
         const float a = x.alpha[static_cast<size_t>(p)];
@@ -272,8 +268,20 @@ void image_token_scores(const Rows& x, const float* sw, const float* pe, const T
 #pragma omp simd
         for (int64_t d = 0; d < hd; ++d) ep[d] = a * swp[d] + (pep[d] + cw[static_cast<size_t>(d)]);
     }
-    mm(T, N, r, Z.data(), r, x.coef.data(), r, true, Xh, N);
-    mm(T, N, hd, tok + h * hd, D, e.data(), hd, true, Xh, N, true);
+    mm(T, N, hd, tok + h * hd, D, e.data(), hd, true, Xh, N);
+}
+
+// Scores of the image rows against token vectors tok (T, D), already scaled by 1/sqrt(hd),
+// where the rows go through W (D, C) plus a bias; sw = S W^T, pe = key_pe W^T + b:
+//   score[p, h, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t].
+// X (H*T, N), X[h*T + t, p]. The per-head parts run one head per thread; the coefficient
+// product, which every head shares, is one GEMM over all heads (coef is read once).
+void image_token_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
+                        int64_t heads, float* X) {
+    const int64_t N = x.N, r = x.r, HT = heads * T;
+    Buf Z(static_cast<size_t>(HT * r));
+    for_each_head(heads, [&](int64_t h) { head_scores(x, sw, pe, W, tok, T, heads, h, &Z[h * T * r], X + h * T * N); });
+    mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N, true);
 }
 
 // Tokens attending to the image rows: concat_h softmax_p(q_h . k_h[p] / sqrt(hd)) v_h[p] for
@@ -282,27 +290,30 @@ void image_token_scores(const Rows& x, const float* sw, const float* pe, const T
 // Returns (T, D), before out_proj.
 Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights& a, const Buf& q) {
     const int64_t N = x.N, C = x.C, r = x.r, D = a.internal_dim(), H = a.num_heads, hd = D / H;
-    const int64_t T = static_cast<int64_t>(q.size()) / D;
+    const int64_t T = static_cast<int64_t>(q.size()) / D, HT = H * T;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     Buf tok(q.size());
     for (size_t i = 0; i < q.size(); ++i) tok[i] = q[i] * scale;
+    Array P(HT * N);
+    image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, H, P.data());
     Buf out(static_cast<size_t>(T * D));
     for_each_head(H, [&](int64_t h) {  // head h writes columns h*hd .. h*hd + hd - 1 of out
-        Array P(T * N), pa(T * N);
-        image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, H, h, P.data());
+        Array pa(T * N);
         for (int64_t t = 0; t < T; ++t) {
-            softmax(&P[t * N], N);
+            float* Pt = &P[(h * T + t) * N];
+            softmax(Pt, N);
 #pragma omp simd
-            for (int64_t p = 0; p < N; ++p) pa[t * N + p] = P[t * N + p] * x.alpha[static_cast<size_t>(p)];
+            for (int64_t p = 0; p < N; ++p) pa[t * N + p] = Pt[p] * x.alpha[static_cast<size_t>(p)];
         }
         mm(T, hd, N, pa.data(), N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
-        if (r > 0) {
-            Buf wc(static_cast<size_t>(T * r)), bv(static_cast<size_t>(r * hd));
-            mm(T, r, N, P.data(), N, x.coef.data(), r, false, wc.data(), r);
-            mm(r, hd, C, x.basis.data(), C, a.v_proj.w.data() + h * hd * C, C, true, bv.data(), hd);
-            mm(T, hd, r, wc.data(), r, bv.data(), hd, false, &out[h * hd], D, true);
-        }
     });
+    if (r > 0) {
+        Buf wc(static_cast<size_t>(HT * r)), bv(static_cast<size_t>(r * D));
+        mm(HT, r, N, P.data(), N, x.coef.data(), r, false, wc.data(), r);
+        mm(r, D, C, x.basis.data(), C, a.v_proj.w.data(), C, true, bv.data(), D);
+        for (int64_t h = 0; h < H; ++h)
+            mm(T, hd, r, &wc[h * T * r], r, &bv[h * hd], D, false, &out[h * hd], D, true);
+    }
     Buf cv = lin(x.c, a.v_proj);  // c Wv^T + bv
     for (int64_t t = 0; t < T; ++t)
         for (int64_t d = 0; d < D; ++d) out[t * D + d] += cv[static_cast<size_t>(d)];
@@ -319,18 +330,18 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     Buf tok(k.size());
     for (size_t i = 0; i < k.size(); ++i) tok[i] = k[i] * scale;
     Array A(HT * N);
-    for_each_head(H, [&](int64_t h) {
-        image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, H, h, &A[h * T * N]);
-        softmax_columns(&A[h * T * N], T, N);
-    });
-    // New coefficients [coef | A^T].
+    image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, H, A.data());
+    // New coefficients [coef | A^T]: head h normalises its columns of A and writes them, and
+    // copies its share of the old coefficient rows.
     Array coef(N * (r + HT));
-#pragma omp parallel for if (par(N * (r + HT)))
-    for (int64_t p = 0; p < N; ++p) {
-        float* dst = &coef[p * (r + HT)];
-        std::copy(x.coef.data() + p * r, x.coef.data() + (p + 1) * r, dst);
-        for (int64_t j = 0; j < HT; ++j) dst[r + j] = A[j * N + p];
-    }
+    for_each_head(H, [&](int64_t h) {
+        const float* Ah = &A[h * T * N];
+        softmax_columns(&A[h * T * N], T, N);
+        for (int64_t p = 0; p < N; ++p)
+            for (int64_t t = 0; t < T; ++t) coef[p * (r + HT) + r + h * T + t] = Ah[t * N + p];
+        for (int64_t p = h * N / H; p < (h + 1) * N / H; ++p)
+            std::copy(x.coef.data() + p * r, x.coef.data() + (p + 1) * r, &coef[p * (r + HT)]);
+    });
     x.basis.resize(static_cast<size_t>((r + HT) * C));
     for (int64_t h = 0; h < H; ++h)
         mm(T, C, hd, &v[h * hd], D, a.out_proj.w.data() + h * hd, D, true, &x.basis[(r + h * T) * C], C);
