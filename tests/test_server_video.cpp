@@ -461,6 +461,49 @@ TEST_F(VideoServer, TwoSessionsAtOnceGiveTheSerialAnswers) {
     EXPECT_GT(frames_read.load(), 0);
 }
 
+// While a video is propagated, changes to it are refused at once (409) and its frames, masks and
+// progress are still served. The check needs a request to land during the propagation (0.1-0.5 s
+// here): a propagation is started up to 8 times until one does.
+TEST_F(VideoServer, ChangesDuringAPropagationAreRefused) {
+    auto c = client();
+    const std::string base = "/api/videos/" + upload(c, test::read_file(test_video()));
+    ok_json(post_json(c, base + "/points", {{"frame", 0}, {"obj_id", 1}, {"points", {{160, 120}}}, {"labels", {1}}}));
+    int refused = 0;
+    for (int attempt = 0; attempt < 8 && refused == 0; ++attempt) {
+        std::atomic<bool> finished{false};
+        std::thread propagation([&] {
+            auto pc = server_->client();
+            auto r = post_json(pc, base + "/propagate", json::object());
+            EXPECT_TRUE(r && r->status == 200) << (r ? r->body : httplib::to_string(r.error()));
+            finished = true;
+        });
+        while (!finished) {
+            const json info = ok_json(c.Get(base.c_str()));
+            if (!info["propagation"]["running"].get<bool>()) continue;
+            auto points = post_json(c, base + "/points", {{"frame", 1}, {"obj_id", 2}, {"points", {{60, 60}}}, {"labels", {1}}});
+            auto again = post_json(c, base + "/propagate", json::object());
+            auto reset = post_json(c, base + "/reset", json::object());
+            auto frame = c.Get((base + "/frames/2.jpg").c_str());
+            auto masks = c.Get((base + "/frames/2/masks").c_str());
+            const bool still_running = ok_json(c.Get(base.c_str()))["propagation"]["running"].get<bool>();
+            if (points && points->status == 409 && still_running) {
+                expect_error(points, 409, "being propagated");
+                expect_error(again, 409, "being propagated");
+                expect_error(reset, 409, "being propagated");
+                EXPECT_TRUE(frame && frame->status == 200);
+                EXPECT_TRUE(masks && masks->status == 200);
+                ++refused;
+            }
+            break;
+        }
+        propagation.join();
+    }
+    EXPECT_EQ(refused, 1) << "no request landed during a propagation in 8 attempts";
+    // Afterwards the video takes changes again; object 2 was never added.
+    const json r = ok_json(post_json(c, base + "/points", {{"frame", 1}, {"obj_id", 3}, {"points", {{60, 60}}}, {"labels", {1}}}));
+    EXPECT_EQ(r["masks"].size(), 2u);
+}
+
 // A SAM checkpoint, and a SAM 2 checkpoint without the video weights: the image routes work, the
 // video routes say why they do not.
 TEST(VideoServerModels, WithoutVideoWeightsTheRoutesSayWhy) {

@@ -161,14 +161,16 @@ def check_page(page, args, video):
     # Object 2 on frame 3: a click, then a shift + click negative point.
     page.click("#new-object")
     scrub(page, 3)
-    for x, y, mods in ((240, 120, ()), (300, 220, ("Shift",))):
+    for x, y, mods in ((240, 120, ()), (20, 20, ("Shift",))):
         n = draws(page)
         click_video(page, x, y, mods)
         wait_draw(page, n, 3)
     labels = page.evaluate("() => window.samVideo.state.points.get('3:2').map((p) => p.label)")
     if labels != [1, 0]:
         fail(f"object 2's points on frame 3 have labels {labels}, expected [1, 0]")
-    check_frame(page, 3, "object 2 clicked", [1, 2])  # object 1 without an output there yet: empty
+    r = check_frame(page, 3, "object 2 clicked", [1, 2])  # object 1 without an output there yet: empty
+    if not r["areas"].get("2"):
+        fail("object 2's mask on frame 3 is empty")
 
     # Propagate: forward from frame 0 over every frame; the progress bar reaches the end.
     page.click("#propagate")
@@ -181,15 +183,22 @@ def check_page(page, args, video):
         fail("the progress bar did not reach the end")
 
     # Scrub through the result: every frame's masks, as the server has them.
+    # (The random test model loses its objects on some frames: the object-score head says
+    # absent. Each object must show on some frame visited.)
+    seen = {}
     for frame in (5, 7, 1, 3, 0):
         scrub(page, frame)
-        check_frame(page, frame, "after propagation", [1, 2])
+        for obj, area in check_frame(page, frame, "after propagation", [1, 2])["areas"].items():
+            seen[obj] = seen.get(obj, 0) + area
+    if not all(seen.get(k) for k in ("1", "2")):
+        fail(f"after propagation, mask pixels over the frames visited: {seen}; expected both objects somewhere")
     # The keyboard moves one frame.
     n = draws(page)
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.keyboard.press("ArrowRight")
     wait_draw(page, n, 1)
     check_frame(page, 1, "arrow key", [1, 2])
+    scrub(page, 7)
     page.screenshot(path=args.screenshot)
     if errors:
         fail(f"page errors: {'; '.join(errors)}")
