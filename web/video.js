@@ -270,7 +270,11 @@ function propagate() {
   const poll = setInterval(async () => {
     try {
       const p = (await api(videoPath(''))).propagation;
+      if (!state.propagating) return;
       if (p.total > 0) bar.value = p.done / p.total;
+      // The frame shown, as far as the tracking has come.
+      state.masks.delete(state.frame);
+      showFrame(state.frame);
       $('frame-label').textContent = `Frame ${state.frame} / ${state.video.frames - 1} · tracked ${p.done} of ${p.total}`;
     } catch (e) { /* the next poll, or the answer, says */ }
   }, POLL_MS);
