@@ -504,6 +504,34 @@ TEST_F(VideoServer, ChangesDuringAPropagationAreRefused) {
     EXPECT_EQ(r["masks"].size(), 2u);
 }
 
+// The predictor's entry for frames its caller decoded (the server's): the frames must be the
+// model's size and the video size sane; the errors name the frame and sizes.
+TEST(VideoInitStateResized, ChecksItsFrames) {
+    Sam2VideoPredictor p(video_model());
+    const int S = video_model().image_model().config().image_size;
+    Image frame;
+    frame.width = frame.height = S;
+    frame.rgb.assign(static_cast<size_t>(S) * S * 3, 100);
+    Image wrong = frame;
+    wrong.width = S + 1;
+    wrong.rgb.resize(static_cast<size_t>(S + 1) * S * 3);
+    auto error_of = [&](std::vector<Image> frames, int w, int h) -> std::string {
+        try {
+            p.init_state_resized(std::move(frames), w, h);
+        } catch (const InputError& e) {
+            return e.what();
+        }
+        return "";
+    };
+    EXPECT_NE(error_of({}, 320, 240).find("no frames"), std::string::npos);
+    EXPECT_NE(error_of({frame, wrong}, 320, 240).find("frame 1 is " + std::to_string(S + 1)), std::string::npos);
+    EXPECT_NE(error_of({frame}, 0, 240).find("0x240"), std::string::npos);
+    EXPECT_EQ(error_of({frame, frame}, 320, 240), "");
+    EXPECT_EQ(p.num_frames(), 2);
+    EXPECT_EQ(p.video_width(), 320);
+    EXPECT_EQ(p.video_height(), 240);
+}
+
 // A SAM checkpoint, and a SAM 2 checkpoint without the video weights: the image routes work, the
 // video routes say why they do not.
 TEST(VideoServerModels, WithoutVideoWeightsTheRoutesSayWhy) {
