@@ -35,6 +35,39 @@ void send_error(Response& res, int status, const std::string& message) {
     send_json(res, {{"error", message}}, status);
 }
 
+}  // namespace
+
+// Runs a handler, turning every exception into a JSON error and timing it (Server-Timing).
+httplib::Server::Handler guarded(std::function<void(const Request&, Response&)> handler) {
+    return [handler = std::move(handler)](const Request& req, Response& res) {
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+            handler(req, res);
+        } catch (const HttpError& e) {
+            send_error(res, e.status, e.what());
+        } catch (const ImageTooLargeError& e) {
+            send_error(res, 413, std::string(e.what()) + " (the server's --max-pixels)");
+        } catch (const ImageError& e) {
+            send_error(res, 415, std::string("not a supported image (JPEG or PNG): ") + e.what());
+        } catch (const InputError& e) {
+            send_error(res, 400, e.what());
+        } catch (const std::bad_alloc&) {
+            send_error(res, 500, "out of memory");
+        } catch (const std::exception& e) {
+            send_error(res, 500, std::string("internal error: ") + e.what());
+        }
+        // The handler's phases (set_server_timing), then the whole request's time.
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        std::string timing = res.get_header_value("Server-Timing");
+        res.headers.erase("Server-Timing");
+        char total[64];
+        std::snprintf(total, sizeof total, "%stotal;dur=%.2f", timing.empty() ? "" : ", ", ms);
+        res.set_header("Server-Timing", timing + total);
+    };
+}
+
+namespace {
+
 std::shared_ptr<const ImageEntry> find_image(ImageStore& store, const std::string& id) {
     auto e = store.find(id);
     if (!e)
@@ -141,35 +174,6 @@ void add_error_handler(httplib::Server& server, const ServerOptions& options) {
 }
 
 }  // namespace
-
-// Runs a handler, turning every exception into a JSON error and timing it (Server-Timing).
-std::function<void(const Request&, Response&)> guarded(std::function<void(const Request&, Response&)> handler) {
-    return [handler = std::move(handler)](const Request& req, Response& res) {
-        const auto t0 = std::chrono::steady_clock::now();
-        try {
-            handler(req, res);
-        } catch (const HttpError& e) {
-            send_error(res, e.status, e.what());
-        } catch (const ImageTooLargeError& e) {
-            send_error(res, 413, std::string(e.what()) + " (the server's --max-pixels)");
-        } catch (const ImageError& e) {
-            send_error(res, 415, std::string("not a supported image (JPEG or PNG): ") + e.what());
-        } catch (const InputError& e) {
-            send_error(res, 400, e.what());
-        } catch (const std::bad_alloc&) {
-            send_error(res, 500, "out of memory");
-        } catch (const std::exception& e) {
-            send_error(res, 500, std::string("internal error: ") + e.what());
-        }
-        // The handler's phases (set_server_timing), then the whole request's time.
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        std::string timing = res.get_header_value("Server-Timing");
-        res.headers.erase("Server-Timing");
-        char total[64];
-        std::snprintf(total, sizeof total, "%stotal;dur=%.2f", timing.empty() ? "" : ", ", ms);
-        res.set_header("Server-Timing", timing + total);
-    };
-}
 
 void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions& options) {
     server.set_payload_max_length(options.max_upload_bytes);
