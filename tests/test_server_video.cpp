@@ -294,6 +294,22 @@ TEST_F(VideoServer, UploadGivesTheVideoAndItsFrames) {
     expect_error(c.Get("/api/videos/nope/frames/0.jpg"), 404, "unknown video id");
     expect_error(post_json(c, "/api/videos/nope/points", {{"frame", 0}, {"obj_id", 1}, {"points", {{1, 1}}}, {"labels", {1}}}),
                  404, "unknown video id");
+    // The other accepted containers: MP4 (H.264), WebM (VP9), AVI (MJPEG).
+    struct Kind {
+        const char* name;
+        const char* encoder;
+        AVPixelFormat pix;
+        std::vector<std::pair<const char*, const char*>> options;
+    };
+    for (const Kind& k : {Kind{"v.mp4", "libx264", AV_PIX_FMT_YUV420P, {{"qp", "0"}, {"preset", "ultrafast"}}},
+                          Kind{"v.webm", "libvpx-vp9", AV_PIX_FMT_YUV420P, {{"lossless", "1"}, {"deadline", "realtime"}, {"cpu-used", "8"}}},
+                          Kind{"v.avi", "mjpeg", AV_PIX_FMT_YUVJ420P, {}}}) {
+        const std::string path = (temp_dir() / k.name).string();
+        ASSERT_TRUE(test::write_test_video(path, src, k.encoder, k.pix, k.options)) << k.name;
+        const json v = ok_json(c.Post("/api/videos", test::read_file(path), "application/octet-stream"));
+        EXPECT_EQ(v["frames"], 8) << k.name;
+        EXPECT_EQ(v["width"], 320) << k.name;
+    }
     // The page is served.
     auto page = c.Get("/video.html");
     ASSERT_TRUE(page && page->status == 200);

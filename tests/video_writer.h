@@ -11,6 +11,7 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/log.h>
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 }
@@ -21,9 +22,10 @@ namespace sam::test {
 
 // Encodes RGB frames into `path` with the named encoder ("ffv1", "libx264", ...), converting
 // to `pix` with libswscale; `options` are the encoder's private options. Fails the test (gtest
-// ADD_FAILURE) and returns false when FFmpeg refuses.
+// ADD_FAILURE) and returns false when FFmpeg refuses. Sets FFmpeg's log level to errors only.
 inline bool write_test_video(const std::string& path, const std::vector<Image>& frames, const char* encoder,
                              AVPixelFormat pix, const std::vector<std::pair<const char*, const char*>>& options = {}) {
+    av_log_set_level(AV_LOG_ERROR);  // the encoders' statistics are not the test's output
     bool ok = true;
     auto check = [&](bool cond, const std::string& what) {
         if (!cond && ok) {
