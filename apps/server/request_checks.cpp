@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <initializer_list>
 
 #include "server/request_parsing.h"
 
@@ -116,9 +117,14 @@ RequestPolicy make_request_policy(const std::string& host, int port, const std::
 }
 
 bool is_json_route(std::string_view method, std::string_view path) {
-    if (method != "POST" || path.rfind("/api/images/", 0) != 0) return false;
-    for (std::string_view tail : {"/predict", "/click", "/everything"})
-        if (path.size() > tail.size() && path.substr(path.size() - tail.size()) == tail) return true;
+    if (method != "POST") return false;
+    auto ends_with_one_of = [&](std::initializer_list<std::string_view> tails) {
+        for (std::string_view tail : tails)
+            if (path.size() > tail.size() && path.substr(path.size() - tail.size()) == tail) return true;
+        return false;
+    };
+    if (path.rfind("/api/images/", 0) == 0) return ends_with_one_of({"/predict", "/click", "/everything"});
+    if (path.rfind("/api/videos/", 0) == 0) return ends_with_one_of({"/points", "/propagate", "/remove", "/reset"});
     return false;
 }
 

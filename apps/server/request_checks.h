@@ -27,7 +27,8 @@ struct RequestPolicy {
 // `host` itself and `extra` names (--allow-host).
 RequestPolicy make_request_policy(const std::string& host, int port, const std::vector<std::string>& extra);
 
-// POST /api/images/{id}/predict, /click and /everything: bodies that must be application/json.
+// POST /api/images/{id}/predict, /click and /everything, /api/videos/{id}/points, /propagate,
+// /remove and /reset: bodies that must be application/json.
 bool is_json_route(std::string_view method, std::string_view path);
 
 // Throws HttpError, in this order: 403 for a Host that is not one of policy.hosts on

@@ -35,6 +35,8 @@ void send_error(Response& res, int status, const std::string& message) {
     send_json(res, {{"error", message}}, status);
 }
 
+}  // namespace
+
 // Runs a handler, turning every exception into a JSON error and timing it (Server-Timing).
 httplib::Server::Handler guarded(std::function<void(const Request&, Response&)> handler) {
     return [handler = std::move(handler)](const Request& req, Response& res) {
@@ -63,6 +65,8 @@ httplib::Server::Handler guarded(std::function<void(const Request&, Response&)> 
         res.set_header("Server-Timing", timing + total);
     };
 }
+
+namespace {
 
 std::shared_ptr<const ImageEntry> find_image(ImageStore& store, const std::string& id) {
     auto e = store.find(id);

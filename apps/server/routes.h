@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace sam::server {
@@ -54,5 +57,10 @@ struct ServerOptions {
 // Registers every route, the header checks, the JSON error handler and the one-line-per-request
 // logger. Call it once the port is known (after binding).
 void add_routes(httplib::Server& server, ImageStore& store, const ServerOptions& options);
+
+// A route's handler, wrapped: every exception becomes a JSON error (HttpError its status,
+// sam::InputError 400, ...), and the answer gets its Server-Timing header. For every route.
+std::function<void(const httplib::Request&, httplib::Response&)> guarded(
+    std::function<void(const httplib::Request&, httplib::Response&)> handler);
 
 }  // namespace sam::server

@@ -3,13 +3,19 @@
 
 #include <cstdint>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/model_loading.h"
+#include "sam/error.h"
+#include "sam/sam2_video.h"
 #include "server/image_store.h"
 #include "server/routes.h"
 #include "server/segmenter.h"
+#include "server/video_routes.h"
+#include "server/video_store.h"
 
 namespace sam::cli {
 namespace {
@@ -26,6 +32,8 @@ struct ServeOptions {
     int64_t max_prompts = 4096;
     double job_timeout_s = 120.0;
     std::vector<std::string> allowed_hosts;
+    int64_t max_video_frames = 300;
+    int video_sessions = 2;
 };
 
 int run_serve(const ServeOptions& o) {
@@ -36,9 +44,38 @@ int run_serve(const ServeOptions& o) {
     if (o.max_decodes < 1 || o.max_decodes > 1024) throw InputError("--max-decodes", "must be in [1, 1024]");
     if (o.max_prompts < 1) throw InputError("--max-prompts", "must be at least 1");
     if (!(o.job_timeout_s > 0)) throw InputError("--job-timeout", "must be a positive number of seconds");
-    // SAM or SAM 2, as the checkpoint (or --model-type / --config) says.
-    const std::shared_ptr<const server::Segmenter> model =
-        is_sam2(o.model) ? server::make_segmenter(load_sam2_model(o.model)) : server::make_segmenter(load_model(o.model));
+    if (o.max_video_frames < 1) throw InputError("--max-video-frames", "must be at least 1");
+    if (o.video_sessions < 1) throw InputError("--video-sessions", "must be at least 1");
+    // SAM or SAM 2, as the checkpoint (or --model-type / --config) says. A SAM 2 checkpoint with
+    // the video weights also serves the video page (server/video_routes.h).
+    std::shared_ptr<const server::Segmenter> model;
+    std::unique_ptr<server::VideoStore> videos;
+    std::string no_video;
+    if (is_sam2(o.model)) {
+        std::optional<Sam2Video> video;
+        try {
+            Sam2LoadOptions lo;
+            lo.model_type = o.model.model_type;
+            lo.config_path = o.model.config;
+            video = Sam2Video::load(o.model.checkpoint, lo).with_execution(execution_options(o.model));
+        } catch (const CheckpointError& e) {
+            no_video = std::string("video tracking needs a SAM 2 checkpoint with the video weights (memory encoder, "
+                                   "memory attention); this one has none: ") + e.what();
+        }
+        if (video) {
+            model = server::make_segmenter(video->image_model());
+            server::VideoLimits vl;
+            vl.max_frames = o.max_video_frames;
+            vl.max_pixels = o.max_pixels;
+            vl.max_sessions = static_cast<size_t>(o.video_sessions);
+            videos = std::make_unique<server::VideoStore>(*video, vl);
+        } else {
+            model = server::make_segmenter(load_sam2_model(o.model));
+        }
+    } else {
+        model = server::make_segmenter(load_model(o.model));
+        no_video = "video tracking needs a SAM 2 checkpoint; this server runs SAM (" + model->model_type() + ")";
+    }
     ImageLimits limits;
     limits.max_pixels = o.max_pixels;
     server::ImageStore store(model, static_cast<size_t>(o.cache_size), limits, o.max_decodes);
@@ -58,11 +95,13 @@ int run_serve(const ServeOptions& o) {
     if (port < 0) throw InputError("--port", "cannot listen on " + o.host + ":" + std::to_string(o.port));
     so.port = port;  // Host and Origin headers must name it
     server::add_routes(http, store, so);
+    server::add_video_routes(http, videos.get(), no_video, so);
     if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
         std::cerr << "sam serve: warning: listening on " << o.host
                   << ", not only on loopback; the API has no authentication" << std::endl;
     // Tests wait for this line to learn the port (--port 0 picks a free one).
-    std::cerr << "sam serve: " << (model->family() == "sam2" ? "SAM 2 " : "") << model->model_type() << " model, "
+    std::cerr << "sam serve: " << (model->family() == "sam2" ? "SAM 2 " : "") << model->model_type() << " model"
+              << (videos ? " with video tracking" : "") << ", "
               << (model->threads() > 0 ? model->threads() : available_cores()) << " threads, listening on http://"
               << o.host << ":" << port << "/" << std::endl;
     return http.listen_after_bind() ? 0 : 1;
@@ -81,6 +120,9 @@ Registration reg("serve", "Serve the interactive segmentation page and its JSON 
     cmd.add_option("--max-decodes", o->max_decodes, "Uploads decoded and encoded at once (others wait)");
     cmd.add_option("--max-prompts", o->max_prompts, "Most prompts (points over every crop) of one \"everything\" request");
     cmd.add_option("--job-timeout", o->job_timeout_s, "Seconds an \"everything\" request may take, waiting included");
+    cmd.add_option("--max-video-frames", o->max_video_frames,
+                   "Most frames of an uploaded video (SAM 2; each frame holds image_size^2 x 3 bytes)");
+    cmd.add_option("--video-sessions", o->video_sessions, "Videos kept with their tracking state (LRU; SAM 2)");
     cmd.add_option("--allow-host", o->allowed_hosts,
                    "Another name clients may use for this server in Host/Origin headers (repeatable)");
     return [o] { return run_serve(*o); };

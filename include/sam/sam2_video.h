@@ -89,6 +89,11 @@ class Sam2VideoPredictor {
     void init_state(const std::string& jpeg_folder);
     // Frames already decoded (all of one size).
     void init_state(const std::vector<Image>& frames);
+    // Frames decoded and resized to image_size x image_size by the caller (as init_state of a video
+    // file resizes them: VideoFileReader::next(img, S, S), src/io/video_file.h), with the video's
+    // own size, which prompts and masks are in. A server reads untrusted files with its own limits
+    // this way. Throws sam::InputError for no frames, a frame of another size or a bad video size.
+    void init_state_resized(std::vector<Image> frames, int video_width, int video_height);
 
     int num_frames() const { return static_cast<int>(frames_.size()); }
     int video_height() const { return video_h_; }

@@ -3,6 +3,7 @@
 #include "io/video_file.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -11,6 +12,7 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/avstring.h>
 #include <libavutil/error.h>
 #include <libavutil/log.h>
 #include <libavutil/pixdesc.h>
@@ -44,7 +46,7 @@ struct SwsCloser {
 using FormatPtr = std::unique_ptr<AVFormatContext, FormatCloser>;
 
 // Opens the container and finds its best video stream; throws ImageError naming the file.
-FormatPtr open_input(const std::string& path, int& stream, const AVCodec*& codec) {
+FormatPtr open_input(const std::string& path, int& stream, const AVCodec*& codec, const std::string& formats) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) throw ImageError(path, "no such file");
     if (std::filesystem::is_directory(path, ec)) throw ImageError(path, "is a folder, not a video file");
@@ -52,8 +54,33 @@ FormatPtr open_input(const std::string& path, int& stream, const AVCodec*& codec
     // what went wrong.
     av_log_set_level(AV_LOG_FATAL);
     AVFormatContext* raw = nullptr;
-    if (int err = avformat_open_input(&raw, path.c_str(), nullptr, nullptr); err < 0)
-        throw ImageError(path, "not a readable video file (" + av_error(err) + ")");
+    AVDictionary* options = nullptr;
+    if (!formats.empty()) {
+        av_dict_set(&options, "format_whitelist", formats.c_str(), 0);
+        av_dict_set(&options, "protocol_whitelist", "file", 0);
+    }
+    const int opened = avformat_open_input(&raw, path.c_str(), nullptr, &options);
+    av_dict_free(&options);
+    if (opened < 0) {
+        // A format off the list fails with EINVAL after probing: say which one was found.
+        if (!formats.empty()) {
+            AVProbeData pd{};
+            std::string head(4096, '\0');
+            if (FILE* f = std::fopen(path.c_str(), "rb")) {
+                head.resize(std::fread(head.data(), 1, head.size(), f));
+                std::fclose(f);
+            }
+            head.append(AVPROBE_PADDING_SIZE, '\0');
+            pd.filename = "";
+            pd.buf = reinterpret_cast<unsigned char*>(head.data());
+            pd.buf_size = static_cast<int>(head.size() - AVPROBE_PADDING_SIZE);
+            const AVInputFormat* found = av_probe_input_format(&pd, 1);
+            if (found && av_match_list(found->name, formats.c_str(), ',') <= 0)
+                throw ImageError(path, std::string("video container '") + found->name + "' is not accepted (accepted: " +
+                                           formats + ")");
+        }
+        throw ImageError(path, "not a readable video file (" + av_error(opened) + ")");
+    }
     FormatPtr fmt(raw);
     if (int err = avformat_find_stream_info(fmt.get(), nullptr); err < 0)
         throw ImageError(path, "cannot read the video's streams (" + av_error(err) + ")");
@@ -119,12 +146,15 @@ struct VideoFileReader::Impl {
     }
 };
 
-VideoFileReader::VideoFileReader(const std::string& path, int threads) : impl_(std::make_unique<Impl>()) {
+VideoFileReader::VideoFileReader(const std::string& path, int threads) : VideoFileReader(path, threads, "") {}
+
+VideoFileReader::VideoFileReader(const std::string& path, int threads, const std::string& allowed_formats)
+    : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.path = path;
     if (!m.frame || !m.packet) throw ImageError(path, "out of memory");
     const AVCodec* codec = nullptr;
-    m.fmt = open_input(path, m.stream, codec);
+    m.fmt = open_input(path, m.stream, codec, allowed_formats);
     const AVCodecParameters* par = m.fmt->streams[m.stream]->codecpar;
     check_size(path, par->width, par->height);
     m.width = par->width;
@@ -146,6 +176,13 @@ const std::string& VideoFileReader::path() const { return impl_->path; }
 int VideoFileReader::width() const { return impl_->width; }
 int VideoFileReader::height() const { return impl_->height; }
 int64_t VideoFileReader::frames_read() const { return impl_->read; }
+
+double VideoFileReader::fps() const {
+    const AVStream* st = impl_->fmt->streams[impl_->stream];
+    for (const AVRational r : {st->avg_frame_rate, st->r_frame_rate})
+        if (r.num > 0 && r.den > 0) return av_q2d(r);
+    return 0.0;
+}
 
 bool VideoFileReader::next(Image& out, int out_w, int out_h) {
     Impl& m = *impl_;
@@ -191,10 +228,10 @@ bool VideoFileReader::next(Image& out, int out_w, int out_h) {
     return true;
 }
 
-int64_t count_video_frames(const std::string& path) {
+int64_t count_video_frames(const std::string& path, const std::string& allowed_formats) {
     int stream = -1;
     const AVCodec* codec = nullptr;
-    FormatPtr fmt = open_input(path, stream, codec);
+    FormatPtr fmt = open_input(path, stream, codec, allowed_formats);
     std::unique_ptr<AVPacket, PacketCloser> packet(av_packet_alloc());
     if (!packet) throw ImageError(path, "out of memory");
     int64_t n = 0;

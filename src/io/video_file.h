@@ -41,6 +41,11 @@ class VideoFileReader {
     // Opens the file and its best video stream. `threads`: decoder threads (0: FFmpeg chooses,
     // the cores available).
     explicit VideoFileReader(const std::string& path, int threads = 0);
+    // The same, accepting only the named demuxers (FFmpeg's format_whitelist, comma-separated:
+    // "matroska,mov,avi") and local files (protocol_whitelist "file"), for files from untrusted
+    // hands: a playlist or concat script that would open other files or URLs is refused (ImageError
+    // naming the file and the format found). Empty: any demuxer, as above.
+    VideoFileReader(const std::string& path, int threads, const std::string& allowed_formats);
     ~VideoFileReader();
     VideoFileReader(VideoFileReader&&) noexcept;
     VideoFileReader& operator=(VideoFileReader&&) noexcept;
@@ -58,6 +63,9 @@ class VideoFileReader {
     // Frames decoded so far.
     int64_t frames_read() const;
 
+    // The stream's frame rate (average, else the container's guess); 0 when unknown.
+    double fps() const;
+
   private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
@@ -65,7 +73,7 @@ class VideoFileReader {
 
 // Counts a video file's frames by demuxing the video stream's packets, without decoding (one
 // packet per frame in mp4, mkv and webm). Throws as VideoFileReader.
-int64_t count_video_frames(const std::string& path);
+int64_t count_video_frames(const std::string& path, const std::string& allowed_formats = "");
 
 // Every frame of a video file, resized to out_w x out_h (0 x 0: each frame's own size); `width`
 // and `height` are the first frame's own size (the video's size, as the official loader

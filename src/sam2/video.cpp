@@ -235,16 +235,30 @@ void Sam2VideoPredictor::init_state(const std::string& jpeg_folder) {
         // as the official decord loader does (src/io/video_file.h).
         const int S = model_.image_.config().image_size;
         VideoFileFrames v = read_video_file(jpeg_folder, S, S, model_.image_.execution().threads);
-        frames_ = std::move(v.frames);
-        video_w_ = v.width;
-        video_h_ = v.height;
-        *cache_ = FrameCache();
-        reset_state();
+        init_state_resized(std::move(v.frames), v.width, v.height);
         return;
     }
     std::vector<Image> frames;
     for (const std::string& path : list_jpeg_frames(jpeg_folder)) frames.push_back(read_image(path));
     init_state(frames);
+}
+
+void Sam2VideoPredictor::init_state_resized(std::vector<Image> frames, int video_width, int video_height) {
+    if (frames.empty()) throw InputError("video", "no frames");
+    const int S = model_.image_.config().image_size;
+    for (size_t i = 0; i < frames.size(); ++i)
+        if (frames[i].width != S || frames[i].height != S)
+            throw InputError("video", "frame " + std::to_string(i) + " is " + std::to_string(frames[i].width) + "x" +
+                                          std::to_string(frames[i].height) + ", not the model's " + std::to_string(S) +
+                                          "x" + std::to_string(S));
+    if (video_width <= 0 || video_height <= 0 || int64_t{video_width} * video_height > kMaxImagePixels)
+        throw InputError("video", "video size " + std::to_string(video_width) + "x" + std::to_string(video_height) +
+                                      " out of range");
+    frames_ = std::move(frames);
+    video_w_ = video_width;
+    video_h_ = video_height;
+    *cache_ = FrameCache();
+    reset_state();
 }
 
 void Sam2VideoPredictor::init_state(const std::vector<Image>& frames) {
