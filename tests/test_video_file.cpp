@@ -17,17 +17,11 @@
 #include <thread>
 #include <unistd.h>
 
-extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/opt.h>
-#include <libswscale/swscale.h>
-}
-
 #include "io/video_file.h"
 #include "sam/error.h"
 #include "sam/image.h"
 #include "sam/sam2_video.h"
+#include "video_writer.h"
 #include "sam/sam2_video_stream.h"
 #include "sam2/video_model.h"
 #include "test_util.h"
@@ -65,64 +59,10 @@ fs::path temp_dir() {
     return d.path;
 }
 
-// Encodes RGB frames into `path` (container from the name) with the named encoder, converting
-// to `pix` with libswscale; `options` are the encoder's private options ("qp=0").
+// Encodes RGB frames into `path` (tests/video_writer.h); fails the test when FFmpeg refuses.
 void write_video(const std::string& path, const std::vector<Image>& frames, const char* encoder, AVPixelFormat pix,
                  const std::vector<std::pair<const char*, const char*>>& options = {}) {
-    AVFormatContext* oc = nullptr;
-    ASSERT_GE(avformat_alloc_output_context2(&oc, nullptr, nullptr, path.c_str()), 0) << path;
-    const AVCodec* codec = avcodec_find_encoder_by_name(encoder);
-    ASSERT_NE(codec, nullptr) << "FFmpeg encoder " << encoder << " missing";
-    AVStream* st = avformat_new_stream(oc, nullptr);
-    AVCodecContext* c = avcodec_alloc_context3(codec);
-    const int W = frames[0].width, H = frames[0].height;
-    c->width = W;
-    c->height = H;
-    c->pix_fmt = pix;
-    c->time_base = AVRational{1, 25};
-    c->framerate = AVRational{25, 1};
-    c->gop_size = 4;
-    c->thread_count = 1;
-    if (oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    for (const auto& [k, v] : options) ASSERT_GE(av_opt_set(c, k, v, AV_OPT_SEARCH_CHILDREN), 0) << k;
-    ASSERT_GE(avcodec_open2(c, codec, nullptr), 0) << encoder;
-    ASSERT_GE(avcodec_parameters_from_context(st->codecpar, c), 0);
-    st->time_base = c->time_base;
-    ASSERT_GE(avio_open(&oc->pb, path.c_str(), AVIO_FLAG_WRITE), 0) << path;
-    ASSERT_GE(avformat_write_header(oc, nullptr), 0) << path;
-    SwsContext* sws = sws_getContext(W, H, AV_PIX_FMT_RGB24, W, H, pix, SWS_BICUBIC, nullptr, nullptr, nullptr);
-    ASSERT_NE(sws, nullptr);
-    AVPacket* pkt = av_packet_alloc();
-    auto drain = [&] {
-        while (avcodec_receive_packet(c, pkt) == 0) {
-            pkt->duration = 1;  // one frame (mp4's edit list would otherwise drop the last frame)
-            av_packet_rescale_ts(pkt, c->time_base, st->time_base);
-            pkt->stream_index = st->index;
-            ASSERT_GE(av_interleaved_write_frame(oc, pkt), 0);
-        }
-    };
-    for (size_t i = 0; i < frames.size(); ++i) {
-        AVFrame* f = av_frame_alloc();
-        f->format = pix;
-        f->width = W;
-        f->height = H;
-        ASSERT_GE(av_frame_get_buffer(f, 0), 0);
-        const uint8_t* src[1] = {frames[i].rgb.data()};
-        const int src_stride[1] = {W * 3};
-        sws_scale(sws, src, src_stride, 0, H, f->data, f->linesize);
-        f->pts = static_cast<int64_t>(i);
-        ASSERT_GE(avcodec_send_frame(c, f), 0);
-        av_frame_free(&f);
-        drain();
-    }
-    ASSERT_GE(avcodec_send_frame(c, nullptr), 0);
-    drain();
-    ASSERT_GE(av_write_trailer(oc), 0);
-    av_packet_free(&pkt);
-    sws_freeContext(sws);
-    avcodec_free_context(&c);
-    avio_closep(&oc->pb);
-    avformat_free_context(oc);
+    ASSERT_TRUE(test::write_test_video(path, frames, encoder, pix, options)) << path;
 }
 
 // The test videos, written once per run.
