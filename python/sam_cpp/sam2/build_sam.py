@@ -31,6 +31,22 @@ def _parse_config_name(config_file):
         )
     return _SIZES[m.group(2)], ("2.1" if m.group(1) == "sam2.1" else "2.0")
 
+def _config_check(config_file, config):
+    """The check load_core runs on the loaded model: the official config name, when given without
+    a JSON config, must name the checkpoint's model type and version."""
+    want = None if config_file is None else _parse_config_name(config_file)
+
+    def check(core, path):
+        if want is not None and config is None and (core.model_type, core.version) != want:
+            model_type, version = want
+            raise ValueError(
+                f"config_file: {os.fspath(config_file)!r} is SAM {version} {model_type}, but {path} holds "
+                f"SAM {core.version} {core.model_type}"
+            )
+
+    return check
+
+
 
 class SAM2Base(ModelHandle):
     """A loaded SAM 2 image model: an immutable handle on shared weights.
@@ -101,16 +117,7 @@ def build_sam2(
         )
     if kwargs:
         raise TypeError(f"build_sam2: unexpected keyword arguments {sorted(kwargs)}")
-    want = None if config_file is None else _parse_config_name(config_file)
-
-    def check(core, path):
-        if want is not None and config is None and (core.model_type, core.version) != want:
-            model_type, version = want
-            raise ValueError(
-                f"config_file: {os.fspath(config_file)!r} is SAM {version} {model_type}, but {path} holds "
-                f"SAM {core.version} {core.model_type}"
-            )
-
+    check = _config_check(config_file, config)
     return SAM2Base(load_core(_core.Sam2Model.load, ckpt_path, "ckpt_path", "auto", config, threads, precision, check))
 
 
@@ -172,16 +179,7 @@ def build_sam2_video_predictor(
         raise ValueError(f"fill_hole_area: expected an area >= 0 in low-res pixels, got {fill_hole_area!r}")
     if kwargs:
         raise TypeError(f"build_sam2_video_predictor: unexpected keyword arguments {sorted(kwargs)}")
-    want = None if config_file is None else _parse_config_name(config_file)
-
-    def check(core, path):
-        if want is not None and config is None and (core.model_type, core.version) != want:
-            model_type, version = want
-            raise ValueError(
-                f"config_file: {os.fspath(config_file)!r} is SAM {version} {model_type}, but {path} holds "
-                f"SAM {core.version} {core.model_type}"
-            )
-
+    check = _config_check(config_file, config)
     core = load_core(_core.Sam2VideoModel.load, ckpt_path, "ckpt_path", "auto", config, threads, precision, check)
     return SAM2VideoPredictor(core, fill_hole_area)
 
