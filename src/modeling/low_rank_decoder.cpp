@@ -248,9 +248,13 @@ void for_each_head(int64_t heads, Fn&& fn) {
 }
 
 // The per-head part of the scores below for head h: Zh (T, r), Zh[t] = (basis W_h^T) tok_h[t],
-// and Xh (T, N) = e tok_h^T with e = alpha sw_h + pe_h + c W_h^T, W_h the head's rows of W.
+// and Xh (T, N) = e tok_h^T with e = alpha sw_h + pe_h + c W_h^T, W_h the head's rows of W,
+// computed as alpha (sw_h tok_h^T) + pe_h tok_h^T + c W_h^T tok_h^T along the positions, from the
+// transposed swT, peT (D, N): a head's rows of them are contiguous, so the loops below run over
+// positions with the tokens' values broadcast (a GEMM library call costs more than this work
+// at T ~ 7 and hd = 16).
 SAM_VECTOR_CLONES
-void head_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
+void head_scores(const Rows& x, const float* swT, const float* peT, const Tensor& W, const float* tok, int64_t T,
                  int64_t heads, int64_t h, float* Zh, float* Xh) {
     const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads;
     const float* Wh = W.data() + h * hd * C;
@@ -259,28 +263,43 @@ void head_scores(const Rows& x, const float* sw, const float* pe, const Tensor& 
     mm(1, hd, C, x.c.data(), C, Wh, C, true, cw.data(), hd);
     for (int64_t t = 0; t < T; ++t)
         for (int64_t j = 0; j < r; ++j) Zh[t * r + j] = dot(&bw[j * hd], tok + t * D + h * hd, hd);
-    Array e(N * hd);
-    for (int64_t p = 0; p < N; ++p) {
-        const float a = x.alpha[static_cast<size_t>(p)];
-        const float* swp = sw + p * D + h * hd;
-        const float* pep = pe + p * D + h * hd;
-        float* ep = &e[p * hd];
+    constexpr int64_t kChunk = 128;  // positions per pass: the chunk's rows of swT, peT stay in L1
+    alignas(64) float s[kChunk], e[kChunk];
+    for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
+        const int64_t n = std::min(kChunk, N - p0);
+        const float* alpha = x.alpha.data() + p0;
+        for (int64_t t = 0; t < T; ++t) {
+            const float* tt = tok + t * D + h * hd;
+            const float ct = dot(cw.data(), tt, hd);
+            std::fill_n(s, n, 0.0f);
+            std::fill_n(e, n, 0.0f);
+            for (int64_t d = 0; d < hd; ++d) {
+                const float td = tt[d];
+                const float* sr = swT + (h * hd + d) * N + p0;
+                const float* pr = peT + (h * hd + d) * N + p0;
 #pragma omp simd
-        for (int64_t d = 0; d < hd; ++d) ep[d] = a * swp[d] + (pep[d] + cw[static_cast<size_t>(d)]);
+                for (int64_t i = 0; i < n; ++i) {
+                    s[i] += td * sr[i];
+                    e[i] += td * pr[i];
+                }
+            }
+            float* xr = Xh + t * N + p0;
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) xr[i] = alpha[i] * s[i] + (e[i] + ct);
+        }
     }
-    mm(T, N, hd, tok + h * hd, D, e.data(), hd, true, Xh, N);
 }
 
 // Scores of the image rows against token vectors tok (T, D), already scaled by 1/sqrt(hd),
-// where the rows go through W (D, C) plus a bias; sw = S W^T, pe = key_pe W^T + b:
+// where the rows go through W (D, C) plus a bias; swT = (S W^T)^T, peT = (key_pe W^T + b)^T (D, N):
 //   score[p, h, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t].
 // X (H*T, N), X[h*T + t, p]. The per-head parts run one head per thread; the coefficient
 // product, which every head shares, is one GEMM over all heads (coef is read once).
-void image_token_scores(const Rows& x, const float* sw, const float* pe, const Tensor& W, const float* tok, int64_t T,
+void image_token_scores(const Rows& x, const float* swT, const float* peT, const Tensor& W, const float* tok, int64_t T,
                         int64_t heads, float* X) {
     const int64_t N = x.N, r = x.r, HT = heads * T;
     Buf Z(static_cast<size_t>(HT * r));
-    for_each_head(heads, [&](int64_t h) { head_scores(x, sw, pe, W, tok, T, heads, h, &Z[h * T * r], X + h * T * N); });
+    for_each_head(heads, [&](int64_t h) { head_scores(x, swT, peT, W, tok, T, heads, h, &Z[h * T * r], X + h * T * N); });
     mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N, true);
 }
 
@@ -487,6 +506,15 @@ void upscale_and_predict_low_rank(const MaskDecoderWeights& w, const LowRankImag
     if (error) std::rethrow_exception(error);
 }
 
+// (x W^T + b)^T, (D, N) for x (N, C) and W (D, C): computed transposed (W x^T), not transposed after.
+Tensor linear_transposed(const Tensor& x, const Tensor& w, const Tensor& b) {
+    const int64_t N = x.dim(0), C = x.dim(1), D = w.dim(0);
+    Tensor y = Tensor::empty({D, N});
+    for (int64_t d = 0; d < D; ++d) std::fill_n(y.data() + d * N, N, b.defined() ? b[d] : 0.0f);
+    ops::gemm(D, N, C, w.data(), C, x.data(), C, true, y.data(), N, 1.0f, 1.0f);
+    return y;
+}
+
 // Fills st.shared and st.upscale from st.keys (src) and the image PE.
 void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& st, const Tensor& image_pe) {
     const TwoWayTransformerWeights& tw = w.transformer;
@@ -503,8 +531,9 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& s
             cache.q_pe.clear();
             for (size_t l = 0; l <= L; ++l) {
                 const Linear& k = (l < L ? tw.layers[l].cross_t2i : tw.final_t2i).k_proj;
-                cache.k_pe.push_back(ops::linear(image_pe, k.w, k.b));
-                if (l < L) cache.q_pe.push_back(ops::linear(image_pe, tw.layers[l].cross_i2t.q_proj.w, tw.layers[l].cross_i2t.q_proj.b));
+                cache.k_pe.push_back(linear_transposed(image_pe, k.w, k.b));
+                if (l < L)
+                    cache.q_pe.push_back(linear_transposed(image_pe, tw.layers[l].cross_i2t.q_proj.w, tw.layers[l].cross_i2t.q_proj.b));
             }
             cache.image_pe = image_pe;
         }
@@ -517,11 +546,11 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& s
         SharedKeys& sk = st.shared[l];
         const AttentionWeights& t2i = l < L ? tw.layers[l].cross_t2i : tw.final_t2i;
         sk.s = s;
-        sk.k = ops::linear(s, t2i.k_proj.w, none);
+        sk.k = linear_transposed(s, t2i.k_proj.w, none);
         sk.k_pe = k_pe[l];
         sk.v = ops::linear(s, t2i.v_proj.w, none);
         if (l == L) break;
-        sk.q = ops::linear(s, tw.layers[l].cross_i2t.q_proj.w, none);
+        sk.q = linear_transposed(s, tw.layers[l].cross_i2t.q_proj.w, none);
         sk.q_pe = q_pe[l];
         // S_{l+1} = S_l * norm4.weight
         Tensor next = Tensor::empty({N, C});
