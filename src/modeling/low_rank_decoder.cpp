@@ -460,6 +460,24 @@ void linear_rows_block(const Rows& x, const float* sw, const float* bw, const fl
     }
 }
 
+// The mask logits of a block of n image positions from p0: each of its 16 n upscaled pixels
+// (u2 rows (n * 4, 4 * C8): four sub-pixels of C8 features per first-stage pixel) dotted with
+// the M hypernetwork vectors, written straight to the (M, 4G, 4G) masks. Written out rather
+// than a GEMM with M ~ 3 columns, which the library runs far below its peak.
+SAM_VECTOR_CLONES
+void mask_logits_block(const float* u2, const float* hyper, int64_t M, int64_t C8, int64_t p0, int64_t n, int64_t G,
+                       float* out) {
+    const int64_t S = 4 * G;
+    for (int64_t r1 = 0; r1 < n * 4; ++r1) {
+        const int64_t q = p0 + r1 / 4, y = q / G, xx = q % G, ky1 = (r1 % 4) / 2, kx1 = r1 % 2;
+        for (int64_t k2 = 0; k2 < 4; ++k2) {
+            const int64_t Y = 4 * y + 2 * ky1 + k2 / 2, X = 4 * xx + 2 * kx1 + k2 % 2;
+            const float* u = u2 + (r1 * 4 + k2) * C8;
+            for (int64_t m = 0; m < M; ++m) out[m * S * S + Y * S + X] = dot(u, hyper + m * C8, C8);
+        }
+    }
+}
+
 // Upscales the rows (through the two ConvTransposes) and dots them with the hypernetwork
 // outputs hyper (M, C/8); writes M masks of (4G, 4G) logits. One pass per block of image
 // positions, start to end (first ConvTranspose from its shared product, LayerNorm2d, GELU,
@@ -467,8 +485,7 @@ void linear_rows_block(const Rows& x, const float* sw, const float* bw, const fl
 // block's intermediates stay in cache; a single prompt spreads its blocks over the threads.
 void upscale_and_predict_low_rank(const MaskDecoderWeights& w, const LowRankImageState& st, const Rows& x, const Buf& hyper,
                          int64_t M, float* out) {
-    const int64_t N = x.N, C = x.C, r = x.r, G = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(N)))),
-                  S = 4 * G;
+    const int64_t N = x.N, C = x.C, r = x.r, G = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(N))));
     const int64_t C4 = w.upscale2.w.dim(1), C8 = w.upscale2.w.dim(0) / 4, out1 = w.upscale1.out_features();
     // The prompt's part of the first ConvTranspose: basis W^T and c W^T + b, once.
     Buf bw(static_cast<size_t>(r * out1));
@@ -488,16 +505,8 @@ void upscale_and_predict_low_rank(const MaskDecoderWeights& w, const LowRankImag
             // ConvTranspose 2x2 s2 -> GELU: (n * 4, 4 * C/8), four 4G x 4G pixels per row.
             Array u2(n * 16 * C8);
             w.upscale2.mm.forward(u1.data(), n * 4, u2.data(), ops::Epilogue::Gelu);
-            // Mask logits: hypernetwork vector . upscaled features, scattered to (4G, 4G).
-            Array logits(n * 16 * M);
-            mm(n * 16, M, C8, u2.data(), C8, hyper.data(), C8, true, logits.data(), M);
-            for (int64_t r1 = 0; r1 < n * 4; ++r1) {
-                const int64_t q = p0 + r1 / 4, y = q / G, xx = q % G, ky1 = (r1 % 4) / 2, kx1 = r1 % 2;
-                for (int64_t k2 = 0; k2 < 4; ++k2) {
-                    const int64_t Y = 4 * y + 2 * ky1 + k2 / 2, X = 4 * xx + 2 * kx1 + k2 % 2;
-                    for (int64_t m = 0; m < M; ++m) out[m * S * S + Y * S + X] = logits[(r1 * 4 + k2) * M + m];
-                }
-            }
+            // Mask logits: hypernetwork vector . upscaled features, written to (4G, 4G).
+            mask_logits_block(u2.data(), hyper.data(), M, C8, p0, n, G, out);
         } catch (...) {
 #pragma omp critical(low_rank_upscale_error)
             if (!error) error = std::current_exception();
