@@ -45,7 +45,9 @@ LowRankImageState prepare_low_rank_image(const MaskDecoderWeights& w, const Tens
                                          const Tensor& image_pe);
 
 // Decodes B prompts that share `state` (same arguments and result as mask_decoder_forward),
-// one prompt per thread; a single prompt threads inside its larger products instead.
+// one prompt per thread; a single prompt threads by attention head, by block of the upscaling
+// and inside its larger products instead. Any number of threads may call it at once with the
+// same state (it is only read).
 DecoderOutput low_rank_decoder_forward(const MaskDecoderWeights& w, const LowRankImageState& state,
                                        const Tensor& image_pe, const Tensor& sparse, bool multimask_output);
 
