@@ -594,23 +594,12 @@ window.addEventListener('keydown', (ev) => {
 });
 
 const stage = $('stage');
-for (const type of ['dragenter', 'dragover']) {
-  stage.addEventListener(type, (ev) => { ev.preventDefault(); stage.classList.add('dragover'); });
-}
-stage.addEventListener('dragleave', () => stage.classList.remove('dragover'));
-stage.addEventListener('drop', (ev) => {
-  ev.preventDefault();
-  stage.classList.remove('dragover');
-  openImage(ev.dataTransfer.files[0]);
-});
+samStage.acceptDrops(stage, openImage);
 
 // Fit the image to the stage, keeping its aspect ratio.
 function fitStage() {
   if (!state.image) return;
-  const r = stage.getBoundingClientRect();
-  const scale = Math.min((r.width - 32) / state.image.width, (r.height - 32) / state.image.height, 1);
-  imageCanvas.style.width = `${Math.floor(state.image.width * scale)}px`;
-  imageCanvas.style.maxWidth = 'none';
+  samStage.fit(stage, imageCanvas, state.image.width, state.image.height);
   state.display = null;
   redraw();
 }

@@ -370,23 +370,12 @@ window.addEventListener('keydown', (ev) => {
 });
 
 const stage = $('stage');
-for (const type of ['dragenter', 'dragover']) {
-  stage.addEventListener(type, (ev) => { ev.preventDefault(); stage.classList.add('dragover'); });
-}
-stage.addEventListener('dragleave', () => stage.classList.remove('dragover'));
-stage.addEventListener('drop', (ev) => {
-  ev.preventDefault();
-  stage.classList.remove('dragover');
-  openVideo(ev.dataTransfer.files[0]);
-});
+samStage.acceptDrops(stage, openVideo);
 
 // Fit the frame to the stage, keeping its aspect ratio.
 function fitStage() {
   if (!state.video) return;
-  const r = stage.getBoundingClientRect();
-  const scale = Math.min((r.width - 32) / state.video.width, (r.height - 32) / state.video.height, 1);
-  frameCanvas.style.width = `${Math.floor(state.video.width * scale)}px`;
-  frameCanvas.style.maxWidth = 'none';
+  samStage.fit(stage, frameCanvas, state.video.width, state.video.height);
   drawPoints();
 }
 window.addEventListener('resize', fitStage);

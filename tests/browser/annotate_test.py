@@ -27,13 +27,13 @@ import re
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from urllib.parse import quote, urlparse
 
 from playwright.sync_api import sync_playwright
 
-from harness import INSTALL_TIMER, Failure, Server, browser, fail, load_average, percentile, report_timing
+from harness import (INSTALL_TIMER, Failure, Server, browser, fail, load_average, percentile, report_timing,
+                     run_with_deadline)
 
 TIMEOUT_S = 150
 IMAGES = ["dog.jpg", "groceries.png", "truck.png"]
@@ -439,22 +439,10 @@ def main():
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="sam-annotate-browser-")
     # A hang anywhere (server, browser) fails the test instead of waiting for ctest's timeout.
-    on_timeout = []
-
-    def watchdog():
-        print(f"FAIL: timed out after {args.timeout} s", file=sys.stderr, flush=True)
-        for cleanup in on_timeout:
-            cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-        os._exit(1)
-
-    timer = threading.Timer(args.timeout, watchdog)
-    timer.daemon = True
-    timer.start()
+    on_timeout = [lambda: shutil.rmtree(tmp, ignore_errors=True)]
     try:
-        return run(args, tmp, on_timeout)
+        return run_with_deadline(lambda: run(args, tmp, on_timeout), args.timeout, on_timeout)
     finally:
-        timer.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,11 +1,12 @@
 """What the browser tests share: a `sam` server on a free loopback port, Debian's chromium
 through Playwright, click timing on the page's timeline (Performance API), and percentiles.
 
-  from harness import Failure, fail, Server, browser, percentile
+  from harness import Failure, fail, Server, browser, percentile, run_with_deadline
 """
 import os
 import re
 import subprocess
+import sys
 import threading
 
 CHROMIUM = "/usr/bin/chromium"
@@ -109,3 +110,26 @@ INSTALL_TIMER = """(press) => {
       });
     }).observe(document.body, { attributes: true, attributeFilter: ['data-predictions'] });
 }"""
+
+
+def run_with_deadline(run, timeout_s, on_timeout):
+    """Returns run()'s result; a hang anywhere (server, browser) fails the test after timeout_s
+    seconds instead of waiting for ctest's timeout: the callables appended to on_timeout (by
+    run, as it starts things) are called and the process exits with status 1. A Failure raised
+    by run is printed and exits with status 1 too."""
+    def watchdog():
+        print(f"FAIL: timed out after {timeout_s} s", file=sys.stderr, flush=True)
+        for cleanup in on_timeout:
+            cleanup()
+        os._exit(1)
+
+    timer = threading.Timer(timeout_s, watchdog)
+    timer.daemon = True
+    timer.start()
+    try:
+        return run()
+    except Failure as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        timer.cancel()

@@ -31,13 +31,11 @@ import base64
 import os
 import re
 import shutil
-import sys
 import tempfile
-import threading
 
 from playwright.sync_api import sync_playwright
 
-from harness import INSTALL_TIMER, Failure, Server, browser, fail, percentile, report_timing
+from harness import INSTALL_TIMER, Server, browser, fail, percentile, report_timing, run_with_deadline
 
 TIMEOUT_S = 150
 
@@ -448,21 +446,7 @@ def main():
     # A hang anywhere (server, browser) fails the test instead of waiting for ctest's timeout.
     # The browser goes with Playwright's driver, which exits when this process does.
     on_timeout = []
-    def watchdog():
-        print(f"FAIL: timed out after {args.timeout} s", file=sys.stderr, flush=True)
-        for cleanup in on_timeout:
-            cleanup()
-        os._exit(1)
-    timer = threading.Timer(args.timeout, watchdog)
-    timer.daemon = True
-    timer.start()
-    try:
-        run(args, on_timeout)
-    except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
-    finally:
-        timer.cancel()
+    run_with_deadline(lambda: run(args, on_timeout), args.timeout, on_timeout)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,11 @@ import argparse
 import os
 import shutil
 import struct
-import sys
 import tempfile
-import threading
 
 from playwright.sync_api import sync_playwright
 
-from harness import Failure, Server, browser, fail
+from harness import Server, browser, fail, run_with_deadline
 
 TIMEOUT_S = 170
 
@@ -236,22 +234,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds before the whole test fails")
     args = parser.parse_args()
     on_timeout = []
-
-    def watchdog():
-        print(f"FAIL: timed out after {args.timeout} s", file=sys.stderr, flush=True)
-        for cleanup in on_timeout:
-            cleanup()
-        os._exit(1)
-    timer = threading.Timer(args.timeout, watchdog)
-    timer.daemon = True
-    timer.start()
-    try:
-        run(args, on_timeout)
-    except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
-    finally:
-        timer.cancel()
+    run_with_deadline(lambda: run(args, on_timeout), args.timeout, on_timeout)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+// The stage both `sam serve` pages draw on (web/app.js for images, web/video.js for videos): a
+// file dropped on it opens, and a canvas is sized to fit it. A classic script that defines one
+// global, samStage; load it before the page's own script.
+'use strict';
+
+const samStage = {
+  // Calls open(file) with the first file dropped on `stage`, outlining the stage while a drag
+  // is over it.
+  acceptDrops(stage, open) {
+    for (const type of ['dragenter', 'dragover']) {
+      stage.addEventListener(type, (ev) => { ev.preventDefault(); stage.classList.add('dragover'); });
+    }
+    stage.addEventListener('dragleave', () => stage.classList.remove('dragover'));
+    stage.addEventListener('drop', (ev) => {
+      ev.preventDefault();
+      stage.classList.remove('dragover');
+      open(ev.dataTransfer.files[0]);
+    });
+  },
+
+  // Sets the canvas's display width so that a width x height picture fits the stage (less a
+  // 16-pixel margin each side), keeping its aspect ratio and never enlarging it.
+  fit(stage, canvas, width, height) {
+    const r = stage.getBoundingClientRect();
+    const scale = Math.min((r.width - 32) / width, (r.height - 32) / height, 1);
+    canvas.style.width = `${Math.floor(width * scale)}px`;
+    canvas.style.maxWidth = 'none';
+  },
+};
