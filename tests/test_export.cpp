@@ -20,20 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        path = (fs::temp_directory_path() / ("sam_test_export_" + std::to_string(getpid()) + "_" +
-                                             std::to_string(std::random_device{}())))
-                   .string();
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
 std::vector<uint8_t> disc(int h, int w, double cx, double cy, double r) {
     std::vector<uint8_t> m(size_t(h) * w);
     for (int y = 0; y < h; ++y)
@@ -114,7 +100,7 @@ TEST(Export, MaskWithAHoleFallsBackToRle) {
 
 // A project of two images (only files with an image name are listed), one annotated.
 struct ExportFixture {
-    TempDir dir;
+    test::TempDir dir{"sam_test_export_"};
     std::string images, project_path;
     Rle a, b;
     ExportFixture() {

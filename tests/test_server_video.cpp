@@ -54,19 +54,8 @@ Sam2Video video_model() {
 }
 
 // The test's files, removed when the test program exits.
-struct TempDir {
-    fs::path path = fs::temp_directory_path() / ("sam_server_video_" + std::to_string(::getpid()));
-    TempDir() {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 fs::path temp_dir() {
-    static const TempDir d;
+    static const test::TempDir d("sam_server_video_");
     return d.path;
 }
 

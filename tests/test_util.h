@@ -5,15 +5,38 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <string>
+#include <system_error>
+
+#include <unistd.h>
 
 #include "sam/tensor.h"
 
 namespace sam::test {
 
 inline std::string data_path(const std::string& name) { return std::string(SAM_TEST_DATA) + "/" + name; }
+
+// A new directory under the system's temporary directory (prefix, process id, a random number),
+// removed with what it holds when the object goes.
+struct TempDir {
+    std::string path;
+    explicit TempDir(const std::string& prefix) {
+        path = (std::filesystem::temp_directory_path() /
+                (prefix + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}())))
+                   .string();
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+};
 
 // A file's bytes (empty when it cannot be read).
 inline std::string read_file(const std::string& path) {

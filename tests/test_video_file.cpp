@@ -42,20 +42,8 @@ std::vector<Image> source_frames() {
 }
 
 // The test's files, removed when the test program exits.
-struct TempDir {
-    fs::path path = fs::temp_directory_path() / ("sam_video_file_" + std::to_string(::getpid()));
-    TempDir() {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
 fs::path temp_dir() {
-    static const TempDir d;
+    static const test::TempDir d("sam_video_file_");
     return d.path;
 }
 
