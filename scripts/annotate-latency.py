@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time from "next image" to the first click answered in `sam annotate`, with the next image's
-embedding prefetched and without (--prefetch 0): GET /api/images/{next} then POST .../predict,
-as the page does when the annotator moves on and clicks. Each figure is the median of --runs
+embedding prefetched and without (--prefetch 0): GET /api/images/{next} then POST .../click
+(the binary low-res answer), as the page does when the annotator moves on and clicks. Each figure is the median of --runs
 moves over a folder of copies of one image (distinct bytes, so no embedding is shared).
 
   scripts/annotate-latency.py --sam build/sam --checkpoint vit_b.pth --image assets/images/truck.jpg
@@ -23,13 +23,15 @@ def call(url, method="GET", body=None):
     req = urllib.request.Request(url, data=data, method=method,
                                  headers={"Content-Type": "application/json"} if data else {})
     with urllib.request.urlopen(req, timeout=600) as r:
-        return json.loads(r.read())
+        body = r.read()
+        return json.loads(body) if r.headers.get_content_type() == "application/json" else body
 
 
 def start(args, images, project, prefetch):
     proc = subprocess.Popen([args.sam, "annotate", "--checkpoint", args.checkpoint, "--images", images,
                              "--project", project, "--labels", "object", "--port", "0",
-                             "--prefetch", str(prefetch)] + (["--threads", str(args.threads)] if args.threads else []),
+                             "--prefetch", str(prefetch)] + (["--threads", str(args.threads)] if args.threads else []) +
+                            (["--config", args.config] if args.config else []),
                             stderr=subprocess.PIPE, text=True)
     log = ""
     for line in proc.stderr:
@@ -55,13 +57,13 @@ def measure(args, prefetch):
         first = call(url + "api/images/" + names[0])
         w, h = first["width"], first["height"]
         click = {"points": [[w // 2, h // 2]], "labels": [1]}
-        call(url + "api/images/" + names[0] + "/predict", "POST", click)
+        call(url + "api/images/" + names[0] + "/click", "POST", click)
         times, sources = [], []
         for name in names[1:]:
             time.sleep(args.think)  # the annotator working on the current image
             t0 = time.perf_counter()
             ready = call(url + "api/images/" + name)["embedding_ready"]
-            call(url + "api/images/" + name + "/predict", "POST", click)
+            call(url + "api/images/" + name + "/click", "POST", click)
             times.append(time.perf_counter() - t0)
             sources.append("in memory" if ready else "encoded on demand")
         return statistics.median(times), sources
@@ -75,6 +77,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sam", required=True)
     ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--config", help="JSON config of a non-standard model (tests/data/config.json for the test model)")
     ap.add_argument("--image", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--think", type=float, default=15.0, help="seconds on each image before moving on")
