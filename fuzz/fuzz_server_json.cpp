@@ -1,5 +1,5 @@
 // libFuzzer target: the server's JSON request bodies (apps/server/request_parsing.h), as the
-// predict and "segment everything" routes read them. Any input must be parsed or refused with
+// predict and "segment everything" routes read them (SAM's and SAM 2's generator options). Any input must be parsed or refused with
 // HttpError / sam::InputError (never crash, hang, or recurse once per nesting level), and what
 // is accepted must be within the limits the parsing promises.
 #include <cmath>
@@ -70,6 +70,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const AmgLimits limits;
     try {
         check_amg(parse_amg_options(j, limits), limits);
+    } catch (const sam::InputError&) {
+    }
+    try {
+        const sam::Sam2AmgOptions o = parse_sam2_amg_options(j, limits);
+        check_amg(o, limits);
+        if (!std::isfinite(o.mask_threshold)) __builtin_trap();
     } catch (const sam::InputError&) {
     }
     return 0;
