@@ -147,6 +147,13 @@ int VideoFileReader::width() const { return impl_->width; }
 int VideoFileReader::height() const { return impl_->height; }
 int64_t VideoFileReader::frames_read() const { return impl_->read; }
 
+std::pair<int, int> VideoFileReader::frame_rate() const {
+    const AVStream* s = impl_->fmt->streams[impl_->stream];
+    for (AVRational r : {s->avg_frame_rate, s->r_frame_rate})
+        if (r.num > 0 && r.den > 0) return {r.num, r.den};
+    return {25, 1};
+}
+
 bool VideoFileReader::next(Image& out, int out_w, int out_h) {
     Impl& m = *impl_;
     if (!m.decode()) return false;

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sam/image.h"
@@ -50,6 +51,10 @@ class VideoFileReader {
     // declared size before the first frame.
     int width() const;
     int height() const;
+
+    // The stream's average frame rate as num / den (its declared rate when the container gives
+    // no average; 25 / 1 when it gives neither).
+    std::pair<int, int> frame_rate() const;
 
     // Decodes the next frame into `out` as RGB, resized to out_w x out_h (bicubic, as above;
     // 0 x 0: the frame's own size, converted only). Returns false at the end of the video.
