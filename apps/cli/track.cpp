@@ -122,7 +122,8 @@ int run_stream(const TrackOptions& o, const Sam2Video& model, const std::map<std
     for (int frame = first; frame < n; ++frame) {
         for (const auto& [key, fp] : prompts)
             if (key.first == frame) stream.add_new_points_or_box(key.second, fp.points, fp.labels, fp.box);
-        const Sam2VideoFrame f = stream.track(frame_image(frame));
+        Sam2VideoFrame f = stream.track(frame_image(frame));
+        f.frame = frame;  // the stream counts from its first frame, the video from 0
         clock.tick();
         outputs.add(f);
         bar.update(frame - first + 1, n - first);
