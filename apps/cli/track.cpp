@@ -1,4 +1,4 @@
-// sam track: SAM 2 video object tracking over a folder of JPEG frames, as the official
+// sam track: SAM 2 video object tracking over a folder of JPEG frames or a video file, as the official
 // SAM2VideoPredictor: prompts on any frames, then propagation forward from the first prompted
 // frame and, when that is not frame 0, in reverse from it. Writes OUT/<obj_id>/<frame>.png
 // (0 / 255 masks at the video's size), each file atomically, or OUT/masks.jsonl (--format
