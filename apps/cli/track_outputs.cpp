@@ -115,17 +115,17 @@ void TrackOutputs::flush() {
     for (auto it = pending_.find(next_); it != pending_.end(); it = pending_.find(next_)) {
         const Pending& p = it->second;
         if (jsonl_ && p.tracked) {
-            nlohmann::json objects = nlohmann::json::array();
+            nlohmann::ordered_json objects = nlohmann::ordered_json::array();
             for (const Object& ob : p.objects) {
                 const int64_t area = rle_area(ob.rle);
                 const auto b = rle_to_box_xyxy(ob.rle);
                 objects.push_back({{"obj_id", ob.obj_id},
                                    {"segmentation", {{"size", {ob.rle.height, ob.rle.width}}, {"counts", rle_to_coco_string(ob.rle)}}},
                                    {"area", area},
-                                   {"bbox", area ? nlohmann::json{b[0], b[1], b[2] - b[0] + 1, b[3] - b[1] + 1} : nlohmann::json{0, 0, 0, 0}},
+                                   {"bbox", area ? nlohmann::ordered_json{b[0], b[1], b[2] - b[0] + 1, b[3] - b[1] + 1} : nlohmann::ordered_json{0, 0, 0, 0}},
                                    {"object_score", ob.score}});
             }
-            *jsonl_ << nlohmann::json{{"frame", next_}, {"objects", std::move(objects)}}.dump() << '\n';
+            *jsonl_ << nlohmann::ordered_json{{"frame", next_}, {"objects", std::move(objects)}}.dump() << '\n';
             if (!*jsonl_) throw Error((fs::path(o_.output) / "masks.jsonl").string() + ": write failed");
         }
         if (writer_) {
