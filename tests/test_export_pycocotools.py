@@ -2,7 +2,9 @@
 """`sam export` checked by the reference COCO tools: builds a project of masks (parts, holes,
 thin lines, diagonal contacts), exports it, loads the COCO file with pycocotools and decodes every
 segmentation back: RLE exactly, polygons with IoU >= 0.98 (the traced outlines are exact, so
-they must give IoU 1.0 here); checks YOLO-seg lines and SA-1B records too.
+they must give IoU 1.0 here); checks YOLO-seg lines and SA-1B records too. Then `sam track
+--format coco-rle` on the SAM 2 video fixture: every line of masks.jsonl decoded by pycocotools
+equals the PNG mask `sam track` writes for the same frame and object, with pycocotools' area and box.
 
   test_export_pycocotools.py --sam build/sam
 """
@@ -55,6 +57,81 @@ def masks_for(h, w, rng):
 def rle_of(m):
     r = mask_utils.encode(np.asfortranarray(m))
     return {"size": [int(s) for s in r["size"]], "counts": r["counts"].decode()}
+
+
+def read_png_gray(path):
+    """An 8-bit, non-interlaced grey PNG (what `sam track` writes) as a (h, w) array."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    pos, idat, w = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and colour == 0 and interlace == 0, (path, depth, colour, interlace)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    out = np.zeros((h, w), np.int32)
+    prev = np.zeros(w, np.int32)
+    for y in range(h):
+        f, row = raw[y * (w + 1)], np.frombuffer(raw, np.uint8, w, y * (w + 1) + 1).astype(np.int32)
+        if f in (0, 2):  # none, up: no dependency within the row
+            cur = (row + (prev if f == 2 else 0)) & 255
+            out[y], prev = cur, cur
+            continue
+        cur = np.zeros(w, np.int32)
+        for x in range(w):
+            a = cur[x - 1] if x else 0
+            b, c = prev[x], (prev[x - 1] if x else 0)
+            if f == 0:
+                pred = 0
+            elif f == 1:
+                pred = a
+            elif f == 2:
+                pred = b
+            elif f == 3:
+                pred = (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            cur[x] = (row[x] + pred) & 255
+        out[y], prev = cur, cur
+    return out.astype(np.uint8)
+
+
+def check_track(sam, tmp, failures):
+    """sam track --format coco-rle against --format png, through pycocotools."""
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+    common = [sam, "track", "-c", os.path.join(data, "sam2_video", "sam2_video.pt"), "--config",
+              os.path.join(data, "sam2", "config.json"), "--threads", "1", "--video",
+              os.path.join(data, "sam2_video", "frames"), "--point", "0,160,120,1", "--box", "0,200,60,280,180,2"]
+    png, rle = os.path.join(tmp, "track_png"), os.path.join(tmp, "track_rle")
+    subprocess.run(common + ["--output", png], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(common + ["--format", "coco-rle", "--output", rle], check=True, stdout=subprocess.DEVNULL)
+    lines = [json.loads(line) for line in open(os.path.join(rle, "masks.jsonl"))]
+    if [ln["frame"] for ln in lines] != list(range(8)):
+        failures.append(f"track: frames {[ln['frame'] for ln in lines]}")
+    checked = nonempty = 0
+    for ln in lines:
+        for ob in ln["objects"]:
+            seg = {"size": ob["segmentation"]["size"], "counts": ob["segmentation"]["counts"].encode()}
+            got = mask_utils.decode(seg)
+            want = (read_png_gray(os.path.join(png, str(ob["obj_id"]), f"{ln['frame']:05d}.png")) > 127).astype(np.uint8)
+            checked += 1
+            nonempty += int(want.sum() > 0)
+            if not np.array_equal(got, want):
+                failures.append(f"track frame {ln['frame']} object {ob['obj_id']}: RLE differs from the PNG")
+            if ob["area"] != int(mask_utils.area(seg)) or ob["area"] != int(want.sum()):
+                failures.append(f"track frame {ln['frame']} object {ob['obj_id']}: area {ob['area']}")
+            if [float(v) for v in ob["bbox"]] != [float(v) for v in mask_utils.toBbox(seg)]:
+                failures.append(f"track frame {ln['frame']} object {ob['obj_id']}: bbox {ob['bbox']}")
+    if checked != 16 or nonempty == 0:
+        failures.append(f"track: {checked} masks checked ({nonempty} not empty), expected 16")
+    print(f"track coco-rle: {checked} masks decoded by pycocotools, {nonempty} not empty")
 
 
 def main():
@@ -142,6 +219,7 @@ def main():
                 seg = {"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode()}
                 if not np.array_equal(mask_utils.decode(seg), m):
                     failures.append(f"sa1b {name} ann {a['id']}: RLE differs")
+        check_track(args.sam, tmp, failures)
         for f in failures:
             print("FAIL:", f)
         return 1 if failures else 0

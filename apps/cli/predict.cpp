@@ -13,6 +13,7 @@
 
 #include "cli/model_loading.h"
 #include "io/atomic_file.h"
+#include "mask_overlay.h"
 #include "sam/image.h"
 #include "sam/npy.h"
 #include "sam/predictor.h"
@@ -74,22 +75,12 @@ Tensor read_embedding(const std::string& path, const SamConfig& c) {
     return t;
 }
 
-// The image with every mask tinted in its own colour (alpha 0.5).
+// The image with every mask tinted in its own colour (alpha 0.5; src/mask_overlay.h).
 void write_overlay(const std::string& path, const Image& img, const std::vector<uint8_t>& masks, int64_t n) {
-    static const std::array<std::array<uint8_t, 3>, 6> colours = {
-        {{30, 144, 255}, {255, 64, 64}, {64, 200, 64}, {255, 200, 0}, {200, 64, 255}, {0, 220, 220}}};
-    std::vector<uint8_t> out = img.rgb;
+    Image out = img;
     const int64_t hw = int64_t{img.width} * img.height;
-    for (int64_t k = 0; k < n; ++k) {
-        const auto& c = colours[static_cast<size_t>(k) % colours.size()];
-        for (int64_t i = 0; i < hw; ++i)
-            if (masks[static_cast<size_t>(k * hw + i)])
-                for (int ch = 0; ch < 3; ++ch) {
-                    uint8_t& v = out[static_cast<size_t>(3 * i + ch)];
-                    v = static_cast<uint8_t>((v + c[static_cast<size_t>(ch)] + 1) / 2);
-                }
-    }
-    write_png(path, out.data(), img.width, img.height, 3);
+    for (int64_t k = 0; k < n; ++k) draw_mask(out, masks.data() + k * hw, overlay_colour(static_cast<int>(k)), false);
+    write_png(path, out.rgb.data(), img.width, img.height, 3);
 }
 
 // SAM 2: one prompt per box (the points, if any, go with every box), each decoded as

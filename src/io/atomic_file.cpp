@@ -192,6 +192,18 @@ std::string make_temporary_dir(const std::string& path) {
     fail(path, "cannot create a temporary folder beside it", EEXIST);
 }
 
+std::string make_temporary_file(const std::string& path) {
+    auto [fd, tmp] = create_temporary(path);
+    ::close(fd);
+    return tmp;
+}
+
+void sync_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(path, "cannot open to sync it");
+    sync_and_close(fd, path);
+}
+
 void rename_durable(const std::string& from, const std::string& to) {
     struct stat from_st {}, to_st {};
     if (::lstat(from.c_str(), &from_st) != 0) fail(from, "cannot rename");

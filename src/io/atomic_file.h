@@ -30,6 +30,14 @@ std::string temporary_prefix(const std::string& path);
 // Creates a new, empty directory "<dir>/.<name>.sam-tmp-XXXXXX" beside `path`; returns its path.
 std::string make_temporary_dir(const std::string& path);
 
+// Creates a new, empty file "<dir>/.<name>.sam-tmp-XXXXXX" beside `path` (O_EXCL|O_NOFOLLOW);
+// returns its path. For writers that need a file name (FFmpeg's muxers, a file written over a
+// long run): write it, sync_file() it, rename_durable() it to `path`; unlink it on failure.
+std::string make_temporary_file(const std::string& path);
+
+// fsyncs a file's data (opened read-only by name); throws sam::Error naming it.
+void sync_file(const std::string& path);
+
 // Renames `from` to `to` (a file or a folder) and fsyncs the parent of `to`. If `to` exists it
 // is first renamed to a temporary name and removed after the swap, so a crash never leaves a
 // mix of both; a folder's content must already be fsynced.

@@ -177,11 +177,11 @@ int VideoFileReader::width() const { return impl_->width; }
 int VideoFileReader::height() const { return impl_->height; }
 int64_t VideoFileReader::frames_read() const { return impl_->read; }
 
-double VideoFileReader::fps() const {
+std::pair<int, int> VideoFileReader::frame_rate() const {
     const AVStream* st = impl_->fmt->streams[impl_->stream];
     for (const AVRational r : {st->avg_frame_rate, st->r_frame_rate})
-        if (r.num > 0 && r.den > 0) return av_q2d(r);
-    return 0.0;
+        if (r.num > 0 && r.den > 0) return {r.num, r.den};
+    return {0, 1};
 }
 
 bool VideoFileReader::next(Image& out, int out_w, int out_h) {

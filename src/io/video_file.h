@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sam/image.h"
@@ -56,15 +57,17 @@ class VideoFileReader {
     int width() const;
     int height() const;
 
+    // The stream's average frame rate as num / den (its declared rate when the container gives
+    // no average; 0 / 1 when it gives neither), and the same as a number.
+    std::pair<int, int> frame_rate() const;
+    double fps() const { return static_cast<double>(frame_rate().first) / frame_rate().second; }
+
     // Decodes the next frame into `out` as RGB, resized to out_w x out_h (bicubic, as above;
     // 0 x 0: the frame's own size, converted only). Returns false at the end of the video.
     bool next(Image& out, int out_w = 0, int out_h = 0);
 
     // Frames decoded so far.
     int64_t frames_read() const;
-
-    // The stream's frame rate (average, else the container's guess); 0 when unknown.
-    double fps() const;
 
   private:
     struct Impl;
