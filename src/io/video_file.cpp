@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "io/av_error.h"
 #include "sam/error.h"
 
 extern "C" {
@@ -21,12 +22,6 @@ extern "C" {
 
 namespace sam {
 namespace {
-
-std::string av_error(int err) {
-    char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-    av_strerror(err, buf, sizeof buf);
-    return buf;
-}
 
 struct FormatCloser {
     void operator()(AVFormatContext* f) const { avformat_close_input(&f); }

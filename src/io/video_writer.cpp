@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/atomic_file.h"
+#include "io/av_error.h"
 #include "sam/error.h"
 
 extern "C" {
@@ -22,12 +23,6 @@ extern "C" {
 
 namespace sam {
 namespace {
-
-std::string av_error(int err) {
-    char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-    av_strerror(err, buf, sizeof buf);
-    return buf;
-}
 
 struct Candidate {
     const char* encoder;
