@@ -538,10 +538,7 @@ function exportCoco() {
 // Input.
 
 function imagePoint(ev) {
-  const r = overlay.getBoundingClientRect(), { width: w, height: h } = state.image;
-  const x = (ev.clientX - r.left) * (w / r.width);
-  const y = (ev.clientY - r.top) * (h / r.height);
-  return [Math.max(0, Math.min(w - 1, x)), Math.max(0, Math.min(h - 1, y))];
+  return samStage.point(ev, overlay, state.image.width, state.image.height);
 }
 
 overlay.addEventListener('contextmenu', (ev) => ev.preventDefault());

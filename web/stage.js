@@ -1,5 +1,5 @@
 // The stage both `sam serve` pages draw on (web/app.js for images, web/video.js for videos): a
-// file dropped on it opens, and a canvas is sized to fit it. A classic script that defines one
+// file dropped on it opens, a canvas is sized to fit it, and pointer positions map to pixels. A classic script that defines one
 // global, samStage; load it before the page's own script.
 'use strict';
 
@@ -16,6 +16,15 @@ const samStage = {
       stage.classList.remove('dragover');
       open(ev.dataTransfer.files[0]);
     });
+  },
+
+  // The picture pixel (x, y) under a pointer event on `element`, which shows a width x height
+  // picture scaled to its box; clamped to the picture.
+  point(ev, element, width, height) {
+    const r = element.getBoundingClientRect();
+    const x = (ev.clientX - r.left) * (width / r.width);
+    const y = (ev.clientY - r.top) * (height / r.height);
+    return [Math.max(0, Math.min(width - 1, x)), Math.max(0, Math.min(height - 1, y))];
   },
 
   // Sets the canvas's display width so that a width x height picture fits the stage (less a

@@ -334,10 +334,7 @@ function reset() {
 // Input.
 
 function videoPoint(ev) {
-  const r = overlay.getBoundingClientRect(), { width: w, height: h } = state.video;
-  const x = (ev.clientX - r.left) * (w / r.width);
-  const y = (ev.clientY - r.top) * (h / r.height);
-  return [Math.max(0, Math.min(w - 1, x)), Math.max(0, Math.min(h - 1, y))];
+  return samStage.point(ev, overlay, state.video.width, state.video.height);
 }
 
 overlay.addEventListener('contextmenu', (ev) => ev.preventDefault());
