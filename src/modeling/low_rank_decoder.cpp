@@ -299,7 +299,7 @@ void image_token_scores(const Rows& x, const float* swT, const float* peT, const
                         int64_t heads, float* X) {
     const int64_t N = x.N, r = x.r, HT = heads * T;
     Buf Z(static_cast<size_t>(HT * r));
-    for_each_head(heads, [&](int64_t h) { head_scores(x, swT, peT, W, tok, T, heads, h, &Z[h * T * r], X + h * T * N); });
+    for_each_head(heads, [&](int64_t h) { head_scores(x, swT, peT, W, tok, T, heads, h, Z.data() + h * T * r, X + h * T * N); });
     mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N, true);
 }
 
