@@ -228,17 +228,20 @@ struct Rows {
     Array full; // (N, C)  alpha S + coef . basis
 };
 
-// Runs fn(h) for h < heads: one head per thread when not already inside a parallel region
-// (a single prompt: a click's heads are independent from their scores to their outputs, and
-// the products of one head are too small to thread inside), on this thread otherwise (prompts
-// decoded one per thread). The first exception is rethrown here.
+// Runs fn(h0, h1) over contiguous ranges of heads [h0, h1) that cover [0, heads): one range
+// per thread when not already inside a parallel region (a single prompt: a click's heads are
+// independent from their scores to their outputs, and the products of one head are too small
+// to thread inside), one call for all heads otherwise (prompts decoded one per thread). A range
+// lets its products that every head shares run as one GEMM over the range's rows. The first
+// exception is rethrown here.
 template <class Fn>
-void for_each_head(int64_t heads, Fn&& fn) {
+void for_head_ranges(int64_t heads, Fn&& fn) {
+    const int64_t parts = omp_in_parallel() ? 1 : std::min<int64_t>(heads, omp_get_max_threads());
     std::exception_ptr error;
-#pragma omp parallel for schedule(static) if (heads > 1 && !omp_in_parallel())
-    for (int64_t h = 0; h < heads; ++h) {
+#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(parts)) if (parts > 1)
+    for (int64_t i = 0; i < parts; ++i) {
         try {
-            fn(h);
+            fn(i * heads / parts, (i + 1) * heads / parts);
         } catch (...) {
 #pragma omp critical(low_rank_head_error)
             if (!error) error = std::current_exception();
@@ -247,92 +250,132 @@ void for_each_head(int64_t heads, Fn&& fn) {
     if (error) std::rethrow_exception(error);
 }
 
+// 16 floats as one value, for the register-tiled score kernel below: GCC lowers it to one
+// AVX-512 register, two AVX2 or four SSE registers, in each SAM_VECTOR_CLONES clone.
+// (No function takes or returns one: that would change the calling convention per clone.)
+using Float16 = float __attribute__((vector_size(64)));
+constexpr int64_t kPanel = 16;  // positions per panel of the scores' image sides (SharedKeys)
+
+// X[t, p] = alpha[p] (sw[:, p] . tok[t]) + pe[:, p] . tok[t] + ct[t] for Tt <= 3 tokens and one
+// panel of 16 positions: sw and pe point at a head's hd rows of 16 in that panel (SharedKeys),
+// tok at the tile's tokens (ld ldt, already offset to the head). The tile's 2 Tt sums stay in
+// registers while the panel's rows stream past, contiguous.
+template <int Tt>
+[[gnu::always_inline]] inline void score_tile(const float* sw, const float* pe, int64_t hd, const float* tok,
+                                              int64_t ldt, const float* alpha, const float* ct, float* X, int64_t ldx) {
+    Float16 s[Tt], e[Tt];
+    for (int t = 0; t < Tt; ++t) s[t] = e[t] = Float16{};
+    for (int64_t d = 0; d < hd; ++d) {
+        Float16 a, b;
+        std::memcpy(&a, sw + d * kPanel, sizeof a);
+        std::memcpy(&b, pe + d * kPanel, sizeof b);
+        for (int t = 0; t < Tt; ++t) {
+            const float td = tok[t * ldt + d];
+            s[t] += td * a;
+            e[t] += td * b;
+        }
+    }
+    Float16 al;
+    std::memcpy(&al, alpha, sizeof al);
+    for (int t = 0; t < Tt; ++t) {
+        const Float16 xt = al * s[t] + (e[t] + ct[t]);
+        std::memcpy(X + t * ldx, &xt, sizeof xt);
+    }
+}
+
 // The per-head part of the scores below for head h: Zh (T, r), Zh[t] = (basis W_h^T) tok_h[t],
 // and Xh (T, N) = e tok_h^T with e = alpha sw_h + pe_h + c W_h^T, W_h the head's rows of W,
-// computed as alpha (sw_h tok_h^T) + pe_h tok_h^T + c W_h^T tok_h^T along the positions, from the
-// transposed swT, peT (D, N): a head's rows of them are contiguous, so the loops below run over
-// positions with the tokens' values broadcast (a GEMM library call costs more than this work
-// at T ~ 7 and hd = 16).
+// computed as alpha (sw_h tok_h^T) + pe_h tok_h^T + c W_h^T tok_h^T along the positions, from
+// the paneled swP, peP (SharedKeys), in register tiles of 16 positions by up to 3 tokens (a
+// GEMM library call costs more than this work at T ~ 7 and hd = 16).
 SAM_VECTOR_CLONES
-void head_scores(const Rows& x, const float* swT, const float* peT, const Tensor& W, const float* tok, int64_t T,
+void head_scores(const Rows& x, const float* swP, const float* peP, const Tensor& W, const float* tok, int64_t T,
                  int64_t heads, int64_t h, float* Zh, float* Xh) {
     const int64_t N = x.N, C = x.C, r = x.r, D = W.dim(0), hd = D / heads;
     const float* Wh = W.data() + h * hd * C;
-    Buf bw(static_cast<size_t>(r * hd)), cw(static_cast<size_t>(hd));
+    Buf bw(static_cast<size_t>(r * hd)), cw(static_cast<size_t>(hd)), ct(static_cast<size_t>(T));
     mm(r, hd, C, x.basis.data(), C, Wh, C, true, bw.data(), hd);
     mm(1, hd, C, x.c.data(), C, Wh, C, true, cw.data(), hd);
-    for (int64_t t = 0; t < T; ++t)
+    for (int64_t t = 0; t < T; ++t) {
         for (int64_t j = 0; j < r; ++j) Zh[t * r + j] = dot(&bw[j * hd], tok + t * D + h * hd, hd);
-    constexpr int64_t kChunk = 128;  // positions per pass: the chunk's rows of swT, peT stay in L1
-    alignas(64) float s[kChunk], e[kChunk];
-    for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
-        const int64_t n = std::min(kChunk, N - p0);
-        const float* alpha = x.alpha.data() + p0;
-        for (int64_t t = 0; t < T; ++t) {
-            const float* tt = tok + t * D + h * hd;
-            const float ct = dot(cw.data(), tt, hd);
-            std::fill_n(s, n, 0.0f);
-            std::fill_n(e, n, 0.0f);
-            for (int64_t d = 0; d < hd; ++d) {
-                const float td = tt[d];
-                const float* sr = swT + (h * hd + d) * N + p0;
-                const float* pr = peT + (h * hd + d) * N + p0;
-#pragma omp simd
-                for (int64_t i = 0; i < n; ++i) {
-                    s[i] += td * sr[i];
-                    e[i] += td * pr[i];
-                }
-            }
-            float* xr = Xh + t * N + p0;
-#pragma omp simd
-            for (int64_t i = 0; i < n; ++i) xr[i] = alpha[i] * s[i] + (e[i] + ct);
+        ct[static_cast<size_t>(t)] = dot(cw.data(), tok + t * D + h * hd, hd);
+    }
+    const int64_t panels = (N + kPanel - 1) / kPanel;
+    alignas(64) float alpha_tail[kPanel] = {}, x_tail[3 * kPanel];
+    for (int64_t b = 0; b < panels; ++b) {
+        const int64_t p = b * kPanel, n = std::min(kPanel, N - p);
+        const float* sw = swP + (h * panels + b) * hd * kPanel;
+        const float* pe = peP + (h * panels + b) * hd * kPanel;
+        const float* alpha = x.alpha.data() + p;
+        if (n < kPanel) {  // the last, partial panel: through buffers of 16
+            std::copy(alpha, alpha + n, alpha_tail);
+            alpha = alpha_tail;
+        }
+        for (int64_t t0 = 0; t0 < T; t0 += 3) {
+            const float* tt = tok + t0 * D + h * hd;
+            const float* c0 = ct.data() + t0;
+            const int64_t tn = std::min<int64_t>(3, T - t0);
+            float* X = n < kPanel ? x_tail : Xh + t0 * N + p;
+            const int64_t ldx = n < kPanel ? kPanel : N;
+            if (tn == 3)
+                score_tile<3>(sw, pe, hd, tt, D, alpha, c0, X, ldx);
+            else if (tn == 2)
+                score_tile<2>(sw, pe, hd, tt, D, alpha, c0, X, ldx);
+            else
+                score_tile<1>(sw, pe, hd, tt, D, alpha, c0, X, ldx);
+            if (n < kPanel)
+                for (int64_t t = 0; t < tn; ++t) std::copy(x_tail + t * kPanel, x_tail + t * kPanel + n, Xh + (t0 + t) * N + p);
         }
     }
 }
 
 // Scores of the image rows against token vectors tok (T, D), already scaled by 1/sqrt(hd),
-// where the rows go through W (D, C) plus a bias; swT = (S W^T)^T, peT = (key_pe W^T + b)^T (D, N):
+// where the rows go through W (D, C) plus a bias; swP, peP the panels of S W^T and key_pe W^T + b:
 //   score[p, h, t] = (alpha[p] sw[p] + pe[p] + coef[p] . basis W^T + c W^T)_h . tok_h[t].
-// X (H*T, N), X[h*T + t, p]. The per-head parts run one head per thread; the coefficient
-// product, which every head shares, is one GEMM over all heads (coef is read once).
-void image_token_scores(const Rows& x, const float* swT, const float* peT, const Tensor& W, const float* tok, int64_t T,
-                        int64_t heads, float* X) {
-    const int64_t N = x.N, r = x.r, HT = heads * T;
-    Buf Z(static_cast<size_t>(HT * r));
-    for_each_head(heads, [&](int64_t h) { head_scores(x, swT, peT, W, tok, T, heads, h, Z.data() + h * T * r, X + h * T * N); });
-    mm(HT, N, r, Z.data(), r, x.coef.data(), r, true, X, N, true);
+// Writes rows [h0 T, h1 T) of X (H*T, N), X[h*T + t, p], for the heads h0 <= h < h1: their
+// per-head parts, then their share of the coefficient product as one GEMM.
+void image_token_scores(const Rows& x, const float* swP, const float* peP, const Tensor& W, const float* tok, int64_t T,
+                        int64_t heads, int64_t h0, int64_t h1, float* X) {
+    const int64_t N = x.N, r = x.r, rows = (h1 - h0) * T;
+    Buf Z(static_cast<size_t>(rows * r));
+    for (int64_t h = h0; h < h1; ++h) head_scores(x, swP, peP, W, tok, T, heads, h, &Z[(h - h0) * T * r], X + h * T * N);
+    mm(rows, N, r, Z.data(), r, x.coef.data(), r, true, X + h0 * T * N, N, true);
 }
 
 // Tokens attending to the image rows: concat_h softmax_p(q_h . k_h[p] / sqrt(hd)) v_h[p] for
 // query vectors q (T, D); the value rows are never formed:
 //   sum_p P[p] v[p] = (P * alpha) (S Wv^T) + (P coef) (basis Wv^T) + c Wv^T + bv   (sum_p P = 1).
-// Returns (T, D), before out_proj.
+// Each range of heads does its scores, softmax and products start to end; it writes its heads'
+// columns of the result. Returns (T, D), before out_proj.
 Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights& a, const Buf& q) {
     const int64_t N = x.N, C = x.C, r = x.r, D = a.internal_dim(), H = a.num_heads, hd = D / H;
-    const int64_t T = static_cast<int64_t>(q.size()) / D, HT = H * T;
+    const int64_t T = static_cast<int64_t>(q.size()) / D;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     Buf tok(q.size());
     for (size_t i = 0; i < q.size(); ++i) tok[i] = q[i] * scale;
-    Array P(HT * N);
-    image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, H, P.data());
+    Array P(H * T * N);
     Buf out(static_cast<size_t>(T * D));
-    for_each_head(H, [&](int64_t h) {  // head h writes columns h*hd .. h*hd + hd - 1 of out
+    for_head_ranges(H, [&](int64_t h0, int64_t h1) {
+        image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, H, h0, h1, P.data());
+        const int64_t rows = (h1 - h0) * T, cols = (h1 - h0) * hd;
         Array pa(T * N);
-        for (int64_t t = 0; t < T; ++t) {
-            float* Pt = &P[(h * T + t) * N];
-            softmax(Pt, N);
+        for (int64_t h = h0; h < h1; ++h) {
+            for (int64_t t = 0; t < T; ++t) {
+                float* Pt = &P[(h * T + t) * N];
+                softmax(Pt, N);
 #pragma omp simd
-            for (int64_t p = 0; p < N; ++p) pa[t * N + p] = Pt[p] * x.alpha[static_cast<size_t>(p)];
+                for (int64_t p = 0; p < N; ++p) pa[t * N + p] = Pt[p] * x.alpha[static_cast<size_t>(p)];
+            }
+            mm(T, hd, N, pa.data(), N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
         }
-        mm(T, hd, N, pa.data(), N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
+        if (r == 0) return;
+        // (P coef) (basis Wv^T) for these heads: their rows of P coef, their columns of basis Wv^T.
+        Buf wc(static_cast<size_t>(rows * r)), bv(static_cast<size_t>(r * cols));
+        mm(rows, r, N, &P[h0 * T * N], N, x.coef.data(), r, false, wc.data(), r);
+        mm(r, cols, C, x.basis.data(), C, a.v_proj.w.data() + h0 * hd * C, C, true, bv.data(), cols);
+        for (int64_t h = h0; h < h1; ++h)
+            mm(T, hd, r, &wc[(h - h0) * T * r], r, &bv[(h - h0) * hd], cols, false, &out[h * hd], D, true);
     });
-    if (r > 0) {
-        Buf wc(static_cast<size_t>(HT * r)), bv(static_cast<size_t>(r * D));
-        mm(HT, r, N, P.data(), N, x.coef.data(), r, false, wc.data(), r);
-        mm(r, D, C, x.basis.data(), C, a.v_proj.w.data(), C, true, bv.data(), D);
-        for (int64_t h = 0; h < H; ++h)
-            mm(T, hd, r, &wc[h * T * r], r, &bv[h * hd], D, false, &out[h * hd], D, true);
-    }
     Buf cv = lin(x.c, a.v_proj);  // c Wv^T + bv
     for (int64_t t = 0; t < T; ++t)
         for (int64_t d = 0; d < D; ++d) out[t * D + d] += cv[static_cast<size_t>(d)];
@@ -349,16 +392,18 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     Buf tok(k.size());
     for (size_t i = 0; i < k.size(); ++i) tok[i] = k[i] * scale;
     Array A(HT * N);
-    image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, H, A.data());
-    // New coefficients [coef | A^T]: head h normalises its columns of A and writes them, and
-    // copies its share of the old coefficient rows.
+    // New coefficients [coef | A^T]: each range of heads makes and normalises its rows of A and
+    // writes them as columns, and copies its share of the old coefficient rows.
     Array coef(N * (r + HT));
-    for_each_head(H, [&](int64_t h) {
-        const float* Ah = &A[h * T * N];
-        softmax_columns(&A[h * T * N], T, N);
-        for (int64_t p = 0; p < N; ++p)
-            for (int64_t t = 0; t < T; ++t) coef[p * (r + HT) + r + h * T + t] = Ah[t * N + p];
-        for (int64_t p = h * N / H; p < (h + 1) * N / H; ++p)
+    for_head_ranges(H, [&](int64_t h0, int64_t h1) {
+        image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, H, h0, h1, A.data());
+        for (int64_t h = h0; h < h1; ++h) {
+            const float* Ah = &A[h * T * N];
+            softmax_columns(&A[h * T * N], T, N);
+            for (int64_t p = 0; p < N; ++p)
+                for (int64_t t = 0; t < T; ++t) coef[p * (r + HT) + r + h * T + t] = Ah[t * N + p];
+        }
+        for (int64_t p = h0 * N / H; p < h1 * N / H; ++p)
             std::copy(x.coef.data() + p * r, x.coef.data() + (p + 1) * r, &coef[p * (r + HT)]);
     });
     x.basis.resize(static_cast<size_t>((r + HT) * C));
@@ -515,12 +560,20 @@ void upscale_and_predict_low_rank(const MaskDecoderWeights& w, const LowRankImag
     if (error) std::rethrow_exception(error);
 }
 
-// (x W^T + b)^T, (D, N) for x (N, C) and W (D, C): computed transposed (W x^T), not transposed after.
-Tensor linear_transposed(const Tensor& x, const Tensor& w, const Tensor& b) {
-    const int64_t N = x.dim(0), C = x.dim(1), D = w.dim(0);
-    Tensor y = Tensor::empty({D, N});
-    for (int64_t d = 0; d < D; ++d) std::fill_n(y.data() + d * N, N, b.defined() ? b[d] : 0.0f);
-    ops::gemm(D, N, C, w.data(), C, x.data(), C, true, y.data(), N, 1.0f, 1.0f);
+// x W^T + b for x (N, C) and W (D, C), in the heads' panels of 16 positions (SharedKeys):
+// computed transposed (W x^T, (D, N)), then each panel's 16 columns gathered; positions past N
+// are 0.
+Tensor linear_panels(const Tensor& x, const Tensor& w, const Tensor& b, int64_t heads) {
+    const int64_t N = x.dim(0), C = x.dim(1), D = w.dim(0), hd = D / heads, panels = (N + kPanel - 1) / kPanel;
+    Tensor yT = Tensor::empty({D, N});
+    for (int64_t d = 0; d < D; ++d) std::fill_n(yT.data() + d * N, N, b.defined() ? b[d] : 0.0f);
+    ops::gemm(D, N, C, w.data(), C, x.data(), C, true, yT.data(), N, 1.0f, 1.0f);
+    Tensor y({heads, panels, hd, kPanel});  // zeros
+    for (int64_t d = 0; d < D; ++d)
+        for (int64_t pb = 0; pb < panels; ++pb) {
+            const int64_t p = pb * kPanel, n = std::min(kPanel, N - p);
+            std::copy_n(yT.data() + d * N + p, n, y.data() + (((d / hd) * panels + pb) * hd + d % hd) * kPanel);
+        }
     return y;
 }
 
@@ -540,9 +593,11 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& s
             cache.q_pe.clear();
             for (size_t l = 0; l <= L; ++l) {
                 const Linear& k = (l < L ? tw.layers[l].cross_t2i : tw.final_t2i).k_proj;
-                cache.k_pe.push_back(linear_transposed(image_pe, k.w, k.b));
+                const int64_t hk = (l < L ? tw.layers[l].cross_t2i : tw.final_t2i).num_heads;
+                cache.k_pe.push_back(linear_panels(image_pe, k.w, k.b, hk));
                 if (l < L)
-                    cache.q_pe.push_back(linear_transposed(image_pe, tw.layers[l].cross_i2t.q_proj.w, tw.layers[l].cross_i2t.q_proj.b));
+                    cache.q_pe.push_back(linear_panels(image_pe, tw.layers[l].cross_i2t.q_proj.w, tw.layers[l].cross_i2t.q_proj.b,
+                                                           tw.layers[l].cross_i2t.num_heads));
             }
             cache.image_pe = image_pe;
         }
@@ -555,11 +610,11 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& s
         SharedKeys& sk = st.shared[l];
         const AttentionWeights& t2i = l < L ? tw.layers[l].cross_t2i : tw.final_t2i;
         sk.s = s;
-        sk.k = linear_transposed(s, t2i.k_proj.w, none);
+        sk.k = linear_panels(s, t2i.k_proj.w, none, t2i.num_heads);
         sk.k_pe = k_pe[l];
         sk.v = ops::linear(s, t2i.v_proj.w, none);
         if (l == L) break;
-        sk.q = linear_transposed(s, tw.layers[l].cross_i2t.q_proj.w, none);
+        sk.q = linear_panels(s, tw.layers[l].cross_i2t.q_proj.w, none, tw.layers[l].cross_i2t.num_heads);
         sk.q_pe = q_pe[l];
         // S_{l+1} = S_l * norm4.weight
         Tensor next = Tensor::empty({N, C});
@@ -624,7 +679,6 @@ void decode_prompt_low_rank(const MaskDecoderWeights& w, const LowRankImageState
     const int64_t C = st.keys.dim(1), C8 = w.upscale2.w.dim(0) / 4;
     Rows x;
     const Buf queries = transformer_low_rank(w, st, tokens, T, x);
-
     // IoU head on the iou token, hypernetwork MLPs on the selected mask tokens.
     const Buf pred = mlp(w.iou_head, Buf(queries.begin(), queries.begin() + C));
     std::copy(pred.begin(), pred.end(), iou);

@@ -26,11 +26,12 @@ namespace sam {
 // final attention), with S_0 = src and S_{l+1} = S_l * layers[l].norm4.weight (per channel).
 struct SharedKeys {
     Tensor s;          // (HW, C)  S_l
-    // The attention scores' image sides are kept transposed, (D, HW), so that a head's rows of
-    // them are contiguous over the image positions the score kernel runs along.
-    Tensor k, k_pe;    // (D, HW)  (S_l Wk^T)^T, (key_pe Wk^T + bk)^T of the tokens-to-image attention
+    // The attention scores' image sides are kept per head in panels of 16 positions,
+    // (heads, P = ceil(HW/16), hd, 16): element (p, d) of head h at ((h P + p / 16) hd + d) 16 + p % 16,
+    // zero past HW. The score kernel of a head then streams through one contiguous run.
+    Tensor k, k_pe;    // panels of S_l Wk^T and key_pe Wk^T + bk, of the tokens-to-image attention
     Tensor v;          // (HW, D)  S_l Wv^T
-    Tensor q, q_pe;    // (D, HW)  (S_l Wq^T)^T, (key_pe Wq^T + bq)^T of the image-to-tokens attention (l < depth)
+    Tensor q, q_pe;    // panels of S_l Wq^T and key_pe Wq^T + bq, of the image-to-tokens attention (l < depth)
 };
 
 // The image side every prompt of an image shares (~35 MB, ~2.7 GFLOP once for vit_b).

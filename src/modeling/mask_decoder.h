@@ -29,7 +29,7 @@ struct MlpWeights {                 // <prefix>.layers.{0..n-1}; ReLU between la
 struct PeProjections {
     std::mutex mutex;
     Tensor image_pe;                 // the PE they were made from (held, so its address identifies it)
-    std::vector<Tensor> k_pe, q_pe;  // per layer (and the final attention for k_pe), transposed: (D, HW)
+    std::vector<Tensor> k_pe, q_pe;  // per layer (and the final attention for k_pe), in SharedKeys panels
 };
 
 struct MaskDecoderWeights {         // mask_decoder
