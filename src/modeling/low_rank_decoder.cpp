@@ -144,14 +144,23 @@ float dot(const float* a, const float* b, int64_t n) {
 SAM_VECTOR_CLONES
 void softmax(float* v, int64_t n) { ops::softmax_inplace(v, n); }
 
-// y (rows, out) = x (rows, in) W^T + b, ReLU'd if asked, for a handful of token rows (one thread).
+// y (rows, out) = x (rows, in) W^T + b, ReLU'd if asked, for a handful of token rows. Large
+// weights (the token MLPs') are read from memory at every prompt, so their output columns are
+// split over the threads; one row is a matrix-vector loop (the library's GEMM call costs more).
 Buf lin(const Buf& x, const Linear& l, bool relu = false) {
     const int64_t in = l.w.dim(1), out = l.out_features(), rows = static_cast<int64_t>(x.size()) / in;
     Buf y(static_cast<size_t>(rows * out));
     for (int64_t i = 0; i < rows; ++i) std::copy(l.b.data(), l.b.data() + out, y.begin() + i * out);
-    {
-        SingleThreaded one;
-        ops::gemm(rows, out, in, x.data(), in, l.w.data(), in, true, y.data(), out, 1.0f, 1.0f);
+    const int parts = in * out >= (int64_t{1} << 18) && !omp_in_parallel() ? omp_get_max_threads() : 1;
+#pragma omp parallel for num_threads(parts) if (parts > 1)
+    for (int i = 0; i < parts; ++i) {
+        const int64_t o0 = out * i / parts, o1 = out * (i + 1) / parts;
+        if (rows == 1) {
+            for (int64_t o = o0; o < o1; ++o) y[static_cast<size_t>(o)] += dot(x.data(), l.w.data() + o * in, in);
+        } else {
+            SingleThreaded one;
+            ops::gemm(rows, o1 - o0, in, x.data(), in, l.w.data() + o0 * in, in, true, y.data() + o0, out, 1.0f, 1.0f);
+        }
     }
     if (relu)
         for (float& v : y) v = v > 0.0f ? v : 0.0f;
@@ -174,6 +183,7 @@ void layer_norm_tokens(Buf& x, const LayerNorm& n) {
 }
 
 // Softmax down each column of X (rows, cols), in place: over `rows` tokens for every position.
+SAM_VECTOR_CLONES
 void softmax_columns(float* X, int64_t rows, int64_t cols) {
     Buf mx(X, X + cols), sum(static_cast<size_t>(cols), 0.0f);
     for (int64_t i = 1; i < rows; ++i) {
@@ -382,6 +392,22 @@ Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights&
     return out;
 }
 
+// out (N, r + k) = [coef | A^T] for coef (N, r) and A (k, N), one block of positions per
+// thread, each output row written once and whole (a column-wise write would pull every row's
+// cache line in once per column group).
+SAM_VECTOR_CLONES
+void append_columns(const float* coef, int64_t r, const float* A, int64_t k, int64_t N, float* out) {
+    constexpr int64_t kBlock = 64;  // positions per block: A's k x 64 values stay in L1
+    const int64_t blocks = (N + kBlock - 1) / kBlock, ld = r + k;
+#pragma omp parallel for schedule(static) if (N * ld >= (int64_t{1} << 16) && !omp_in_parallel())
+    for (int64_t b = 0; b < blocks; ++b)
+        for (int64_t p = b * kBlock; p < std::min(N, (b + 1) * kBlock); ++p) {
+            float* row = out + p * ld;
+            std::copy(coef + p * r, coef + (p + 1) * r, row);
+            for (int64_t j = 0; j < k; ++j) row[r + j] = A[j * N + p];
+        }
+}
+
 // Image rows attending to the tokens (keys k, values v: (T, D) projected from the tokens),
 // added to the rows: out_proj(attn) = A U + bo with A (N, H*T) the attention weights and
 // U (H*T, C) the rows v_h[t] Wo_h^T. So coef gains the columns A, basis the rows U.
@@ -392,20 +418,14 @@ void image_to_tokens(Rows& x, const SharedKeys& sh, const AttentionWeights& a, c
     Buf tok(k.size());
     for (size_t i = 0; i < k.size(); ++i) tok[i] = k[i] * scale;
     Array A(HT * N);
-    // New coefficients [coef | A^T]: each range of heads makes and normalises its rows of A and
-    // writes them as columns, and copies its share of the old coefficient rows.
-    Array coef(N * (r + HT));
+    // Each range of heads makes and normalises its rows of A.
     for_head_ranges(H, [&](int64_t h0, int64_t h1) {
         image_token_scores(x, sh.q.data(), sh.q_pe.data(), a.q_proj.w, tok.data(), T, H, h0, h1, A.data());
-        for (int64_t h = h0; h < h1; ++h) {
-            const float* Ah = &A[h * T * N];
-            softmax_columns(&A[h * T * N], T, N);
-            for (int64_t p = 0; p < N; ++p)
-                for (int64_t t = 0; t < T; ++t) coef[p * (r + HT) + r + h * T + t] = Ah[t * N + p];
-        }
-        for (int64_t p = h0 * N / H; p < h1 * N / H; ++p)
-            std::copy(x.coef.data() + p * r, x.coef.data() + (p + 1) * r, &coef[p * (r + HT)]);
+        for (int64_t h = h0; h < h1; ++h) softmax_columns(&A[h * T * N], T, N);
     });
+    // New coefficients [coef | A^T], by blocks of positions: each row is written once, whole.
+    Array coef(N * (r + HT));
+    append_columns(x.coef.data(), r, A.data(), HT, N, coef.data());
     x.basis.resize(static_cast<size_t>((r + HT) * C));
     for (int64_t h = 0; h < H; ++h)
         mm(T, C, hd, &v[h * hd], D, a.out_proj.w.data() + h * hd, D, true, &x.basis[(r + h * T) * C], C);
@@ -505,20 +525,44 @@ void linear_rows_block(const Rows& x, const float* sw, const float* bw, const fl
     }
 }
 
-// The mask logits of a block of n image positions from p0: each of its 16 n upscaled pixels
-// (u2 rows (n * 4, 4 * C8): four sub-pixels of C8 features per first-stage pixel) dotted with
-// the M hypernetwork vectors, written straight to the (M, 4G, 4G) masks. Written out rather
-// than a GEMM with M ~ 3 columns, which the library runs far below its peak.
+// The mask logits of a block of n image positions from p0, from the second ConvTranspose's
+// product before its bias and GELU, transposed: u2T (4 C8, 4 n), row k2 C8 + c holding channel c
+// of sub-pixel k2 for every first-stage row r1 (position p0 + r1 / 4, sub-pixel r1 % 4). So
+//   logits[m, pixel(r1, k2)] = sum_c hyper[m, c] gelu(u2T[k2 C8 + c, r1] + b2[k2 C8 + c])
+// runs along r1 with the hypernetwork values broadcast: the GELU pass and the M products are
+// one pass over u2T, with no horizontal sums (a GEMM with M ~ 3 columns runs far below the
+// library's peak). Written straight to the (M, 4G, 4G) masks.
 SAM_VECTOR_CLONES
-void mask_logits_block(const float* u2, const float* hyper, int64_t M, int64_t C8, int64_t p0, int64_t n, int64_t G,
-                       float* out) {
-    const int64_t S = 4 * G;
-    for (int64_t r1 = 0; r1 < n * 4; ++r1) {
-        const int64_t q = p0 + r1 / 4, y = q / G, xx = q % G, ky1 = (r1 % 4) / 2, kx1 = r1 % 2;
-        for (int64_t k2 = 0; k2 < 4; ++k2) {
-            const int64_t Y = 4 * y + 2 * ky1 + k2 / 2, X = 4 * xx + 2 * kx1 + k2 % 2;
-            const float* u = u2 + (r1 * 4 + k2) * C8;
-            for (int64_t m = 0; m < M; ++m) out[m * S * S + Y * S + X] = dot(u, hyper + m * C8, C8);
+void gelu_mask_logits_block(const float* u2T, const float* b2, const float* hyper, int64_t M, int64_t C8, int64_t p0,
+                            int64_t n, int64_t G, float* out) {
+    constexpr int64_t kLanes = 64;  // first-stage rows per pass: its GELU values and sums stay in L1
+    constexpr int64_t kMaxM = 4;
+    const int64_t S = 4 * G, n4 = 4 * n;
+    alignas(64) float g[kLanes], acc[kMaxM][kLanes];
+    for (int64_t m0 = 0; m0 < M; m0 += kMaxM) {
+        const int64_t mn = std::min(kMaxM, M - m0);
+        for (int64_t r0 = 0; r0 < n4; r0 += kLanes) {
+            const int64_t L = std::min(kLanes, n4 - r0);
+            for (int64_t k2 = 0; k2 < 4; ++k2) {
+                for (int64_t m = 0; m < mn; ++m) std::fill_n(acc[m], kLanes, 0.0f);
+                for (int64_t c = 0; c < C8; ++c) {
+                    const float* row = u2T + (k2 * C8 + c) * n4 + r0;
+                    const float bias = b2[k2 * C8 + c];
+#pragma omp simd
+                    for (int64_t i = 0; i < L; ++i) g[i] = ops::gelu_erf(row[i] + bias);
+                    for (int64_t m = 0; m < mn; ++m) {
+                        const float hm = hyper[(m0 + m) * C8 + c];
+                        float* a = acc[m];
+#pragma omp simd
+                        for (int64_t i = 0; i < L; ++i) a[i] += hm * g[i];
+                    }
+                }
+                for (int64_t i = 0; i < L; ++i) {
+                    const int64_t r1 = r0 + i, q = p0 + r1 / 4, y = q / G, xx = q % G, k1 = r1 % 4;
+                    const int64_t Y = 4 * y + 2 * (k1 / 2) + k2 / 2, X = 4 * xx + 2 * (k1 % 2) + k2 % 2;
+                    for (int64_t m = 0; m < mn; ++m) out[(m0 + m) * S * S + Y * S + X] = acc[m][i];
+                }
+            }
         }
     }
 }
@@ -547,11 +591,11 @@ void upscale_and_predict_low_rank(const MaskDecoderWeights& w, const LowRankImag
             Array u1(n * 4 * C4);
             linear_rows_block(x, st.upscale.data(), bw.data(), cw.data(), out1, p0, p1, u1.data());
             layer_norm_gelu(u1.data(), n * 4, C4, w.upscale_norm);
-            // ConvTranspose 2x2 s2 -> GELU: (n * 4, 4 * C/8), four 4G x 4G pixels per row.
-            Array u2(n * 16 * C8);
-            w.upscale2.mm.forward(u1.data(), n * 4, u2.data(), ops::Epilogue::Gelu);
-            // Mask logits: hypernetwork vector . upscaled features, written to (4G, 4G).
-            mask_logits_block(u2.data(), hyper.data(), M, C8, p0, n, G, out);
+            // ConvTranspose 2x2 s2 (transposed: (4 * C/8, n * 4)), then its bias, GELU and the
+            // mask logits in one pass, written to (4G, 4G).
+            Array u2T(n * 16 * C8);
+            mm(4 * C8, n * 4, C4, w.upscale2.w.data(), C4, u1.data(), C4, true, u2T.data(), n * 4);
+            gelu_mask_logits_block(u2T.data(), w.upscale2.b.data(), hyper.data(), M, C8, p0, n, G, out);
         } catch (...) {
 #pragma omp critical(low_rank_upscale_error)
             if (!error) error = std::current_exception();
