@@ -352,6 +352,47 @@ void image_token_scores(const Rows& x, const float* swP, const float* peP, const
     mm(rows, N, r, Z.data(), r, x.coef.data(), r, true, X + h0 * T * N, N, true);
 }
 
+// out[t, :] = sum_p P[t, p] alpha[p] v[p, :] for Tn tokens and v (N, 16): the tokens' sums stay
+// in registers while v streams past, once.
+template <int Tn>
+[[gnu::always_inline]] inline void weighted_values16(const float* P, int64_t N, const float* alpha, const float* v,
+                                                     float* out, int64_t ldo) {
+    Float16 acc[Tn];
+    for (int t = 0; t < Tn; ++t) acc[t] = Float16{};
+    for (int64_t p = 0; p < N; ++p) {
+        Float16 vp;
+        std::memcpy(&vp, v + p * kPanel, sizeof vp);
+        const float ap = alpha[p];
+        for (int t = 0; t < Tn; ++t) acc[t] += (P[t * N + p] * ap) * vp;
+    }
+    for (int t = 0; t < Tn; ++t) std::memcpy(out + t * ldo, &acc[t], sizeof acc[t]);
+}
+
+// out (T, hd) with row stride ldo = P (T, N) diag(alpha) v for a head's values v (N, hd):
+// the attention's value side without forming P diag(alpha). Heads of 16 channels (SAM's and
+// SAM 2's) take the register kernel, 4 tokens at a time; others a GEMM.
+SAM_VECTOR_CLONES
+void weighted_values(const float* P, int64_t T, int64_t N, const float* alpha, const float* v, int64_t hd, float* out,
+                     int64_t ldo) {
+    if (hd != kPanel) {
+        Array pa(T * N);
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t p = 0; p < N; ++p) pa[t * N + p] = P[t * N + p] * alpha[p];
+        mm(T, hd, N, pa.data(), N, v, hd, false, out, ldo);
+        return;
+    }
+    for (int64_t t0 = 0; t0 < T; t0 += 4) {
+        const float* Pt = P + t0 * N;
+        float* o = out + t0 * ldo;
+        switch (std::min<int64_t>(4, T - t0)) {
+            case 4: weighted_values16<4>(Pt, N, alpha, v, o, ldo); break;
+            case 3: weighted_values16<3>(Pt, N, alpha, v, o, ldo); break;
+            case 2: weighted_values16<2>(Pt, N, alpha, v, o, ldo); break;
+            default: weighted_values16<1>(Pt, N, alpha, v, o, ldo); break;
+        }
+    }
+}
+
 // Tokens attending to the image rows: concat_h softmax_p(q_h . k_h[p] / sqrt(hd)) v_h[p] for
 // query vectors q (T, D); the value rows are never formed:
 //   sum_p P[p] v[p] = (P * alpha) (S Wv^T) + (P coef) (basis Wv^T) + c Wv^T + bv   (sum_p P = 1).
@@ -368,15 +409,9 @@ Buf tokens_to_image(const Rows& x, const SharedKeys& sh, const AttentionWeights&
     for_head_ranges(H, [&](int64_t h0, int64_t h1) {
         image_token_scores(x, sh.k.data(), sh.k_pe.data(), a.k_proj.w, tok.data(), T, H, h0, h1, P.data());
         const int64_t rows = (h1 - h0) * T, cols = (h1 - h0) * hd;
-        Array pa(T * N);
         for (int64_t h = h0; h < h1; ++h) {
-            for (int64_t t = 0; t < T; ++t) {
-                float* Pt = &P[(h * T + t) * N];
-                softmax(Pt, N);
-#pragma omp simd
-                for (int64_t p = 0; p < N; ++p) pa[t * N + p] = Pt[p] * x.alpha[static_cast<size_t>(p)];
-            }
-            mm(T, hd, N, pa.data(), N, sh.v.data() + h * hd, D, false, &out[h * hd], D);
+            for (int64_t t = 0; t < T; ++t) softmax(&P[(h * T + t) * N], N);
+            weighted_values(&P[h * T * N], T, N, x.alpha.data(), sh.v.data() + h * N * hd, hd, &out[h * hd], D);
         }
         if (r == 0) return;
         // (P coef) (basis Wv^T) for these heads: their rows of P coef, their columns of basis Wv^T.
@@ -621,6 +656,15 @@ Tensor linear_panels(const Tensor& x, const Tensor& w, const Tensor& b, int64_t 
     return y;
 }
 
+// (N, H * hd) -> (H, N, hd): each head's values contiguous.
+Tensor by_head(const Tensor& y, int64_t heads) {
+    const int64_t N = y.dim(0), D = y.dim(1), hd = D / heads;
+    Tensor out = Tensor::empty({heads, N, hd});
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t p = 0; p < N; ++p) std::copy_n(y.data() + p * D + h * hd, hd, out.data() + (h * N + p) * hd);
+    return out;
+}
+
 // Fills st.shared and st.upscale from st.keys (src) and the image PE.
 void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& st, const Tensor& image_pe) {
     const TwoWayTransformerWeights& tw = w.transformer;
@@ -656,7 +700,7 @@ void prepare_shared_image_side(const MaskDecoderWeights& w, LowRankImageState& s
         sk.s = s;
         sk.k = linear_panels(s, t2i.k_proj.w, none, t2i.num_heads);
         sk.k_pe = k_pe[l];
-        sk.v = ops::linear(s, t2i.v_proj.w, none);
+        sk.v = by_head(ops::linear(s, t2i.v_proj.w, none), t2i.num_heads);
         if (l == L) break;
         sk.q = linear_panels(s, tw.layers[l].cross_i2t.q_proj.w, none, tw.layers[l].cross_i2t.num_heads);
         sk.q_pe = q_pe[l];

@@ -30,7 +30,7 @@ struct SharedKeys {
     // (heads, P = ceil(HW/16), hd, 16): element (p, d) of head h at ((h P + p / 16) hd + d) 16 + p % 16,
     // zero past HW. The score kernel of a head then streams through one contiguous run.
     Tensor k, k_pe;    // panels of S_l Wk^T and key_pe Wk^T + bk, of the tokens-to-image attention
-    Tensor v;          // (HW, D)  S_l Wv^T
+    Tensor v;          // (heads, HW, hd)  S_l Wv^T, each head's columns contiguous
     Tensor q, q_pe;    // panels of S_l Wq^T and key_pe Wq^T + bq, of the image-to-tokens attention (l < depth)
 };
 
