@@ -9,7 +9,9 @@
 //   */Prepare     the once-per-image decoder state;
 //   */Click       one click: 1 point + padding point, multimask (3 masks) at 256x256;
 //   */Batch/64    64 prompts at once, as segment-everything decodes them (items = prompts);
-//   Upsample/3    the click's 3 masks upsampled to 1200x1800 and thresholded.
+//   Upsample/3    the click's 3 masks upsampled to 1200x1800 and thresholded;
+//   Predictor/Click  a click through the public SamPredictor, as `sam bench` times it: prompt
+//                 encoding, the low-rank decoder and the 3 masks at 1200x1800.
 // Wall-clock time (UseRealTime), since the work runs on T threads (default: every core).
 #include <benchmark/benchmark.h>
 
@@ -24,6 +26,8 @@
 #include "ops/threads.h"
 #include "postprocess.h"
 #include "sam/config.h"
+#include "sam/predictor.h"
+#include "sam/sam.h"
 
 using namespace sam;
 
@@ -129,6 +133,17 @@ void Upsample(benchmark::State& st) {
             post.binary(out.masks.data() + m * 256 * 256, full.data() + static_cast<size_t>(m) * 1200 * 1800, 0.0f);
 }
 
+void PredictorClick(benchmark::State& st) {
+    const Decoder& d = decoder();
+    const Sam sam = Sam::random(d.cfg, 1).with_execution({g_threads, Precision::F32});
+    SamPredictor predictor(sam);
+    predictor.set_embedding(d.emb, 1200, 1800);
+    Prompt p;
+    p.point_coords = {{900.0f, 600.0f}};
+    p.point_labels = {1};
+    for (auto _ : st) benchmark::DoNotOptimize(predictor.predict(p));
+}
+
 BENCHMARK(Prepare<true>)->Name("LowRank/Prepare")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(Click<true>)->Name("LowRank/Click")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(Batch<true>)->Name("LowRank/Batch")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -136,6 +151,7 @@ BENCHMARK(Prepare<false>)->Name("Reference/Prepare")->Unit(benchmark::kMilliseco
 BENCHMARK(Click<false>)->Name("Reference/Click")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(Batch<false>)->Name("Reference/Batch")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(Upsample)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(PredictorClick)->Name("Predictor/Click")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

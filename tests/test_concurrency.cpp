@@ -8,10 +8,12 @@
 // race shows on every CPU whose kernels have one. ctest runs this suite once per instruction
 // set level the CPU offers (tests/CMakeLists.txt).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -199,6 +201,41 @@ TEST(Concurrency, ThreadScopeAppliesOnTheThreadThatComputes) {
         EXPECT_EQ(ops::current_threads(), available_cores());
     }).join();
     EXPECT_EQ(ops::current_threads(), outside);
+}
+
+// A single item (one prompt) must run outside any parallel construct: regions it opens are
+// then top-level ones, which reuse libgomp's thread pool, where regions nested in an inactive
+// one start fresh threads every time (~0.8 ms each on a 2-core VM: a click's ~20 regions cost
+// more than its arithmetic).
+TEST(Concurrency, ForEachItemRunsOneItemAtTopLevelAndManyOnePerThread) {
+    ops::ThreadScope two(2);
+    int level = -1, team = 0;
+    ops::for_each_item(1, [&](int64_t i) {
+        EXPECT_EQ(i, 0);
+        level = omp_get_level();
+#pragma omp parallel
+#pragma omp single
+        team = omp_get_num_threads();
+    });
+    EXPECT_EQ(level, 0);
+    EXPECT_EQ(team, 2);
+
+    std::vector<std::atomic<int>> runs(7);
+    std::atomic<int> nested_teams{0};
+    ops::for_each_item(7, [&](int64_t i) {
+        runs[static_cast<size_t>(i)]++;
+#pragma omp parallel
+#pragma omp single
+        nested_teams += omp_get_num_threads();  // nested in an active region: 1 thread each
+    });
+    for (const auto& r : runs) EXPECT_EQ(r.load(), 1);
+    EXPECT_EQ(nested_teams.load(), 7);
+
+    EXPECT_THROW(ops::for_each_item(5, [](int64_t i) {
+                     if (i == 3) throw std::runtime_error("item 3");
+                 }),
+                 std::runtime_error);
+    EXPECT_THROW(ops::for_each_item(1, [](int64_t) { throw std::runtime_error("item 0"); }), std::runtime_error);
 }
 
 TEST(Concurrency, ModelHandlesCarryTheirOwnExecutionOptions) {

@@ -151,9 +151,8 @@ Buf lin(const Buf& x, const Linear& l, bool relu = false) {
     const int64_t in = l.w.dim(1), out = l.out_features(), rows = static_cast<int64_t>(x.size()) / in;
     Buf y(static_cast<size_t>(rows * out));
     for (int64_t i = 0; i < rows; ++i) std::copy(l.b.data(), l.b.data() + out, y.begin() + i * out);
-    const int parts = in * out >= (int64_t{1} << 18) && !omp_in_parallel() ? omp_get_max_threads() : 1;
-#pragma omp parallel for num_threads(parts) if (parts > 1)
-    for (int i = 0; i < parts; ++i) {
+    const int64_t parts = in * out >= (int64_t{1} << 18) && !omp_in_parallel() ? omp_get_max_threads() : 1;
+    ops::for_each_item(parts, [&](int64_t i) {
         const int64_t o0 = out * i / parts, o1 = out * (i + 1) / parts;
         if (rows == 1) {
             for (int64_t o = o0; o < o1; ++o) y[static_cast<size_t>(o)] += dot(x.data(), l.w.data() + o * in, in);
@@ -161,7 +160,7 @@ Buf lin(const Buf& x, const Linear& l, bool relu = false) {
             SingleThreaded one;
             ops::gemm(rows, o1 - o0, in, x.data(), in, l.w.data() + o0 * in, in, true, y.data() + o0, out, 1.0f, 1.0f);
         }
-    }
+    });
     if (relu)
         for (float& v : y) v = v > 0.0f ? v : 0.0f;
     return y;
@@ -247,17 +246,7 @@ struct Rows {
 template <class Fn>
 void for_head_ranges(int64_t heads, Fn&& fn) {
     const int64_t parts = omp_in_parallel() ? 1 : std::min<int64_t>(heads, omp_get_max_threads());
-    std::exception_ptr error;
-#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(parts)) if (parts > 1)
-    for (int64_t i = 0; i < parts; ++i) {
-        try {
-            fn(i * heads / parts, (i + 1) * heads / parts);
-        } catch (...) {
-#pragma omp critical(low_rank_head_error)
-            if (!error) error = std::current_exception();
-        }
-    }
-    if (error) std::rethrow_exception(error);
+    ops::for_each_item(parts, [&](int64_t i) { fn(i * heads / parts, (i + 1) * heads / parts); });
 }
 
 // 16 floats as one value, for the register-tiled score kernel below: GCC lowers it to one
@@ -799,24 +788,16 @@ DecoderOutput low_rank_decoder_forward(const MaskDecoderWeights& w, const LowRan
         throw Error("low-rank decoder: image state " + shape_str(state.keys.shape()) + ", image PE " +
                     shape_str(image_pe.shape()) + ", prompts " + shape_str(sparse.shape()));
     DecoderOutput out{Tensor::empty({B, M, S, S}), Tensor::empty({B, M})};
-    // One prompt per thread; a single prompt threads inside its GEMMs instead.
-    std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) if (B > 1)
-    for (int64_t b = 0; b < B; ++b) {
-        try {
-            // Tokens: [iou_token, mask_tokens, sparse prompts], (T, C).
-            std::vector<float> tokens(static_cast<size_t>(T * C)), iou(static_cast<size_t>(n));
-            std::copy(w.iou_token.data(), w.iou_token.data() + C, tokens.begin());
-            std::copy(w.mask_tokens.data(), w.mask_tokens.data() + n * C, tokens.begin() + C);
-            std::copy(sparse.data() + b * Ns * C, sparse.data() + (b + 1) * Ns * C, tokens.begin() + (1 + n) * C);
-            decode_prompt_low_rank(w, state, tokens.data(), T, first, M, iou.data(), out.masks.data() + b * M * S * S);
-            for (int64_t m = 0; m < M; ++m) out.iou[b * M + m] = iou[static_cast<size_t>(first + m)];
-        } catch (...) {
-#pragma omp critical(low_rank_decoder_error)
-            if (!error) error = std::current_exception();
-        }
-    }
-    if (error) std::rethrow_exception(error);
+    // One prompt per thread; a single prompt threads inside instead.
+    ops::for_each_item(B, [&](int64_t b) {
+        // Tokens: [iou_token, mask_tokens, sparse prompts], (T, C).
+        std::vector<float> tokens(static_cast<size_t>(T * C)), iou(static_cast<size_t>(n));
+        std::copy(w.iou_token.data(), w.iou_token.data() + C, tokens.begin());
+        std::copy(w.mask_tokens.data(), w.mask_tokens.data() + n * C, tokens.begin() + C);
+        std::copy(sparse.data() + b * Ns * C, sparse.data() + (b + 1) * Ns * C, tokens.begin() + (1 + n) * C);
+        decode_prompt_low_rank(w, state, tokens.data(), T, first, M, iou.data(), out.masks.data() + b * M * S * S);
+        for (int64_t m = 0; m < M; ++m) out.iou[b * M + m] = iou[static_cast<size_t>(first + m)];
+    });
     return out;
 }
 

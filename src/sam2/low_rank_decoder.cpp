@@ -206,17 +206,7 @@ Sam2DecoderOutput sam2_low_rank_decoder_forward(const Sam2Model& m, const Sam2De
     };
     if (dense.empty()) {
         // One prompt per thread on the shared state; a single prompt threads inside instead.
-        std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) if (B > 1)
-        for (int64_t b = 0; b < B; ++b) {
-            try {
-                decode(b, image.low_rank);
-            } catch (...) {
-#pragma omp critical(sam2_low_rank_decoder_error)
-                if (!error) error = std::current_exception();
-            }
-        }
-        if (error) std::rethrow_exception(error);
+        ops::for_each_item(B, [&](int64_t b) { decode(b, image.low_rank); });
     } else {
         // A mask input changes the image side: a state per prompt, made and used in turn.
         for (int64_t b = 0; b < B; ++b) {
