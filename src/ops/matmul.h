@@ -44,7 +44,10 @@ int int8_weight_levels_for(const std::string& gemm_isa);
 int int8_weight_levels();
 
 // Best GFLOP/s of the library's bare matmul for (M, K) x (K, N) in precision p (int8: u8 x s8 with
-// fp32 output, as the layers use it), over `reps` timed runs after a warm-up. For benchmarks.
+// fp32 output, as the layers use it), over at least `reps` timed runs and at least
+// kPeakMinSeconds of them, after a warm-up. For benchmarks: a fast int8 run takes ~10 ms, and
+// the best of 3 such runs swung by 50% on a shared VM.
+constexpr double kPeakMinSeconds = 0.5;
 double matmul_peak_gflops(Precision p, int64_t M, int64_t N, int64_t K, int reps);
 
 // A linear layer's weights plus the primitives and packed weights made for them, per row
