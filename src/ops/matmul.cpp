@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "ops/cpu.h"
+#include "ops/vector_math.h"
 #include "sam/error.h"
 
 namespace sam::ops {
@@ -45,12 +46,20 @@ struct Quantised {
     int32_t zero_point;
 };
 
+// Built per instruction set (SAM_VECTOR_CLONES), with the range as an OpenMP simd reduction: a
+// plain std::min / std::max loop stays scalar (float min is not associative for the compiler),
+// and this pass ran at 7% of the int8 encoder's time.
+SAM_VECTOR_CLONES
 Quantised quantise_u8(const float* x, int64_t M, int64_t K, int64_t lda, uint8_t* q) {
     float lo = 0.0f, hi = 0.0f;
 #pragma omp parallel for reduction(min : lo) reduction(max : hi) if (M * K >= kParallelMin)
     for (int64_t m = 0; m < M; ++m) {
         const float* r = x + m * lda;
-        for (int64_t k = 0; k < K; ++k) lo = std::min(lo, r[k]), hi = std::max(hi, r[k]);
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+        for (int64_t k = 0; k < K; ++k) {
+            lo = r[k] < lo ? r[k] : lo;
+            hi = r[k] > hi ? r[k] : hi;
+        }
     }
     if (!(hi > lo) || !std::isfinite(hi - lo)) {  // all zeros (or non-finite input): q = 0
         std::fill_n(q, M * K, uint8_t{0});
@@ -63,6 +72,7 @@ Quantised quantise_u8(const float* x, int64_t M, int64_t K, int64_t lda, uint8_t
     for (int64_t m = 0; m < M; ++m) {
         const float* r = x + m * lda;
         uint8_t* o = q + m * K;
+#pragma omp simd
         for (int64_t k = 0; k < K; ++k) {
             const float v = std::clamp(r[k] * inv + zpf, 0.0f, 255.0f);
             o[k] = static_cast<uint8_t>(static_cast<int32_t>(v + 0.5f));  // v >= 0: rounds half up
