@@ -274,7 +274,11 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
     memory src_user({{M, K}, dt::f32, memory::dims{lda, 1}}, eng, const_cast<float*>(x));
     memory src = src_user;
     if (entry->src_md != src_user.get_desc()) {  // bf16: convert activations once per call
-        src = memory(entry->src_md, eng);
+        // into this thread's buffer, kept between calls: a fresh one (up to 25 MB for vit_b's
+        // MLP) would page-fault on every first touch, at every layer.
+        thread_local std::vector<uint16_t> converted;
+        converted.resize(std::max(converted.size(), entry->src_md.get_size() / sizeof(uint16_t) + 1));
+        src = memory(entry->src_md, eng, converted.data());
         dnnl::reorder(src_user, src).execute(s, src_user, src);
     }
     memory dst(entry->dst_md, eng, y);
