@@ -18,7 +18,6 @@ const state = {
   selected: 0,        // which candidate of result is shown
   history: [],        // snapshots {prompts, result, selected} before each action, for undo
   everything: null,   // records of "segment everything"
-  negative: false,    // left click adds negative points
   busy: false,
   drag: null,         // {x0, y0, x1, y1, button} in image pixels while the mouse is down
   queue: Promise.resolve(),
@@ -563,20 +562,14 @@ window.addEventListener('mouseup', (ev) => {
     [d.x1, d.y1] = imagePoint(ev);
     addPrompt({ kind: 'box', box: [Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.max(d.x0, d.x1), Math.max(d.y0, d.y1)] });
   } else {
-    const label = d.button === 2 || state.negative ? 0 : 1;
+    const label = d.button === 2 || labelMode.negative() ? 0 : 1;
     addPrompt({ kind: 'point', x: d.x0, y: d.y0, label });
   }
 });
 
-function setNegative(on) {
-  state.negative = on;
-  $('mode-positive').classList.toggle('active', !on);
-  $('mode-negative').classList.toggle('active', on);
-}
+const labelMode = samStage.labelMode($('mode-positive'), $('mode-negative'));
 
 $('file-input').addEventListener('change', (ev) => { openImage(ev.target.files[0]); ev.target.value = ''; });
-$('mode-positive').addEventListener('click', () => setNegative(false));
-$('mode-negative').addEventListener('click', () => setNegative(true));
 $('multimask').addEventListener('change', () => { if (state.prompts.length) { state.result = null; predict(); } });
 $('undo').addEventListener('click', undo);
 $('clear').addEventListener('click', clearAll);
@@ -587,7 +580,7 @@ $('export-coco').addEventListener('click', exportCoco);
 window.addEventListener('keydown', (ev) => {
   if ((ev.ctrlKey || ev.metaKey) && ev.key === 'z') { ev.preventDefault(); undo(); }
   else if (ev.key === 'Escape') clearAll();
-  else if (ev.key === 'n' || ev.key === 'N') setNegative(!state.negative);
+  else if (ev.key === 'n' || ev.key === 'N') labelMode.toggle();
 });
 
 const stage = $('stage');

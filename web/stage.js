@@ -18,6 +18,20 @@ const samStage = {
     });
   },
 
+  // The point-label mode of a page: a plain click adds a negative point while it is on. The two
+  // buttons set it and show which is active; returns { negative(), set(on), toggle() }.
+  labelMode(positiveButton, negativeButton) {
+    let on = false;
+    const set = (value) => {
+      on = value;
+      positiveButton.classList.toggle('active', !on);
+      negativeButton.classList.toggle('active', on);
+    };
+    positiveButton.addEventListener('click', () => set(false));
+    negativeButton.addEventListener('click', () => set(true));
+    return { negative: () => on, set, toggle: () => set(!on) };
+  },
+
   // The picture pixel (x, y) under a pointer event on `element`, which shows a width x height
   // picture scaled to its box; clamped to the picture.
   point(ev, element, width, height) {

@@ -23,7 +23,6 @@ const state = {
   current: null,       // the object clicks go to
   points: new Map(),   // `${frame}:${obj}` -> [{x, y, label}]
   masks: new Map(),    // frame -> masks [{obj_id, size, counts, score}] as last fetched or answered
-  negative: false,
   propagating: false,
   busy: false,
   queue: Promise.resolve(),  // requests that change the session, one at a time
@@ -341,18 +340,12 @@ overlay.addEventListener('contextmenu', (ev) => ev.preventDefault());
 overlay.addEventListener('mousedown', (ev) => {
   if (!state.video || state.busy || (ev.button !== 0 && ev.button !== 2)) return;
   const [x, y] = videoPoint(ev);
-  addPoint(x, y, ev.button === 2 || ev.shiftKey || state.negative ? 0 : 1);
+  addPoint(x, y, ev.button === 2 || ev.shiftKey || labelMode.negative() ? 0 : 1);
 });
 
-function setNegative(on) {
-  state.negative = on;
-  $('mode-positive').classList.toggle('active', !on);
-  $('mode-negative').classList.toggle('active', on);
-}
+const labelMode = samStage.labelMode($('mode-positive'), $('mode-negative'));
 
 $('file-input').addEventListener('change', (ev) => { openVideo(ev.target.files[0]); ev.target.value = ''; });
-$('mode-positive').addEventListener('click', () => setNegative(false));
-$('mode-negative').addEventListener('click', () => setNegative(true));
 $('new-object').addEventListener('click', newObject);
 $('remove-object').addEventListener('click', removeObject);
 $('propagate').addEventListener('click', propagate);
@@ -361,7 +354,7 @@ $('frame-slider').addEventListener('input', (ev) => showFrame(Number(ev.target.v
 
 window.addEventListener('keydown', (ev) => {
   if (!state.video || ev.target instanceof HTMLInputElement) return;
-  if (ev.key === 'n' || ev.key === 'N') setNegative(!state.negative);
+  if (ev.key === 'n' || ev.key === 'N') labelMode.toggle();
   else if (ev.key === 'ArrowRight' && state.frame + 1 < state.video.frames) showFrame(state.frame + 1);
   else if (ev.key === 'ArrowLeft' && state.frame > 0) showFrame(state.frame - 1);
 });

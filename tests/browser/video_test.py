@@ -166,6 +166,21 @@ def check_page(page, args, video):
     labels = page.evaluate("() => window.samVideo.state.points.get('3:2').map((p) => p.label)")
     if labels != [1, 0]:
         fail(f"object 2's points on frame 3 have labels {labels}, expected [1, 0]")
+    # The label mode (web/stage.js, shared with the image page): the N key makes a plain click
+    # negative and the buttons show it; the Positive button turns it back.
+    modes = "() => ['mode-positive', 'mode-negative'].map((id) => document.getElementById(id).classList.contains('active'))"
+    page.keyboard.press("n")
+    if page.evaluate(modes) != [False, True]:
+        fail(f"after the N key the mode buttons are {page.evaluate(modes)}, expected negative active")
+    n = draws(page)
+    click_video(page, 300, 220)
+    wait_draw(page, n, 3)
+    page.click("#mode-positive")
+    if page.evaluate(modes) != [True, False]:
+        fail(f"after Positive the mode buttons are {page.evaluate(modes)}, expected positive active")
+    labels = page.evaluate("() => window.samVideo.state.points.get('3:2').map((p) => p.label)")
+    if labels != [1, 0, 0]:
+        fail(f"object 2's points on frame 3 have labels {labels}, expected [1, 0, 0] after a click in negative mode")
     r = check_frame(page, 3, "object 2 clicked", [1, 2])  # object 1 without an output there yet: empty
     if not r["areas"].get("2"):
         fail("object 2's mask on frame 3 is empty")
