@@ -87,6 +87,8 @@ void load_sam2_weights(Sam2Model& m, const TensorSource& src);
 // (1, H, W, C) for the trunk, (1, C, H, W) for the neck levels.
 using Sam2Observer = std::function<void(const std::string&, const Tensor&)>;
 
+// One MultiScaleBlock: x (H*W, dim) -> (H'*W', dim_out); H, W updated.
+Tensor hiera_block(const HieraBlockWeights& b, Tensor x, int& H, int& W);
 // input (1, 3, S, S) -> the trunk's stage outputs, each (H_i * W_i, C_i) channels-last.
 std::vector<Tensor> hiera_forward(const HieraWeights& w, const Sam2Config& cfg, const Tensor& input,
                                   const Sam2Observer& observe = nullptr);
