@@ -221,6 +221,69 @@ TEST_P(AttentionKernels, SharedRowsAndReusedObject) {
     }
 }
 
+// ---- Without relative-position tables (SAM 2's Hiera and memory attention) ----
+
+// Attends `tokens` of c with the given params (tables or none) and kernels; q_tok is passed only
+// with tables, so that a kernel reading positions without them would crash the test.
+std::vector<float> attend_all(const HeadCase& c, const ops::RelPosAttentionParams& params, const std::vector<int64_t>& tokens,
+                              ops::KernelIsa isa) {
+    const int64_t nq = static_cast<int64_t>(tokens.size());
+    std::vector<const float*> q_rows;
+    for (int64_t t : tokens) q_rows.push_back(c.q[size_t(t)]);
+    std::vector<float> out(size_t(nq * c.hd), -1.0f);
+    std::vector<float*> out_rows;
+    for (int64_t i = 0; i < nq; ++i) out_rows.push_back(out.data() + i * c.hd);
+    ops::RelPosAttention attention(params);
+    attention.set_keys_values(c.k.data(), c.v.data());
+    attention.attend(nq, q_rows.data(), params.rel_pos_h ? tokens.data() : nullptr, out_rows.data(), isa);
+    return out;
+}
+
+// The no-table mode against zero tables: the same scores (adding q . 0 changes no score), so
+// the same outputs bit for bit; and against the definition with zero tables within 1e-5 of the
+// largest output. Key counts from 1 to past two key blocks (252 keys each), including primes,
+// which no grid but 1 x n holds; head sizes odd and even.
+TEST_P(AttentionKernels, NoTablesEqualZeroTables) {
+    std::mt19937 rng(16);
+    struct Shape { int64_t hd, keys; };
+    for (Shape s : {Shape{1, 1}, Shape{5, 7}, Shape{13, 251}, Shape{64, 253}, Shape{8, 504}, Shape{96, 64},
+                    Shape{80, 509}, Shape{256, 1031}, Shape{6, 16}}) {
+        HeadCase c(s.hd, 1, s.keys, rng);
+        std::fill(c.rel_h.begin(), c.rel_h.end(), 0.0f);
+        std::fill(c.rel_w.begin(), c.rel_w.end(), 0.0f);
+        std::vector<std::vector<int64_t>> queries = {random_tokens(c, 1 + int64_t(rng() % 150), rng)};
+        if (s.keys <= 300) queries.push_back(all_tokens(c));
+        for (const std::vector<int64_t>& tokens : queries) {
+            ops::RelPosAttentionParams none = c.params();
+            none.rel_pos_h = none.rel_pos_w = nullptr;
+            const std::vector<float> got = attend_all(c, none, tokens, GetParam()), want = attend_all(c, c.params(), tokens, GetParam());
+            EXPECT_EQ(got, want) << "hd " << s.hd << " keys " << s.keys << " nq " << tokens.size();
+            EXPECT_TRUE(matches_naive(c, tokens, GetParam()));  // the zero tables' result is right
+        }
+    }
+}
+
+// Without tables the grid only counts the keys: a 7 x 9 grid and a 1 x 63 grid give the same
+// outputs bit for bit (as in a Hiera window, whose keys are a grid).
+TEST_P(AttentionKernels, NoTablesIgnoreTheGridShape) {
+    std::mt19937 rng(17);
+    HeadCase c(24, 7, 9, rng);
+    ops::RelPosAttentionParams grid = c.params(), line = c.params();
+    grid.rel_pos_h = grid.rel_pos_w = line.rel_pos_h = line.rel_pos_w = nullptr;
+    line.grid_h = 1;
+    line.grid_w = 63;
+    const std::vector<int64_t> tokens = random_tokens(c, 40, rng);
+    EXPECT_EQ(attend_all(c, grid, tokens, GetParam()), attend_all(c, line, tokens, GetParam()));
+}
+
+TEST(AttentionKernels, OneTableAloneIsAnError) {
+    std::mt19937 rng(18);
+    HeadCase c(8, 3, 3, rng);
+    ops::RelPosAttentionParams params = c.params();
+    params.rel_pos_w = nullptr;
+    EXPECT_THROW(ops::RelPosAttention{params}, Error);
+}
+
 // ---- bf16 products (the bf16 and int8 encoders' kernels) ----
 
 // Attends the given tokens with bf16 products and with the portable fp32 kernels; the largest
@@ -347,6 +410,25 @@ TEST_F(AttentionKernelsBf16, SharedRowsAndReusedObject) {
             EXPECT_NEAR(out_a[size_t(i * 13 + d)], want_a[size_t(d)], kBf16Tolerance);
             EXPECT_NEAR(out_b[size_t(i * 13 + d)], want_b[size_t(d)], kBf16Tolerance);
         }
+    }
+}
+
+// Without tables, bf16 products: bit for bit the zero tables' result, and within the bf16
+// tolerance of the portable fp32 kernels.
+TEST_F(AttentionKernelsBf16, NoTablesEqualZeroTables) {
+    std::mt19937 rng(26);
+    struct Shape { int64_t hd, keys; };
+    for (Shape s : {Shape{1, 1}, Shape{5, 7}, Shape{13, 251}, Shape{64, 253}, Shape{96, 64}, Shape{256, 1031}}) {
+        HeadCase c(s.hd, 1, s.keys, rng);
+        std::fill(c.rel_h.begin(), c.rel_h.end(), 0.0f);
+        std::fill(c.rel_w.begin(), c.rel_w.end(), 0.0f);
+        const std::vector<int64_t> tokens = random_tokens(c, 1 + int64_t(rng() % 150), rng);
+        ops::RelPosAttentionParams zero = c.params(), none = c.params();
+        zero.bf16_products = none.bf16_products = true;
+        none.rel_pos_h = none.rel_pos_w = nullptr;
+        const std::vector<float> got = attend_all(c, none, tokens, ops::KernelIsa::Avx512);
+        EXPECT_EQ(got, attend_all(c, zero, tokens, ops::KernelIsa::Avx512)) << "hd " << s.hd << " keys " << s.keys;
+        EXPECT_LE(bf16_vs_portable(c, tokens), kBf16Tolerance) << "hd " << s.hd << " keys " << s.keys;
     }
 }
 

@@ -148,6 +148,34 @@ TEST(Sam2LowRankDecoder, TinyShapesMatchTheReferenceDecoder) {
                 sam2_mask_decoder_forward(m, *image, two, {}, false), "two prompts");
 }
 
+// The upscaling runs in blocks of 256 image positions, 4 columns each, in chunks of 64 columns:
+// an 18 x 18 image side (input 288) has a whole block and a partial one of 68 positions, whose
+// 272 columns end in a partial chunk. One prompt (its blocks spread over the threads) and a
+// batch (one prompt per thread, its blocks in turn), in both output modes.
+TEST(Sam2LowRankDecoder, PartialBlocksMatchTheReferenceDecoder) {
+    Sam2Config cfg = sam2_config_for("tiny");
+    cfg.image_size = 288;
+    const Sam2 model = Sam2::random(cfg, 8);
+    const Sam2Model& m = Sam2Access::model(model);
+    const int64_t C = m.config.d_model, G = m.config.embedding_size();
+    ASSERT_EQ(G * G, 256 + 68);
+    Sam2Features f;
+    f.image_embed = random_tensor({1, C, G, G}, 21);
+    f.high_res = {random_tensor({1, C / 8, 4 * G, 4 * G}, 22), random_tensor({1, C / 4, 2 * G, 2 * G}, 23)};
+    const auto image = sam2_decoder_image(m, f, Sam2DecoderPath::Both);
+    const float pts[] = {40.0f, 250.0f, 270.0f, 20.0f, 150.0f, 160.0f};
+    const int labels[] = {1, 0, 1};
+    const Tensor one = sam2_sparse_embeddings(m.prompt_encoder, 1, 3, pts, labels);
+    const Tensor three = sam2_sparse_embeddings(m.prompt_encoder, 3, 1, pts, labels);
+    for (bool multimask : {true, false}) {
+        const std::string mode = multimask ? " multimask" : " single";
+        expect_same(sam2_low_rank_decoder_forward(m, *image, one, {}, multimask),
+                    sam2_mask_decoder_forward(m, *image, one, {}, multimask), "one prompt" + mode);
+        expect_same(sam2_low_rank_decoder_forward(m, *image, three, {}, multimask),
+                    sam2_mask_decoder_forward(m, *image, three, {}, multimask), "three prompts" + mode);
+    }
+}
+
 // Each decoder refuses an image state made without it, naming what is missing.
 TEST(Sam2LowRankDecoder, StatesWithoutTheDecoderAreRefused) {
     const Sam2Model& m = Sam2Access::model(reduced());

@@ -1,7 +1,7 @@
-// SAM 2's memory attention core: the fused kernel (key blocks with an online softmax) against
-// the GEMM form it replaced, on the shapes of a full-size model's memory bank. The fixture's small
-// model (tests/data/sam2_video) has too few keys for the fused path, so its parity tests run the
-// GEMM form; this test is what covers the fused one.
+// SAM 2's memory attention core: the fused kernel (key blocks with an online softmax, no
+// relative-position tables) against the GEMM form it replaced, on the shapes of a full-size
+// model's memory bank and on key counts of any size (the fixture's small model, tests/data/
+// sam2_video, runs the fused kernel on its few keys in the parity tests).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -54,18 +54,30 @@ TEST(Sam2MemoryAttention, FusedEqualsGemmOnAFullBank) {
 
 TEST(Sam2MemoryAttention, FusedEqualsGemmWithSeveralHeads) { expect_fused_equals_gemm(512, 2 * 4096 + 8, 256, 4); }
 
-TEST(Sam2MemoryAttention, KeyCountsWithoutAGridTakeTheGemmForm) {
-    // 4099 is prime: no key grid keeps the kernel's relative terms small, so both calls are
-    // the GEMM form, bit for bit.
-    const Tensor q = random_rows(300, 64, 1.0f, 4), k = random_rows(4099, 64, 1.0f, 5), v = random_rows(4099, 64, 1.0f, 6);
-    const Tensor a = memory_attention_core(q, k, v, 1, true), b = memory_attention_core(q, k, v, 1, false);
-    EXPECT_EQ(test::max_abs_diff(a, b), 0.0f);
+// Any key count takes the kernel, which needs no key grid: primes (4099, 509, 7), one key, a
+// memory and one object pointer (4100 = 4096 + 4), the fixture's sizes (a 16 x 16 frame: 256;
+// two memories and pointers), counts just past a key block (253). Small enough to run under every
+// kernel set (tests/CMakeLists.txt: IsaLevel.*).
+TEST(Sam2MemoryAttention, AnyKeyCountTakesTheKernel) {
+    struct Case { int64_t Nq, Nk, D; int heads; };
+    for (Case c : {Case{300, 4099, 64, 1}, Case{64, 4100, 256, 1}, Case{100, 509, 64, 2}, Case{33, 7, 32, 1},
+                   Case{17, 1, 16, 1}, Case{256, 256, 64, 1}, Case{256, 2 * 256 + 8, 64, 1}, Case{70, 253, 256, 8}}) {
+        const Tensor q = random_rows(c.Nq, c.D, 1.5f, 4), k = random_rows(c.Nk, c.D, 1.5f, 5), v = random_rows(c.Nk, c.D, 1.0f, 6);
+        const Tensor got = memory_attention_core(q, k, v, c.heads, true), want = memory_attention_core(q, k, v, c.heads, false);
+        const float diff = test::max_abs_diff(got, want), scale = test::max_abs(want);
+        EXPECT_LE(diff, 1e-4f * scale) << "Nq " << c.Nq << ", Nk " << c.Nk << ", D " << c.D << ", " << c.heads << " head(s)";
+        if (c.Nk == 1) {  // a single key: every output row is its value
+            for (int64_t i = 0; i < c.Nq * c.D; ++i) ASSERT_NEAR(got[i], v[i % c.D], 1e-6f * scale) << i;
+        }
+    }
 }
 
 TEST(Sam2MemoryAttention, MismatchedShapesAreAnError) {
     const Tensor q = random_rows(16, 64, 1.0f, 7), k = random_rows(32, 64, 1.0f, 8), v = random_rows(31, 64, 1.0f, 9);
     EXPECT_THROW(memory_attention_core(q, k, v, 1), Error);
     EXPECT_THROW(memory_attention_core(q, k, k, 3), Error);
+    const Tensor none({0, 64});
+    EXPECT_THROW(memory_attention_core(q, none, none, 1), Error);
 }
 
 }  // namespace

@@ -18,6 +18,9 @@ inline int64_t panels(int64_t rows) { return (rows + kRowTile - 1) / kRowTile; }
 // The head's packed operands (see the top of the file).
 struct Packed {
     int64_t hd = 0, gh = 0, gw = 0, tokens = 0;
+    // Whether there are relative-position tables. Without them the scores are the scaled
+    // products alone: no table products, gathers or bias additions, and no query positions.
+    bool relative = true;
     const float* keys = nullptr;     // [panels(tokens)][hd][6]
     const float* values = nullptr;   // [panels(hd)][tokens][6]
     const float* table_h = nullptr;  // [panels(2 gh - 1)][hd][6]
@@ -33,6 +36,7 @@ struct Packed {
 struct Block {
     int64_t nq = 0, nqp = 0, ldq = 0;
     float* qs = nullptr;     // (hd x ldq) Q^T * scale * log2 e
+    // The relative terms' buffers (empty without tables):
     float* qu = nullptr;     // (hd x ldq) Q^T, for the relative terms
     float* rel = nullptr;    // (rows of a table x ldq) table products before the gather
     float* rh = nullptr;     // (gh x ldq) RH[kh][i] (log2 units)
@@ -45,15 +49,16 @@ struct Block {
     float* bmax = nullptr;   // (ldq) maximum over the current key block
     uint32_t* qp = nullptr;  // ((hd + 1) / 2 x ldq) bf16 pairs of qs rows 2e, 2e + 1 (bf16 products only)
     uint32_t* sp = nullptr;  // (kKeyBlock / 2 x ldq) bf16 pairs of s rows 2u, 2u + 1 (bf16 products only)
-    int32_t* qh = nullptr;   // (ldq) grid row of each query
+    int32_t* qh = nullptr;   // (ldq) grid row of each query (relative terms only)
     int32_t* qw = nullptr;   // (ldq) grid column
 };
 
 int64_t block_floats(const Packed& p, int64_t ldq);  // floats of `work` one query block needs
 
 // Attention of nq queries against the packed head p, in blocks of kQueryBlock; `work` holds
-// block_floats(p, kQueryBlock) floats, `positions` 2 * kQueryBlock. One per kernel set, each
-// compiled for its instruction set (attention_kernels_<isa>.cpp).
+// block_floats(p, kQueryBlock) floats, `positions` 2 * kQueryBlock; q_tok is read only with
+// relative terms. One per kernel set, each compiled for its instruction set
+// (attention_kernels_<isa>.cpp).
 #define SAM_ATTENTION_ENTRY(isa)                                                                               \
     void attend_blocks_##isa(const Packed& p, int64_t nq, const float* const* q_rows, const int64_t* q_tok, \
                              float* const* out_rows, float* work, int32_t* positions)

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <iterator>
 #include <limits>
@@ -24,33 +25,44 @@ inline void prefetch_row(const float* row, int64_t n) {
 
 constexpr int64_t kPrefetchRows = 12;  // rows ahead: enough to cover memory latency
 
-int64_t table_rows(const Packed& p) { return panels(2 * std::max(p.gh, p.gw) - 1) * kRowTile; }
+int64_t table_rows(const Packed& p) { return p.relative ? panels(2 * std::max(p.gh, p.gw) - 1) * kRowTile : 0; }
+
+// Rows (of ldq floats) of the Block's float buffers qs, qu, rel, rh, rw, s, o, m, l, alpha,
+// bmax, qp, sp, in this order; the relative terms' buffers are empty without tables.
+std::array<int64_t, 13> block_rows(const Packed& p) {
+    const int64_t r = p.relative ? 1 : 0;
+    return {p.hd, r * p.hd, table_rows(p), r * p.gh, r * p.gw, kKeyBlock, p.hd, 1, 1, 1, 1, (p.hd + 1) / 2,
+            kKeyBlock / 2};
+}
 
 Block carve(const Packed& p, int64_t nq, float* work, int32_t* positions) {
     Block b;
     b.nq = nq;
     b.nqp = (nq + kLanes - 1) / kLanes * kLanes;
     b.ldq = b.nqp;
-    const int64_t rows[] = {p.hd, p.hd, table_rows(p), p.gh, p.gw, kKeyBlock, p.hd, 1, 1, 1, 1};
+    const std::array<int64_t, 13> rows = block_rows(p);
     float** dst[] = {&b.qs, &b.qu, &b.rel, &b.rh, &b.rw, &b.s, &b.o, &b.m, &b.l, &b.alpha, &b.bmax};
-    for (size_t i = 0; i < std::size(rows); ++i) {  // each piece stays 64-byte aligned: ldq % 16 == 0
+    for (size_t i = 0; i < std::size(dst); ++i) {  // each piece stays 64-byte aligned: ldq % 16 == 0
         *dst[i] = work;
         work += rows[i] * b.ldq;
     }
     b.qp = reinterpret_cast<uint32_t*>(work);  // one float's room per bf16 pair
-    work += (p.hd + 1) / 2 * b.ldq;
+    work += rows[11] * b.ldq;
     b.sp = reinterpret_cast<uint32_t*>(work);
     b.qh = positions;
     b.qw = positions + b.ldq;
     return b;
 }
 
-// Q^T scaled and unscaled, and the queries' grid positions; padding queries are zero.
-template <class Kernels>
+// Q^T scaled, and with relative terms Q^T unscaled and the queries' grid positions; padding
+// queries are zero.
+template <class Kernels, bool Relative>
 void load_queries(const Packed& p, Block& b, const float* const* q_rows, const int64_t* q_tok) {
-    Kernels::rows_to_columns(q_rows, b.nq, p.hd, b.qu, b.ldq);
-    for (int64_t d = 0; d < p.hd; ++d) std::fill(b.qu + d * b.ldq + b.nq, b.qu + (d + 1) * b.ldq, 0.0f);
-    for (int64_t k = 0; k < p.hd * b.ldq; ++k) b.qs[k] = b.qu[k] * p.q_scale;
+    float* q = Relative ? b.qu : b.qs;
+    Kernels::rows_to_columns(q_rows, b.nq, p.hd, q, b.ldq);
+    for (int64_t d = 0; d < p.hd; ++d) std::fill(q + d * b.ldq + b.nq, q + (d + 1) * b.ldq, 0.0f);
+    for (int64_t k = 0; k < p.hd * b.ldq; ++k) b.qs[k] = q[k] * p.q_scale;
+    if constexpr (!Relative) return;
     for (int64_t i = 0; i < b.nqp; ++i) {  // padding queries copy query 0's position: no new table rows
         const int64_t t = q_tok[i < b.nq ? i : 0];
         b.qh[i] = static_cast<int32_t>(t / p.gw);
@@ -107,17 +119,19 @@ struct PortableKernels {
         }
     }
 
+    // Relative: with the relative terms RH[kh] + RW[kw] added (the tables' mode).
+    template <bool Relative>
     static void scores(const Packed& p, const Block& b, int64_t j0, int64_t nk) {
         products(b, nk, p.hd, p.keys + j0 * p.hd, b.qs, b.s);
         std::fill(b.bmax, b.bmax + b.nqp, -std::numeric_limits<float>::infinity());
         for (int64_t j = 0; j < nk; ++j) {
-            const int64_t kh = (j0 + j) / p.gw, kw = (j0 + j) % p.gw;
             float* row = b.s + j * b.ldq;
-            const float *bh = b.rh + kh * b.ldq, *bw = b.rw + kw * b.ldq;
-            for (int64_t i = 0; i < b.nqp; ++i) {
-                row[i] += bh[i] + bw[i];
-                b.bmax[i] = std::max(b.bmax[i], row[i]);
+            if constexpr (Relative) {
+                const int64_t kh = (j0 + j) / p.gw, kw = (j0 + j) % p.gw;
+                const float *bh = b.rh + kh * b.ldq, *bw = b.rw + kw * b.ldq;
+                for (int64_t i = 0; i < b.nqp; ++i) row[i] += bh[i] + bw[i];
             }
+            for (int64_t i = 0; i < b.nqp; ++i) b.bmax[i] = std::max(b.bmax[i], row[i]);
         }
     }
 
@@ -164,16 +178,19 @@ void relative_terms(const Packed& p, const Block& b, const float* table, int64_t
     gather_relative(b, b.rel, first * kRowTile, pos, g, out);
 }
 
-template <class Kernels>
+// Relative: p has tables (p.relative); without, no relative terms are computed at all.
+template <class Kernels, bool Relative>
 void attend_block(const Packed& p, Block& b, const float* const* q_rows, const int64_t* q_tok,
                   float* const* out_rows) {
-    load_queries<Kernels>(p, b, q_rows, q_tok);
+    load_queries<Kernels, Relative>(p, b, q_rows, q_tok);
     if constexpr (requires { Kernels::prepare_queries(p, b); }) Kernels::prepare_queries(p, b);  // bf16 pairs
-    relative_terms<Kernels>(p, b, p.table_h, p.gh, b.qh, b.rh);
-    relative_terms<Kernels>(p, b, p.table_w, p.gw, b.qw, b.rw);
+    if constexpr (Relative) {
+        relative_terms<Kernels>(p, b, p.table_h, p.gh, b.qh, b.rh);
+        relative_terms<Kernels>(p, b, p.table_w, p.gw, b.qw, b.rw);
+    }
     for (int64_t j0 = 0; j0 < p.tokens; j0 += kKeyBlock) {
         const int64_t nk = std::min(kKeyBlock, p.tokens - j0);
-        Kernels::scores(p, b, j0, nk);
+        Kernels::template scores<Relative>(p, b, j0, nk);
         Kernels::softmax_update(b, nk, j0 == 0);
         Kernels::weighted_values(p, b, j0, nk, j0 == 0);
     }
@@ -185,7 +202,8 @@ void attend_blocks(const Packed& p, int64_t nq, const float* const* q_rows, cons
                    float* const* out_rows, float* work, int32_t* positions) {
     for (int64_t i0 = 0; i0 < nq; i0 += kQueryBlock) {
         Block b = carve(p, std::min(kQueryBlock, nq - i0), work, positions);
-        attend_block<Kernels>(p, b, q_rows + i0, q_tok + i0, out_rows + i0);
+        if (p.relative) attend_block<Kernels, true>(p, b, q_rows + i0, q_tok + i0, out_rows + i0);
+        else attend_block<Kernels, false>(p, b, q_rows + i0, nullptr, out_rows + i0);
     }
 }
 

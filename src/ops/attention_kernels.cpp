@@ -6,7 +6,9 @@
 //     sizes) works without masked loads, and the softmax statistics are plain vector ops.
 //   * Relative terms: Rh Q^T with the same micro-kernel as the scores, for the table rows this
 //     block's query rows reach, gathered into RH (gh x nqp), RH[kh][i] = (Rh Q^T)[qh_i - kh +
-//     gh - 1][i]; likewise RW (gw x nqp).
+//     gh - 1][i]; likewise RW (gw x nqp). Without tables (SAM 2) the block is compiled a second
+//     time with all of this left out: no table products, gathers, bias additions, unscaled
+//     Q^T or query positions (attend_block<Kernels, false>).
 //   * Keys in blocks of at most kKeyBlock (a 252 x 64 score block is 64 KiB: L2; a window's
 //     196 keys are one block):
 //       S^T = K_blk (Q * scale)^T + RH[kh] + RW[kw]  (bias and block maximum in the store)
@@ -62,7 +64,9 @@ float* AlignedFloats::reserve(size_t n) {
 namespace attention {
 
 int64_t block_floats(const Packed& p, int64_t ldq) {
-    return (3 * p.hd + table_rows(p) + p.gh + p.gw + kKeyBlock + 4 + (p.hd + 1) / 2 + kKeyBlock / 2) * ldq;
+    int64_t rows = 0;
+    for (int64_t r : block_rows(p)) rows += r;
+    return rows * ldq;
 }
 
 SAM_ATTENTION_ENTRY(portable) { attend_blocks<PortableKernels>(p, nq, q_rows, q_tok, out_rows, work, positions); }
@@ -190,6 +194,9 @@ RelPosAttention::RelPosAttention(const RelPosAttentionParams& params) : params_(
     if (params.bf16_products && !bf16_attention_supported())
         throw Error("attention: bf16 products asked for on a CPU without AVX512-BF16 (it has: " +
                     cpu_features().summary() + ")");
+    if ((params.rel_pos_h == nullptr) != (params.rel_pos_w == nullptr))
+        throw Error("attention: one relative-position table given without the other (both, or neither)");
+    if (!params.rel_pos_h) return;  // no relative terms
     const int64_t hd = params.head_dim, rh = 2 * params.grid_h - 1, rw = 2 * params.grid_w - 1;
     pack_row_panels(rh, hd, [&](int64_t r) { return params.rel_pos_h + r * hd; },
                     table_h_.reserve(static_cast<size_t>(panels(rh) * kRowTile * hd)));
@@ -221,6 +228,7 @@ void RelPosAttention::attend(int64_t nq, const float* const* q_rows, const int64
     p.tokens = p.gh * p.gw;
     p.keys = keys_.data();
     p.values = values_.data();
+    p.relative = params_.rel_pos_h != nullptr;
     p.table_h = table_h_.data();
     p.table_w = table_w_.data();
     p.q_scale = params_.scale * kLog2e;

@@ -5,7 +5,9 @@
 //   s_it  = (q_i * scale) . k_t + q_i . rel_h[qh_i - kh_t + gh - 1] + q_i . rel_w[qw_i - kw_t + gw - 1]
 //
 // over the keys t of a (gh, gw) token grid, (qh_i, qw_i) and (kh_t, kw_t) being grid positions.
-// The relative terms use the unscaled q, as the reference does.
+// The relative terms use the unscaled q, as the reference does. Without tables (SAM 2's Hiera
+// and memory attention) the kernel is plain softmax(scale q k^T) v over any number of keys, and
+// computes no relative terms at all.
 //
 // Why hand-written: no library offers fused attention with these decomposed relative terms on
 // CPU, and the unfused form (a GEMM writing the whole score block, a bias pass, a softmax
@@ -31,6 +33,9 @@ namespace sam::ops {
 struct RelPosAttentionParams {
     int64_t head_dim = 0;
     int64_t grid_h = 0, grid_w = 0;    // keys: grid_h * grid_w tokens, row-major over the grid
+    // Both tables, or neither (nullptr): then there are no relative terms, the grid only
+    // counts the keys (1 x n will do) and the queries' tokens are not read. One without the
+    // other is an error.
     const float* rel_pos_h = nullptr;  // (2 * grid_h - 1, head_dim)
     const float* rel_pos_w = nullptr;  // (2 * grid_w - 1, head_dim)
     float scale = 1.0f;                // multiplies q . k, not the relative terms
@@ -79,12 +84,12 @@ class AlignedFloats {
 // its buffers from call to call.
 class RelPosAttention {
   public:
-    // Throws sam::Error for bf16 products on a CPU without them.
+    // Throws sam::Error for bf16 products on a CPU without them, or for one table alone.
     explicit RelPosAttention(const RelPosAttentionParams& params);
     // k_rows[t], v_rows[t]: key and value of grid token t (head_dim floats each).
     void set_keys_values(const float* const* k_rows, const float* const* v_rows);
-    // out_rows[i] (head_dim floats) = attention of query q_rows[i], at grid token q_tok[i],
-    // with the kernels in use (kernel_isa()).
+    // out_rows[i] (head_dim floats) = attention of query q_rows[i], at grid token q_tok[i]
+    // (not read, and may be null, without tables), with the kernels in use (kernel_isa()).
     void attend(int64_t nq, const float* const* q_rows, const int64_t* q_tok, float* const* out_rows);
     // The same with the kernels of `isa` (which the CPU must run: cpu_runs()). The portable
     // kernels, the same blocking in plain C++ loops, are the oracle for the vector ones. With

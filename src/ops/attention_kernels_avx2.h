@@ -137,6 +137,8 @@ struct Avx2Kernels {
 
     // The block maximum goes through memory, not registers held across tiles: the 12
     // accumulators, 2 query vectors and a broadcast already take 15 of the 16 registers.
+    // Relative: with the relative terms RH[kh] + RW[kw] added.
+    template <bool Relative>
     static void scores(const Packed& p, const Block& b, int64_t j0, int64_t nk) {
         std::fill(b.bmax, b.bmax + b.nqp, -std::numeric_limits<float>::infinity());
         for_row_groups(nk, [&](auto mr, int64_t r0) {
@@ -145,22 +147,25 @@ struct Avx2Kernels {
                 __m256 lo[MR], hi[MR];
                 zero(lo, hi);
                 accumulate(p.hd, p.keys + (j0 + r0) * p.hd, b.qs + i0, b.ldq, lo, hi);
-                int64_t kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;  // grid position of the tile's first key
+                [[maybe_unused]] int64_t kh = 0, kw = 0;  // grid position of the tile's first key
+                if constexpr (Relative) kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;
                 float* s = b.s + r0 * b.ldq + i0;
                 __m256 max_lo = _mm256_loadu_ps(b.bmax + i0), max_hi = _mm256_loadu_ps(b.bmax + i0 + 8);
 #pragma GCC unroll 8
                 for (int r = 0; r < MR; ++r) {
-                    const float *bh = b.rh + kh * b.ldq + i0, *bw = b.rw + kw * b.ldq + i0;
-                    lo[r] = _mm256_add_ps(lo[r], _mm256_add_ps(_mm256_loadu_ps(bh), _mm256_loadu_ps(bw)));
-                    hi[r] = _mm256_add_ps(hi[r], _mm256_add_ps(_mm256_loadu_ps(bh + 8), _mm256_loadu_ps(bw + 8)));
+                    if constexpr (Relative) {
+                        const float *bh = b.rh + kh * b.ldq + i0, *bw = b.rw + kw * b.ldq + i0;
+                        lo[r] = _mm256_add_ps(lo[r], _mm256_add_ps(_mm256_loadu_ps(bh), _mm256_loadu_ps(bw)));
+                        hi[r] = _mm256_add_ps(hi[r], _mm256_add_ps(_mm256_loadu_ps(bh + 8), _mm256_loadu_ps(bw + 8)));
+                        if (++kw == p.gw) {
+                            kw = 0;
+                            ++kh;
+                        }
+                    }
                     _mm256_storeu_ps(s + r * b.ldq, lo[r]);
                     _mm256_storeu_ps(s + r * b.ldq + 8, hi[r]);
                     max_lo = _mm256_max_ps(max_lo, lo[r]);
                     max_hi = _mm256_max_ps(max_hi, hi[r]);
-                    if (++kw == p.gw) {
-                        kw = 0;
-                        ++kh;
-                    }
                 }
                 _mm256_storeu_ps(b.bmax + i0, max_lo);
                 _mm256_storeu_ps(b.bmax + i0 + 8, max_hi);

@@ -84,6 +84,8 @@ struct Avx512Kernels {
             });
     }
 
+    // Relative: with the relative terms RH[kh] + RW[kw] added.
+    template <bool Relative>
     static void scores(const Packed& p, const Block& b, int64_t j0, int64_t nk) {
         for (int64_t i0 = 0; i0 < b.nqp; i0 += kLanes) {
             __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
@@ -92,19 +94,22 @@ struct Avx512Kernels {
                 __m512 acc[MR];
                 zero(acc);
                 accumulate(p.hd, p.hd * kRowTile, p.keys + (j0 + r0) * p.hd, b.qs + i0, b.ldq, acc);
-                int64_t kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;  // grid position of the tile's first key
+                [[maybe_unused]] int64_t kh = 0, kw = 0;  // grid position of the tile's first key
+                if constexpr (Relative) kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;
                 float* s = b.s + r0 * b.ldq + i0;
 #pragma GCC unroll 12
                 for (int r = 0; r < MR; ++r) {
-                    const __m512 bias = _mm512_add_ps(_mm512_loadu_ps(b.rh + kh * b.ldq + i0),
-                                                      _mm512_loadu_ps(b.rw + kw * b.ldq + i0));
-                    acc[r] = _mm512_add_ps(acc[r], bias);
+                    if constexpr (Relative) {
+                        const __m512 bias = _mm512_add_ps(_mm512_loadu_ps(b.rh + kh * b.ldq + i0),
+                                                          _mm512_loadu_ps(b.rw + kw * b.ldq + i0));
+                        acc[r] = _mm512_add_ps(acc[r], bias);
+                        if (++kw == p.gw) {
+                            kw = 0;
+                            ++kh;
+                        }
+                    }
                     _mm512_storeu_ps(s + r * b.ldq, acc[r]);
                     vmax = _mm512_max_ps(vmax, acc[r]);
-                    if (++kw == p.gw) {
-                        kw = 0;
-                        ++kh;
-                    }
                 }
             });
             _mm512_storeu_ps(b.bmax + i0, vmax);

@@ -1,8 +1,7 @@
 // Hiera trunk and FPN neck (sam2/modeling/backbones/hieradet.py, image_encoder.py).
 //
-// Attention runs in the fused kernel of ops/attention_kernels.h (the SAM encoder's), with zero
-// relative-position tables: Hiera has no relative terms, and adding q . 0 leaves the scores
-// exactly as they are. Windows are never gathered: as in the SAM encoder, a padding token
+// Attention runs in the fused kernel of ops/attention_kernels.h (the SAM encoder's) without
+// relative-position tables: Hiera has no relative terms, and the kernel then computes none. Windows are never gathered: as in the SAM encoder, a padding token
 // (zero after norm1) projects to the qkv bias, so padding keys point at the bias row and
 // padding queries are not computed. Query pooling (the first block of stages 2-4) is a 2x2
 // max-pool of q over the whole grid: a pooled query's four sources always lie in one window,
@@ -68,16 +67,13 @@ Tensor hiera_attention(const HieraBlockWeights& b, const Tensor& xn, int H, int 
     params.head_dim = hd;
     params.grid_h = wh;
     params.grid_w = ww;
-    Tensor zeros({2 * static_cast<int64_t>(std::max(wh, ww)) - 1, hd});  // no relative terms
-    params.rel_pos_h = zeros.data();
-    params.rel_pos_w = zeros.data();
+    // No relative-position tables: no relative terms, and the queries' positions are not read.
     params.scale = 1.0f / std::sqrt(static_cast<float>(hd));
 #pragma omp parallel
     {
         ops::RelPosAttention attention(params);
         std::vector<const float*> k_rows(static_cast<size_t>(T)), v_rows(static_cast<size_t>(T)), q_rows(QT);
         std::vector<float*> out_rows(QT);
-        std::vector<int64_t> q_tok(QT);
         int64_t loaded = -1;
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < tasks; ++task) {
@@ -90,7 +86,6 @@ Tensor hiera_attention(const HieraBlockWeights& b, const Tensor& xn, int H, int 
                 const int64_t r = oy * Wq + ox;
                 q_rows[static_cast<size_t>(nq)] = q_base + r * q_ld + h * hd;
                 out_rows[static_cast<size_t>(nq)] = out.data() + r * Co + h * hd;
-                q_tok[static_cast<size_t>(nq)] = 0;  // zero tables: any position in the grid
                 ++nq;
             }
             if (nq == 0) continue;
@@ -104,30 +99,10 @@ Tensor hiera_attention(const HieraBlockWeights& b, const Tensor& xn, int H, int 
                 attention.set_keys_values(k_rows.data(), v_rows.data());
                 loaded = task / nqt;
             }
-            attention.attend(nq, q_rows.data(), q_tok.data(), out_rows.data());
+            attention.attend(nq, q_rows.data(), nullptr, out_rows.data());
         }
     }
     return out;
-}
-
-// One MultiScaleBlock: x (H*W, dim) -> (H'*W', dim_out); H, W updated.
-Tensor hiera_block(const HieraBlockWeights& b, Tensor x, int& H, int& W) {
-    Tensor xn = x.clone();
-    layer_norm_inplace(xn, b.norm1, kEps);
-    Tensor shortcut = x;
-    if (b.skip.w.defined()) {
-        Tensor s = linear(xn, b.skip);
-        shortcut = b.q_pool ? max_pool2(s, H, W, b.dim_out, b.dim_out) : s;
-    }
-    Tensor attn = hiera_attention(b, xn, H, W);
-    if (b.q_pool) H /= 2, W /= 2;
-    linear_add(attn, b.proj, shortcut);  // x = shortcut + proj(attn)
-    // x = x + mlp(norm2(x))
-    Tensor h = shortcut.clone();
-    layer_norm_inplace(h, b.norm2, kEps);
-    Tensor m = linear(h, b.mlp0, ops::Epilogue::Gelu);
-    linear_add(m, b.mlp1, shortcut);
-    return shortcut;
 }
 
 // Patch embed: conv 7x7, stride 4, padding 3, as im2col + GEMM. (1, 3, S, S) -> (S/4 * S/4, C).
@@ -163,6 +138,25 @@ Tensor to_nchw(const Tensor& x, int64_t H, int64_t W) {
 }
 
 }  // namespace
+
+Tensor hiera_block(const HieraBlockWeights& b, Tensor x, int& H, int& W) {
+    Tensor xn = x.clone();
+    layer_norm_inplace(xn, b.norm1, kEps);
+    Tensor shortcut = x;
+    if (b.skip.w.defined()) {
+        Tensor s = linear(xn, b.skip);
+        shortcut = b.q_pool ? max_pool2(s, H, W, b.dim_out, b.dim_out) : s;
+    }
+    Tensor attn = hiera_attention(b, xn, H, W);
+    if (b.q_pool) H /= 2, W /= 2;
+    linear_add(attn, b.proj, shortcut);  // x = shortcut + proj(attn)
+    // x = x + mlp(norm2(x))
+    Tensor h = shortcut.clone();
+    layer_norm_inplace(h, b.norm2, kEps);
+    Tensor m = linear(h, b.mlp0, ops::Epilogue::Gelu);
+    linear_add(m, b.mlp1, shortcut);
+    return shortcut;
+}
 
 int HieraConfig::depth() const {
     int d = 0;

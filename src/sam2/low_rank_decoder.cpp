@@ -9,8 +9,18 @@
 // the second, before its GELU), and the output is chosen by stability as build_sam configures.
 //
 // The skip features and the second ConvTranspose's bias are laid out once per image in the
-// row order of the upscaling's GEMM outputs (one row per input pixel and kernel position), so
-// a prompt adds them with contiguous loops and scatters to pixels only at the very end.
+// order of the upscaling's GEMM outputs (conv_s1's as the first ConvTranspose's rows, one per
+// input pixel and kernel position; conv_s0's and the bias as the second's output transposed),
+// so a prompt adds them with contiguous loops and scatters to pixels only at the very end.
+//
+// Per prompt, the upscaling after the first ConvTranspose runs in one pass per block of 256
+// image positions, start to end (conv_s1's features, LayerNorm2d, GELU, the second
+// ConvTranspose, conv_s0's features, GELU, the hypernetwork dot products written straight to
+// the masks), as SAM's low-rank decoder does: a block's intermediates (~0.8 MB at C 256) stay
+// in cache, and a single prompt spreads its blocks over the threads. The second ConvTranspose's
+// output is made transposed (channels x upscaled pixels), so that the hypernetwork products run
+// along pixels as plain multiply-adds. The first ConvTranspose comes whole from
+// low_rank_transformer_forward (the low-rank rows it is made from stay inside SAM's decoder).
 //
 // The straightforward decoder (sam2_mask_decoder_forward) is this one's oracle
 // (tests/test_sam2_low_rank_decoder.cpp).
@@ -39,6 +49,20 @@ constexpr float kLayerNorm2dEps = 1e-6f;
 constexpr int64_t kParallelMin = int64_t{1} << 20;
 
 bool par(int64_t work) { return work >= kParallelMin && !omp_in_parallel(); }
+
+// The upscaling's blocking: image positions per block, and columns (upscaled-pixel groups) per
+// chunk of a block's transposed second ConvTranspose output. Four columns per position.
+constexpr int64_t kBlock = 256;
+constexpr int64_t kChunk = 64;  // a chunk's logits (4 masks x 4 x 64) stay in L1
+
+// Where conv_s0's term of row r (of R = 4 C/8) and column `col` (of the image's `cols`) lies in
+// Sam2DecoderImage::s0_tiles: blocks of 4 kBlock columns, each in chunks of kChunk columns, each
+// chunk row-major (R x its width), so that a prompt reads it in one sequential stream.
+int64_t s0_tile_offset(int64_t col, int64_t r, int64_t R, int64_t cols) {
+    const int64_t b0 = col / (4 * kBlock) * (4 * kBlock), c0 = (col - b0) / kChunk * kChunk;
+    const int64_t width = std::min(kChunk, std::min(cols - b0, 4 * kBlock) - c0);
+    return (b0 + c0) * R + r * width + (col - b0 - c0);
+}
 
 // Float storage left uninitialised (written in full before it is read).
 using Array = std::unique_ptr<float[]>;
@@ -86,16 +110,77 @@ void skip_layer_norm_gelu(float* u, const float* skip, int64_t rows, int64_t C4,
     }
 }
 
-// u (n) = GELU(u + skip), in place.
+// The mask logits of a block of n image positions from p0, from its second ConvTranspose's
+// output u2t, transposed: rows (ky2, kx2, c) of n * 4 columns (position, ky1, kx1), before the
+// skip features and GELU. Chunk by chunk of columns, each row gets conv_s0's features and the
+// bias (s0: the block's tiles of s0_tiles) and GELU in place, then enters every mask's logits
+// as one multiply-add along the columns: no dot product reduced across a vector, no product
+// with M = 4 columns (which the library runs far below its peak). logits (M, 4, n * 4) is a
+// block buffer; the scatter to the (M, 4G, 4G) masks comes last.
 SAM_VECTOR_CLONES
-void skip_gelu(float* u, const float* skip, int64_t n) {
-    constexpr int64_t kBlock = 4096;
-#pragma omp parallel for if (par(n))
-    for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
-        const int64_t i1 = std::min(n, i0 + kBlock);
+void mask_logits_block(float* u2t, const float* s0, const float* hyper, int64_t M, int64_t C8, int64_t p0, int64_t n,
+                       int64_t G, float* logits, float* masks) {
+    const int64_t cols = n * 4, R = 4 * C8;
+    std::fill_n(logits, M * 4 * cols, 0.0f);
+    for (int64_t i0 = 0; i0 < cols; i0 += kChunk) {
+        const int64_t i1 = std::min(cols, i0 + kChunk);
+        for (int64_t k2 = 0; k2 < 4; ++k2)
+            for (int64_t c = 0; c < C8; ++c) {
+                float* row = u2t + (k2 * C8 + c) * cols;
+                const float* skip = s0 + i0 * R + (k2 * C8 + c) * (i1 - i0) - i0;  // indexed by column
 #pragma omp simd
-        for (int64_t i = i0; i < i1; ++i) u[i] = ops::gelu_erf(u[i] + skip[i]);
+                for (int64_t i = i0; i < i1; ++i) row[i] = ops::gelu_erf(row[i] + skip[i]);
+                for (int64_t m = 0; m < M; ++m) {
+                    const float h = hyper[m * C8 + c];
+                    float* out = logits + (m * 4 + k2) * cols;
+#pragma omp simd
+                    for (int64_t i = i0; i < i1; ++i) out[i] += h * row[i];
+                }
+            }
     }
+    // Column 4 j + k1 (k1 = 2 ky1 + kx1), row k2 = 2 ky2 + kx2 -> pixel (4y + 2 ky1 + ky2, 4x + 2 kx1 + kx2).
+    const int64_t L = 4 * G;
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t j = 0; j < n; ++j) {
+            const int64_t y = (p0 + j) / G, x = (p0 + j) % G;
+            float* patch = masks + m * L * L + 4 * y * L + 4 * x;  // the position's 4 x 4 pixels
+            for (int64_t k = 0; k < 16; ++k) {
+                const int64_t k1 = k / 4, k2 = k % 4;
+                patch[(2 * (k1 / 2) + k2 / 2) * L + 2 * (k1 % 2) + k2 % 2] = logits[(m * 4 + k2) * cols + 4 * j + k1];
+            }
+        }
+}
+
+// From the first ConvTranspose's rows u1 (G * G * 4, C4; overwritten) to the M masks' logits
+// (M, 4G, 4G), in blocks of image positions (see the top of the file); hyper (M, C8).
+void upscale_and_predict(const Sam2DecoderWeights& w, const Sam2DecoderImage& image, float* u1, const float* hyper,
+                         int64_t M, int64_t G, float* masks) {
+    const int64_t N = G * G, C4 = w.upscale2.w.dim(1), C8 = w.upscale2.w.dim(0) / 4;
+    const int64_t blocks = (N + kBlock - 1) / kBlock, nb = std::min(N, kBlock);
+    std::exception_ptr error;
+#pragma omp parallel if (blocks > 1 && !omp_in_parallel())
+    {
+        try {
+            // Per thread, reused by its blocks: the second ConvTranspose's output (transposed) and the logits.
+            Array u2t = array(4 * C8 * nb * 4), logits = array(M * 4 * nb * 4);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t blk = 0; blk < blocks; ++blk) {
+                const int64_t p0 = blk * kBlock, n = std::min(N, p0 + kBlock) - p0;
+                // + conv_s1's features -> LayerNorm2d -> GELU: (n * 4, C/4), one row per 2G x 2G pixel.
+                float* u = u1 + p0 * 4 * C4;
+                skip_layer_norm_gelu(u, image.s1_rows.data() + p0 * 4 * C4, n * 4, C4, w.upscale_norm);
+                // ConvTranspose 2x2 s2, transposed: (4 * C/8, n * 4) = W2 u^T.
+                ops::gemm(4 * C8, n * 4, C4, w.upscale2.w.data(), C4, u, C4, true, u2t.get(), n * 4);
+                // + conv_s0's features and the bias -> GELU -> . hypernetwork vectors -> masks.
+                mask_logits_block(u2t.get(), image.s0_tiles.data() + p0 * 4 * 4 * C8, hyper, M, C8, p0, n, G,
+                                  logits.get(), masks);
+            }
+        } catch (...) {
+#pragma omp critical(sam2_upscale_error)
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
 }
 
 // One prompt: tokens (T, C) [obj_score?, iou, mask tokens, sparse]; writes every mask token's
@@ -104,34 +189,20 @@ void decode_prompt(const Sam2Model& m, const LowRankImageState& st, const Sam2De
                    int64_t T, float* masks, float* iou) {
     const Sam2Config& cfg = m.config;
     const Sam2DecoderWeights& w = m.decoder;
-    const int64_t C = cfg.d_model, G = cfg.embedding_size(), N = G * G, L = 4 * G;
+    const int64_t C = cfg.d_model, G = cfg.embedding_size(), N = G * G;
     const int64_t C4 = C / 4, C8 = C / 8, NM = cfg.num_multimask_outputs + 1, s = cfg.pred_obj_scores ? 1 : 0;
 
     std::vector<float> queries(static_cast<size_t>(T * C));
     Array u1 = array(N * 4 * C4);  // rows (pixel, ky, kx) of the first ConvTranspose
     low_rank_transformer_forward(*w.low_rank, st, tokens, T, queries.data(), u1.get());
-    skip_layer_norm_gelu(u1.get(), image.s1_rows.data(), N * 4, C4, w.upscale_norm);
-    Array u2 = array(N * 16 * C8);  // rows (pixel, ky1, kx1, ky2, kx2) of the second
-    w.upscale2.mm.forward(u1.get(), N * 4, u2.get());
-    u1.reset();
-    skip_gelu(u2.get(), image.s0_rows.data(), N * 16 * C8);
 
-    // Hypernetwork per mask token, then every mask in one product, scattered to pixels.
+    // Hypernetwork per mask token, then the upscaling and every mask's logits, block by block.
     std::vector<float> hyper(static_cast<size_t>(NM * C8));
     for (int64_t i = 0; i < NM; ++i) {
         const std::vector<float> h = token_mlp(w.hypernetworks[static_cast<size_t>(i)], &queries[(s + 1 + i) * C], 1);
         std::copy(h.begin(), h.end(), hyper.begin() + i * C8);
     }
-    Array logits = array(N * 16 * NM);
-    ops::gemm(N * 16, NM, C8, u2.get(), C8, hyper.data(), C8, true, logits.get(), NM);
-#pragma omp parallel for if (par(N * 16 * NM))
-    for (int64_t p = 0; p < N; ++p) {
-        const int64_t y = p / G, x = p % G;
-        for (int64_t k = 0; k < 16; ++k) {
-            const int64_t Y = 4 * y + 2 * (k / 8) + (k / 2) % 2, X = 4 * x + 2 * ((k / 4) % 2) + k % 2;
-            for (int64_t i = 0; i < NM; ++i) masks[i * L * L + Y * L + X] = logits[(p * 16 + k) * NM + i];
-        }
-    }
+    upscale_and_predict(w, image, u1.get(), hyper.data(), NM, G, masks);
 
     const std::vector<float> pred = token_mlp(w.iou_head, &queries[s * C], 1);
     for (int64_t i = 0; i < NM; ++i) {
@@ -161,9 +232,9 @@ void sam2_prepare_low_rank(const Sam2Model& m, Sam2DecoderImage& image) {
                                             m.prompt_encoder.dense_pe);
     // s1 in the first ConvTranspose's rows (pixel p, ky, kx) -> pixel (2y + ky, 2x + kx) of 2G.
     image.s1_rows = Tensor::empty({N * 4, C4});
-    // s0 + the second ConvTranspose's bias in its rows (p, ky1, kx1, ky2, kx2) -> pixel
-    // (4y + 2 ky1 + ky2, 4x + 2 kx1 + kx2) of 4G.
-    image.s0_rows = Tensor::empty({N * 16, C8});
+    // s0 + the second ConvTranspose's bias, transposed: row (ky2, kx2, c), column (p, ky1, kx1)
+    // -> pixel (4y + 2 ky1 + ky2, 4x + 2 kx1 + kx2) of 4G, channel c; in tiles (s0_tile_offset).
+    image.s0_tiles = Tensor::empty({4 * C8 * N * 4});
     const float* b2 = m.decoder.upscale2_b.data();
 #pragma omp parallel for
     for (int64_t p = 0; p < N; ++p) {
@@ -173,10 +244,11 @@ void sam2_prepare_low_rank(const Sam2Model& m, Sam2DecoderImage& image) {
             std::copy_n(image.s1.data() + (Y * 2 * G + X) * C4, C4, image.s1_rows.data() + (p * 4 + k) * C4);
         }
         for (int64_t k = 0; k < 16; ++k) {
-            const int64_t Y = 4 * y + 2 * (k / 8) + (k / 2) % 2, X = 4 * x + 2 * ((k / 4) % 2) + k % 2;
+            const int64_t k1 = k / 4, k2 = k % 4;
+            const int64_t Y = 4 * y + 2 * (k1 / 2) + k2 / 2, X = 4 * x + 2 * (k1 % 2) + k2 % 2;
             const float* s0 = image.s0.data() + (Y * 4 * G + X) * C8;
-            float* d = image.s0_rows.data() + (p * 16 + k) * C8;
-            for (int64_t c = 0; c < C8; ++c) d[c] = b2[c] + s0[c];
+            for (int64_t c = 0; c < C8; ++c)
+                image.s0_tiles[s0_tile_offset(p * 4 + k1, k2 * C8 + c, 4 * C8, N * 4)] = b2[c] + s0[c];
         }
     }
 }

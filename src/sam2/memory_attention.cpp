@@ -5,8 +5,9 @@
 // rotated.
 //
 // Attention is softmax(q k^T / sqrt(d)) v through the encoders' fused kernel (key blocks with an
-// online softmax), so that no score row of a full bank (4096 queries x 7 * 4096 + 64 keys) is
-// ever formed; written out with GEMMs over query blocks where the kernel's key grid does not fit.
+// online softmax) without relative-position tables, so that no score row of a full bank (4096
+// queries x 7 * 4096 + 64 keys) is ever formed; the form written out with GEMMs over query
+// blocks is kept as its oracle.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -48,7 +49,7 @@ SAM_VECTOR_CLONES
 void softmax_row(float* v, int64_t n) { ops::softmax_inplace(v, n); }
 
 // softmax(q k^T * scale) v per head: q (Nq, D), k, v (Nk, D) -> (Nq, D), written out with GEMMs
-// over blocks of query rows. The oracle of the fused path below, and its fallback.
+// over blocks of query rows. The oracle of the fused path below.
 Tensor attention_gemm(const Tensor& q, const Tensor& k, const Tensor& v, int heads) {
     const int64_t Nq = q.dim(0), Nk = k.dim(0), D = q.dim(1), hd = D / heads;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -65,31 +66,16 @@ Tensor attention_gemm(const Tensor& q, const Tensor& k, const Tensor& v, int hea
     return out;
 }
 
-// The keys as a gh x gw grid for the fused kernel (gh * gw = Nk, gh the largest divisor of Nk up
-// to its square root), or 0 when Nk has no divisor near enough for the kernel's relative-position
-// products (zero here, but computed: about hd * 2 (gh + gw) multiply-adds per query, against
-// hd * Nk for the scores) to stay a few per cent of the work.
-int64_t key_grid_rows(int64_t Nk) {
-    int64_t gh = 1;
-    for (int64_t d = 1; d * d <= Nk; ++d)
-        if (Nk % d == 0) gh = d;
-    return 2 * (gh + Nk / gh) * 16 <= Nk ? gh : 0;
-}
-
 // The same attention through the encoders' fused kernel (ops/attention_kernels.h: key blocks
 // with an online softmax, so no score row of a full memory bank, ~29k keys, goes through memory)
-// with zero relative-position tables; tasks of (head, 256 queries) over the threads, each thread
-// with its own packed keys and values, the keys as the gh x gw grid of key_grid_rows.
-Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, int heads, int64_t gh) {
+// without relative-position tables (the keys a 1 x Nk grid); tasks of (head, 256 queries) over
+// the threads, each thread with its own packed keys and values.
+Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, int heads) {
     const int64_t Nq = q.dim(0), Nk = k.dim(0), D = q.dim(1), hd = D / heads;
-    const int64_t gw = Nk / gh;
-    Tensor zeros({2 * std::max(gh, gw) - 1, hd});  // no relative terms
-    ops::RelPosAttentionParams params;
+    ops::RelPosAttentionParams params;  // no tables: no relative terms
     params.head_dim = hd;
-    params.grid_h = gh;
-    params.grid_w = gw;
-    params.rel_pos_h = zeros.data();
-    params.rel_pos_w = zeros.data();
+    params.grid_h = 1;
+    params.grid_w = Nk;
     params.scale = 1.0f / std::sqrt(static_cast<float>(hd));
     constexpr int64_t QT = 256;
     const int64_t nqt = (Nq + QT - 1) / QT, tasks = heads * nqt;
@@ -99,7 +85,6 @@ Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, int he
         ops::RelPosAttention kernel(params);
         std::vector<const float*> k_rows(static_cast<size_t>(Nk)), v_rows(static_cast<size_t>(Nk)), q_rows(QT);
         std::vector<float*> out_rows(QT);
-        const std::vector<int64_t> q_tok(QT, 0);  // zero tables: any position in the grid
         int64_t loaded = -1;
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < tasks; ++task) {
@@ -116,7 +101,7 @@ Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, int he
                 q_rows[static_cast<size_t>(i)] = q.data() + (q0 + i) * D + h * hd;
                 out_rows[static_cast<size_t>(i)] = out.data() + (q0 + i) * D + h * hd;
             }
-            kernel.attend(nq, q_rows.data(), q_tok.data(), out_rows.data());
+            kernel.attend(nq, q_rows.data(), nullptr, out_rows.data());  // no tables: no query positions
         }
     }
     return out;
@@ -149,8 +134,8 @@ Tensor memory_attention_core(const Tensor& q, const Tensor& k, const Tensor& v, 
     if (k.dim(0) != v.dim(0) || q.dim(1) != k.dim(1) || k.dim(1) != v.dim(1) || q.dim(1) % heads != 0)
         throw Error("SAM 2 memory attention: q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + ", v " +
                     shape_str(v.shape()) + ", " + std::to_string(heads) + " heads");
-    const int64_t gh = fused ? key_grid_rows(k.dim(0)) : 0;
-    return gh > 0 ? attention_fused(q, k, v, heads, gh) : attention_gemm(q, k, v, heads);
+    if (k.dim(0) == 0) throw Error("SAM 2 memory attention: no keys");
+    return fused ? attention_fused(q, k, v, heads) : attention_gemm(q, k, v, heads);
 }
 
 Tensor axial_rope_table(int64_t n, int64_t hd, float theta) {

@@ -87,6 +87,8 @@ void load_sam2_weights(Sam2Model& m, const TensorSource& src);
 // (1, H, W, C) for the trunk, (1, C, H, W) for the neck levels.
 using Sam2Observer = std::function<void(const std::string&, const Tensor&)>;
 
+// One MultiScaleBlock: x (H*W, dim) -> (H'*W', dim_out); H, W updated.
+Tensor hiera_block(const HieraBlockWeights& b, Tensor x, int& H, int& W);
 // input (1, 3, S, S) -> the trunk's stage outputs, each (H_i * W_i, C_i) channels-last.
 std::vector<Tensor> hiera_forward(const HieraWeights& w, const Sam2Config& cfg, const Tensor& input,
                                   const Sam2Observer& observe = nullptr);
@@ -131,7 +133,7 @@ struct Sam2DecoderImage {
     TransformerImageState no_mask; // the straightforward decoder's: prepare_transformer_image(embed + no_mask_embed, dense PE)
     LowRankImageState low_rank;    // the low-rank decoder's
     Tensor s1_rows;                // (G*G*4, C/4)  s1 in the order of the first ConvTranspose's output rows
-    Tensor s0_rows;                // (G*G*16, C/8) s0 + the second ConvTranspose's bias, in its output rows' order
+    Tensor s0_tiles;               // (4 * C/8 * G*G*4) s0 + the second ConvTranspose's bias, its output transposed, in tiles
 };
 std::shared_ptr<const Sam2DecoderImage> sam2_decoder_image(const Sam2Model& m, const Sam2Features& f,
                                                            Sam2DecoderPath path = Sam2DecoderPath::LowRank);
@@ -147,7 +149,7 @@ Sam2DecoderOutput sam2_low_rank_decoder_forward(const Sam2Model& m, const Sam2De
 // SAM's decoder weights for SAM's low-rank transformer: SAM 2's transformer and first
 // ConvTranspose (its bias repeated per kernel position); made at load.
 std::shared_ptr<const MaskDecoderWeights> sam2_low_rank_weights(const Sam2DecoderWeights& d);
-// Fills image.low_rank, s1_rows and s0_rows from image.embedding, s0 and s1.
+// Fills image.low_rank, s1_rows and s0_tiles from image.embedding, s0 and s1.
 void sam2_prepare_low_rank(const Sam2Model& m, Sam2DecoderImage& image);
 
 // Output selection from every mask token's logits (B, NM, L*L) and IoU (B, NM): masks 1..3, or

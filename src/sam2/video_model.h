@@ -119,9 +119,10 @@ Tensor memory_attention_forward(const MemoryAttentionWeights& w, const Sam2Video
                                 const Tensor& curr_pos, const Tensor& memory, const Tensor& memory_pos,
                                 int64_t num_obj_ptr_tokens);
 
-// softmax(q k^T / sqrt(hd)) v per head for q (Nq, D), k and v (Nk, D) -> (Nq, D), as the memory
-// attention computes it: through the encoders' fused kernel where the key count allows (fused),
-// else written out with GEMMs over blocks of queries (the fused path's oracle in the tests).
+// softmax(q k^T / sqrt(hd)) v per head for q (Nq, D), k and v (Nk, D), Nk >= 1 -> (Nq, D), as the
+// memory attention computes it: through the encoders' fused kernel without relative-position
+// tables (fused, any key count), or written out with GEMMs over blocks of queries (the fused
+// path's oracle in the tests).
 Tensor memory_attention_core(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool fused = true);
 
 // 2-D axial RoPE of a square grid of n tokens, head dimension hd: (n, hd / 2) (cos, sin) pairs.
