@@ -169,8 +169,13 @@ void upscale_and_predict(const Sam2DecoderWeights& w, const Sam2DecoderImage& im
                 // + conv_s1's features -> LayerNorm2d -> GELU: (n * 4, C/4), one row per 2G x 2G pixel.
                 float* u = u1 + p0 * 4 * C4;
                 skip_layer_norm_gelu(u, image.s1_rows.data() + p0 * 4 * C4, n * 4, C4, w.upscale_norm);
-                // ConvTranspose 2x2 s2, transposed: (4 * C/8, n * 4) = W2 u^T.
-                ops::gemm(4 * C8, n * 4, C4, w.upscale2.w.data(), C4, u, C4, true, u2t.get(), n * 4);
+                // ConvTranspose 2x2 s2, transposed: (4 * C/8, n * 4) = W2 u^T, on this thread (the
+                // blocks are the parallel work; with one block the region above is inactive, and a
+                // region the library opened inside it would start fresh threads).
+                {
+                    ops::ThreadScope one(1);
+                    ops::gemm(4 * C8, n * 4, C4, w.upscale2.w.data(), C4, u, C4, true, u2t.get(), n * 4);
+                }
                 // + conv_s0's features and the bias -> GELU -> . hypernetwork vectors -> masks.
                 mask_logits_block(u2t.get(), image.s0_tiles.data() + p0 * 4 * 4 * C8, hyper, M, C8, p0, n, G,
                                   logits.get(), masks);
