@@ -84,6 +84,32 @@ struct Avx512Kernels {
             });
     }
 
+    // The scores of MR keys from key j0 + r0 (a tile's rows, r0 within the block of keys from j0)
+    // for the 16 queries from i0, in acc: with
+    // the relative terms RH[kh] + RW[kw] of each key's grid position added when Relative, stored
+    // to the block's scores and folded into vmax. Shared by the fp32 and bf16 score kernels.
+    template <bool Relative, int MR>
+    [[gnu::always_inline]] static inline void store_scores(const Packed& p, const Block& b, int64_t j0, int64_t r0,
+                                                           int64_t i0, __m512* acc, __m512& vmax) {
+        [[maybe_unused]] int64_t kh = 0, kw = 0;  // grid position of the tile's first key
+        if constexpr (Relative) kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;
+        float* s = b.s + r0 * b.ldq + i0;
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; ++r) {
+            if constexpr (Relative) {
+                const __m512 bias = _mm512_add_ps(_mm512_loadu_ps(b.rh + kh * b.ldq + i0),
+                                                  _mm512_loadu_ps(b.rw + kw * b.ldq + i0));
+                acc[r] = _mm512_add_ps(acc[r], bias);
+                if (++kw == p.gw) {
+                    kw = 0;
+                    ++kh;
+                }
+            }
+            _mm512_storeu_ps(s + r * b.ldq, acc[r]);
+            vmax = _mm512_max_ps(vmax, acc[r]);
+        }
+    }
+
     // Relative: with the relative terms RH[kh] + RW[kw] added.
     template <bool Relative>
     static void scores(const Packed& p, const Block& b, int64_t j0, int64_t nk) {
@@ -94,23 +120,7 @@ struct Avx512Kernels {
                 __m512 acc[MR];
                 zero(acc);
                 accumulate(p.hd, p.hd * kRowTile, p.keys + (j0 + r0) * p.hd, b.qs + i0, b.ldq, acc);
-                [[maybe_unused]] int64_t kh = 0, kw = 0;  // grid position of the tile's first key
-                if constexpr (Relative) kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;
-                float* s = b.s + r0 * b.ldq + i0;
-#pragma GCC unroll 12
-                for (int r = 0; r < MR; ++r) {
-                    if constexpr (Relative) {
-                        const __m512 bias = _mm512_add_ps(_mm512_loadu_ps(b.rh + kh * b.ldq + i0),
-                                                          _mm512_loadu_ps(b.rw + kw * b.ldq + i0));
-                        acc[r] = _mm512_add_ps(acc[r], bias);
-                        if (++kw == p.gw) {
-                            kw = 0;
-                            ++kh;
-                        }
-                    }
-                    _mm512_storeu_ps(s + r * b.ldq, acc[r]);
-                    vmax = _mm512_max_ps(vmax, acc[r]);
-                }
+                store_scores<Relative, MR>(p, b, j0, r0, i0, acc, vmax);
             });
             _mm512_storeu_ps(b.bmax + i0, vmax);
         }

@@ -86,23 +86,7 @@ struct Avx512Bf16Kernels : Avx512Kernels {
                 __m512 acc[MR];
                 zero(acc);
                 accumulate_pairs(hp, hp * kRowTile, p.keys_bf16 + (j0 + r0) * hp, b.qp + i0, b.ldq, acc);
-                [[maybe_unused]] int64_t kh = 0, kw = 0;  // grid position of the tile's first key
-                if constexpr (Relative) kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;
-                float* s = b.s + r0 * b.ldq + i0;
-#pragma GCC unroll 12
-                for (int r = 0; r < MR; ++r) {
-                    if constexpr (Relative) {
-                        const __m512 bias = _mm512_add_ps(_mm512_loadu_ps(b.rh + kh * b.ldq + i0),
-                                                          _mm512_loadu_ps(b.rw + kw * b.ldq + i0));
-                        acc[r] = _mm512_add_ps(acc[r], bias);
-                        if (++kw == p.gw) {
-                            kw = 0;
-                            ++kh;
-                        }
-                    }
-                    _mm512_storeu_ps(s + r * b.ldq, acc[r]);
-                    vmax = _mm512_max_ps(vmax, acc[r]);
-                }
+                Avx512Kernels::store_scores<Relative, MR>(p, b, j0, r0, i0, acc, vmax);
             });
             _mm512_storeu_ps(b.bmax + i0, vmax);
         }
