@@ -83,22 +83,31 @@ std::vector<double> naive_attention(const HeadCase& c, const float* q, int64_t t
     return out;
 }
 
-// Attends the given tokens (any order, any count) and compares with the definition:
-// max abs difference <= rel x the largest output magnitude.
-::testing::AssertionResult matches_naive(const HeadCase& c, const std::vector<int64_t>& tokens, ops::KernelIsa isa,
-                                         double rel = 1e-5) {
+// Attends `tokens` of c with the given params (tables or none) and kernels; q_tok is passed only
+// with tables, so that a kernel reading positions without them would crash the test.
+std::vector<float> attend_all(const HeadCase& c, const ops::RelPosAttentionParams& params, const std::vector<int64_t>& tokens,
+                              ops::KernelIsa isa) {
     const int64_t nq = static_cast<int64_t>(tokens.size());
     std::vector<const float*> q_rows;
     for (int64_t t : tokens) q_rows.push_back(c.q[size_t(t)]);
     std::vector<float> out(size_t(nq * c.hd), -1.0f);
     std::vector<float*> out_rows;
     for (int64_t i = 0; i < nq; ++i) out_rows.push_back(out.data() + i * c.hd);
-    ops::RelPosAttention attention(c.params());
+    ops::RelPosAttention attention(params);
     attention.set_keys_values(c.k.data(), c.v.data());
-    attention.attend(nq, q_rows.data(), tokens.data(), out_rows.data(), isa);
+    attention.attend(nq, q_rows.data(), params.rel_pos_h ? tokens.data() : nullptr, out_rows.data(), isa);
+    return out;
+}
+
+// Attends the given tokens (any order, any count) and compares with the definition:
+// max abs difference <= rel x the largest output magnitude.
+::testing::AssertionResult matches_naive(const HeadCase& c, const std::vector<int64_t>& tokens, ops::KernelIsa isa,
+                                         double rel = 1e-5) {
+    const int64_t nq = static_cast<int64_t>(tokens.size());
+    const std::vector<float> out = attend_all(c, c.params(), tokens, isa);
     double max_diff = 0, max_mag = 0;
     for (int64_t i = 0; i < nq; ++i) {
-        const std::vector<double> want = naive_attention(c, q_rows[size_t(i)], tokens[size_t(i)]);
+        const std::vector<double> want = naive_attention(c, c.q[size_t(tokens[size_t(i)])], tokens[size_t(i)]);
         for (int64_t d = 0; d < c.hd; ++d) {
             max_diff = std::max(max_diff, std::fabs(out[size_t(i * c.hd + d)] - want[size_t(d)]));
             max_mag = std::max(max_mag, std::fabs(want[size_t(d)]));
@@ -222,22 +231,6 @@ TEST_P(AttentionKernels, SharedRowsAndReusedObject) {
 }
 
 // ---- Without relative-position tables (SAM 2's Hiera and memory attention) ----
-
-// Attends `tokens` of c with the given params (tables or none) and kernels; q_tok is passed only
-// with tables, so that a kernel reading positions without them would crash the test.
-std::vector<float> attend_all(const HeadCase& c, const ops::RelPosAttentionParams& params, const std::vector<int64_t>& tokens,
-                              ops::KernelIsa isa) {
-    const int64_t nq = static_cast<int64_t>(tokens.size());
-    std::vector<const float*> q_rows;
-    for (int64_t t : tokens) q_rows.push_back(c.q[size_t(t)]);
-    std::vector<float> out(size_t(nq * c.hd), -1.0f);
-    std::vector<float*> out_rows;
-    for (int64_t i = 0; i < nq; ++i) out_rows.push_back(out.data() + i * c.hd);
-    ops::RelPosAttention attention(params);
-    attention.set_keys_values(c.k.data(), c.v.data());
-    attention.attend(nq, q_rows.data(), params.rel_pos_h ? tokens.data() : nullptr, out_rows.data(), isa);
-    return out;
-}
 
 // The no-table mode against zero tables: the same scores (adding q . 0 changes no score), so
 // the same outputs bit for bit; and against the definition with zero tables within 1e-5 of the
