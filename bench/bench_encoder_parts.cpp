@@ -12,25 +12,12 @@
 #include <vector>
 
 #include "modeling/image_encoder.h"
+#include "cpu_time.h"
 #include "ops/matmul.h"
 #include "ops/ops.h"
 #include "ops/threads.h"
 
 using namespace sam;
-
-template <class F>
-double cpu_seconds(F&& f) {
-    f();
-    double best = 1e30;
-    for (int i = 0; i < 3; ++i) {
-        timespec a{}, b{};
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-        f();
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-        best = std::min(best, double(b.tv_sec - a.tv_sec) + 1e-9 * double(b.tv_nsec - a.tv_nsec));
-    }
-    return best;
-}
 
 int main(int argc, char** argv) {
     ops::ThreadScope one_thread(1);
@@ -57,7 +44,7 @@ int main(int argc, char** argv) {
     auto add_linear = [&](const char* name, int64_t out, int64_t in, ops::Epilogue e) {
         Linear l = w[name].linear(out, in);
         Tensor a({N, in}), y({N, out});
-        double s = cpu_seconds([&] { l.mm.forward(a.data(), N, y.data(), e, -1, -1, prec); });
+        double s = bench::best_cpu_seconds(3, [&] { l.mm.forward(a.data(), N, y.data(), e, -1, -1, prec); });
         parts.push_back({name, 2.0 * N * in * out, s, depth});
     };
     add_linear("qkv", 3 * C, C, ops::Epilogue::None);
@@ -69,7 +56,7 @@ int main(int argc, char** argv) {
     // qkv projection minus the qkv projection.
     Linear qkv = w["attn.qkv"].linear(3 * C, C);
     Tensor q_only({N, 3 * C});
-    const double qkv_s = cpu_seconds([&] { qkv.mm.forward(x.data(), N, q_only.data(), ops::Epilogue::None, -1, -1, prec); });
+    const double qkv_s = bench::best_cpu_seconds(3, [&] { qkv.mm.forward(x.data(), N, q_only.data(), ops::Epilogue::None, -1, -1, prec); });
     for (bool global : {false, true}) {
         EncoderBlockWeights b;
         b.qkv = qkv;
@@ -78,14 +65,14 @@ int main(int argc, char** argv) {
         b.rel_pos_h = w.tensor(global ? "gh" : "wh", {rel, hd});
         b.rel_pos_w = w.tensor(global ? "gw" : "ww", {rel, hd});
         EncoderWorkspace work;  // reused as the encoder does: fresh buffers would add page faults
-        const double s = cpu_seconds([&] { encoder_attention(b, x, 64, 64, cfg.encoder.num_heads, work, prec); }) - qkv_s;
+        const double s = bench::best_cpu_seconds(3, [&] { encoder_attention(b, x, 64, 64, cfg.encoder.num_heads, work, prec); }) - qkv_s;
         const double T = global ? 4096.0 : 196.0, windows = global ? 1.0 : 25.0;
         parts.push_back({global ? "attention, global" : "attention, windowed", windows * 4.0 * T * T * C, s,
                          global ? n_global : depth - n_global});
     }
     LayerNorm ln = w["norm"].layer_norm(C);
     Tensor y = x.clone();
-    parts.push_back({"layer norm", 0.0, cpu_seconds([&] { layer_norm_inplace(y, ln, 1e-6f); }), 2 * depth});
+    parts.push_back({"layer norm", 0.0, bench::best_cpu_seconds(3, [&] { layer_norm_inplace(y, ln, 1e-6f); }), 2 * depth});
 
     double total = 0;
     for (const Part& p : parts) total += p.seconds_per_call * p.calls;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_time.h"
 #include "modeling/common.h"
 #include "ops/attention_kernels.h"
 #include "ops/threads.h"
@@ -33,20 +34,6 @@ void load_hiera(HieraWeights& h, const WeightLoader& w, const Sam2Config& cfg); 
 using namespace sam;
 
 namespace {
-
-template <class F>
-double cpu_seconds(int reps, F&& f) {
-    f();
-    double best = 1e30;
-    for (int i = 0; i < reps; ++i) {
-        timespec a{}, b{};
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-        f();
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-        best = std::min(best, double(b.tv_sec - a.tv_sec) + 1e-9 * double(b.tv_nsec - a.tv_nsec));
-    }
-    return best;
-}
 
 Tensor random_rows(int64_t n, int64_t d, float scale, uint32_t seed) {
     std::mt19937 rng(seed);
@@ -146,7 +133,7 @@ int main(int argc, char** argv) {
                    Core{"cross-attention, 7 memories + 16 pointers (28736)", 7 * N + 64}}) {
         if (!wanted(c.name)) continue;
         const Tensor k = random_rows(c.keys, D, 1.5f, 2), v = random_rows(c.keys, D, 1.0f, 3);
-        const double s = cpu_seconds(reps, [&] { (void)memory_attention_core(q, k, v, 1, !gemm); });
+        const double s = bench::best_cpu_seconds(reps, [&] { (void)memory_attention_core(q, k, v, 1, !gemm); });
         std::printf("%-52s %8.3f s  %6.1f GFLOP/s\n", c.name, s, 4.0 * N * double(c.keys) * D / s / 1e9);
     }
 
@@ -165,7 +152,7 @@ int main(int argc, char** argv) {
                       b.window_size ? ("window " + std::to_string(b.window_size)).c_str() : "global");
         if (!wanted(name)) continue;
         const Tensor x = random_rows(int64_t(side) * side, b.dim, 1.0f, 4);
-        const double s = cpu_seconds(reps, [&] {
+        const double s = bench::best_cpu_seconds(reps, [&] {
             int H = side, W = side;
             (void)hiera_block(b, x.clone(), H, W);  // the block adds into its input: a fresh copy
         });
