@@ -337,7 +337,7 @@ void image_token_scores(const Rows& x, const float* swP, const float* peP, const
                         int64_t heads, int64_t h0, int64_t h1, float* X) {
     const int64_t N = x.N, r = x.r, rows = (h1 - h0) * T;
     Buf Z(static_cast<size_t>(rows * r));
-    for (int64_t h = h0; h < h1; ++h) head_scores(x, swP, peP, W, tok, T, heads, h, &Z[(h - h0) * T * r], X + h * T * N);
+    for (int64_t h = h0; h < h1; ++h) head_scores(x, swP, peP, W, tok, T, heads, h, Z.data() + (h - h0) * T * r, X + h * T * N);
     mm(rows, N, r, Z.data(), r, x.coef.data(), r, true, X + h0 * T * N, N, true);
 }
 
