@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -188,6 +189,15 @@ bool bf16_attention_preferred() {
                                                    cpu_features().summary() + ")");
     if (forced >= 0) return forced == 1;
     return bf16_attention_supported() && kernel_isa() == KernelIsa::Avx512 && bf16_attention_speed_ratio() > 1.25;
+}
+
+RelPosAttentionParams RelPosAttentionParams::plain(int64_t head_dim, int64_t grid_h, int64_t grid_w) {
+    RelPosAttentionParams p;
+    p.head_dim = head_dim;
+    p.grid_h = grid_h;
+    p.grid_w = grid_w;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    return p;
 }
 
 RelPosAttention::RelPosAttention(const RelPosAttentionParams& params) : params_(params) {

@@ -43,6 +43,10 @@ struct RelPosAttentionParams {
     // precision encoder: the AVX-512 kernels with vdpbf16ps, which need AVX512-BF16
     // (bf16_attention_supported()). The relative terms and the softmax stay fp32.
     bool bf16_products = false;
+
+    // Plain scaled dot-product attention of head_dim channels over grid_h x grid_w keys: no
+    // relative tables, scale 1/sqrt(head_dim) (SAM 2's Hiera and memory attention).
+    static RelPosAttentionParams plain(int64_t head_dim, int64_t grid_h, int64_t grid_w);
 };
 
 // Whether this CPU runs the bf16-product kernels (AVX-512 F/BW/DQ/VL and AVX512-BF16).

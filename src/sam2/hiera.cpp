@@ -63,12 +63,8 @@ Tensor hiera_attention(const HieraBlockWeights& b, const Tensor& xn, int H, int 
     Tensor out = Tensor::empty({static_cast<int64_t>(Hq) * Wq, Co});
     const float* qkv_d = qkv.data();
     const float* pad_row = b.qkv.b.data();
-    ops::RelPosAttentionParams params;
-    params.head_dim = hd;
-    params.grid_h = wh;
-    params.grid_w = ww;
     // No relative-position tables: no relative terms, and the queries' positions are not read.
-    params.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const ops::RelPosAttentionParams params = ops::RelPosAttentionParams::plain(hd, wh, ww);
 #pragma omp parallel
     {
         ops::RelPosAttention attention(params);

@@ -72,11 +72,7 @@ Tensor attention_gemm(const Tensor& q, const Tensor& k, const Tensor& v, int hea
 // the threads, each thread with its own packed keys and values.
 Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, int heads) {
     const int64_t Nq = q.dim(0), Nk = k.dim(0), D = q.dim(1), hd = D / heads;
-    ops::RelPosAttentionParams params;  // no tables: no relative terms
-    params.head_dim = hd;
-    params.grid_h = 1;
-    params.grid_w = Nk;
-    params.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const ops::RelPosAttentionParams params = ops::RelPosAttentionParams::plain(hd, 1, Nk);  // no relative terms
     constexpr int64_t QT = 256;
     const int64_t nqt = (Nq + QT - 1) / QT, tasks = heads * nqt;
     Tensor out = Tensor::empty({Nq, D});
