@@ -14,6 +14,7 @@ packages=(build-essential cmake ninja-build pkg-config git
           nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
           libarchive-dev                       # sam amg reads tar shards in place
           munge slurmctld slurmd slurm-client  # the Slurm test (scripts/slurm): its own daemons, started by the test
+          procps                               # its pgrep
           libgtest-dev libgmock-dev libbenchmark-dev
           curl ca-certificates                 # scripts/demo.sh fetches the checkpoint
           chromium python3-venv python3-dev    # the browser test (tests/browser), the Python package

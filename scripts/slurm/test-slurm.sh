@@ -81,14 +81,14 @@ wait_images() {
     done
     fail "task $k did not finish $n images in 60 s (state $(state "${job}_$k"))"
 }
-# The PID of task K's sam (the batch script execs it).
+# The PID of task K's sam (the batch script execs it). Only the few `sam` processes are looked
+# at (pgrep), not every process's environment: a task segments a test image in ~0.2 s, and a
+# scan of all of /proc on a busy machine took long enough for task 1 to finish its shard first.
 sam_pid() {
     local p
-    for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = sam ] || continue
-        { tr '\0' '\n' <"$p/environ"; } 2>/dev/null |
-            grep -qx "SLURM_ARRAY_JOB_ID=$job" || continue
-        { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "SLURM_ARRAY_TASK_ID=$1" && { echo "${p#/proc/}"; return; }
+    for p in $(pgrep -x sam); do
+        grep -qxz "SLURM_ARRAY_JOB_ID=$job" "/proc/$p/environ" 2>/dev/null || continue
+        grep -qxz "SLURM_ARRAY_TASK_ID=$1" "/proc/$p/environ" 2>/dev/null && { echo "$p"; return; }
     done
 }
 wait_gone() {  # wait_gone JOB...: until none of them is pending, running or completing
