@@ -1,9 +1,10 @@
-// The benchmark programs' timer of one thread's work.
+// The benchmark programs' timers: one thread's work, and work over several threads.
 #pragma once
 
 #include <ctime>
 
 #include <algorithm>
+#include <chrono>
 
 namespace sam::bench {
 
@@ -20,6 +21,20 @@ double best_cpu_seconds(int reps, F&& f) {
         f();
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
         best = std::min(best, double(b.tv_sec - a.tv_sec) + 1e-9 * double(b.tv_nsec - a.tv_nsec));
+    }
+    return best;
+}
+
+// Best wall time, in seconds, over `reps` runs of f after one warm-up run: for work spread over
+// several threads, whose waits for each other are part of its cost.
+template <class F>
+double best_wall_seconds(int reps, F&& f) {
+    f();
+    double best = 1e30;
+    for (int i = 0; i < reps; ++i) {
+        const auto a = std::chrono::steady_clock::now();
+        f();
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
     }
     return best;
 }

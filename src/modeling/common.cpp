@@ -46,6 +46,13 @@ void layer_norm_inplace(Tensor& x, const LayerNorm& n, float eps) {
     ops::layer_norm(x.data(), x.numel() / C, C, n.w.data(), n.b.data(), eps);
 }
 
+void layer_norm(const Tensor& x, Tensor& y, const LayerNorm& n, float eps) {
+    if (y.shape() != x.shape())
+        throw Error("layer norm: output " + shape_str(y.shape()) + " for input " + shape_str(x.shape()));
+    const int64_t C = x.dim(-1);
+    ops::layer_norm(x.data(), y.data(), x.numel() / C, C, n.w.data(), n.b.data(), eps);
+}
+
 }  // namespace sam
 
 namespace sam {

@@ -75,7 +75,8 @@ Tensor linear(const Tensor& x, const Linear& l, ops::Epilogue e = ops::Epilogue:
 // y += x W^T + b (residual fused into the GEMM); y has x's rows and l's out features; p is
 // the GEMM's precision.
 void linear_add(const Tensor& x, const Linear& l, Tensor& y, Precision p = Precision::F32);
-// Layer norm over the last dimension, in place.
+// Layer norm over the last dimension, in place, or of x into y (y has x's shape).
 void layer_norm_inplace(Tensor& x, const LayerNorm& n, float eps);
+void layer_norm(const Tensor& x, Tensor& y, const LayerNorm& n, float eps);
 
 }  // namespace sam

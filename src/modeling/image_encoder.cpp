@@ -110,13 +110,11 @@ Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderCon
     for (size_t i = 0; i < w.blocks.size(); ++i) {
         const EncoderBlockWeights& b = w.blocks[i];
         // x = x + proj(attn(norm1(x)))
-        std::copy_n(x.data(), x.numel(), h.data());
-        layer_norm_inplace(h, b.norm1, eps);
+        layer_norm(x, h, b.norm1, eps);
         const Tensor& attn = encoder_attention(b, h, static_cast<int>(G), static_cast<int>(G), cfg.num_heads, ws, precision);
         linear_add(attn, b.proj, x, precision);
         // x = x + lin2(gelu(lin1(norm2(x))))
-        std::copy_n(x.data(), x.numel(), h.data());
-        layer_norm_inplace(h, b.norm2, eps);
+        layer_norm(x, h, b.norm2, eps);
         b.lin1.mm.forward(h.data(), G * G, m.data(), ops::Epilogue::Gelu, -1, -1, precision);
         linear_add(m, b.lin2, x, precision);
         if (observe) observe("block" + std::to_string(i), x.reshape({1, G, G, C}));

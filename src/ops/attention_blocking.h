@@ -67,6 +67,12 @@ SAM_ATTENTION_ENTRY(avx2);
 SAM_ATTENTION_ENTRY(avx512);
 SAM_ATTENTION_ENTRY(avx512_bf16);  // needs AVX512-BF16 too, and the bf16 operands of Packed
 
+// The bf16 operands of Packed from the head's fp32 rows (attention_kernels_avx512_bf16.cpp,
+// AVX512-BF16), each the rounding to nearest even of the whole rows at once: keys_bf16 from
+// `tokens` key rows, values_bf16 from as many value rows, each hd floats.
+void pack_keys_bf16(int64_t tokens, int64_t hd, const float* const* k_rows, uint32_t* out);
+void pack_values_bf16(int64_t tokens, int64_t hd, const float* const* v_rows, uint32_t* out);
+
 // Multiply-adds per second of vdpbf16ps over those of fp32 vfmadd (zmm, twelve independent
 // chains; best of five alternated trials of ~50k instructions each). Needs AVX512-BF16.
 double bf16_dot_speed_ratio();

@@ -39,7 +39,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <new>
 #include <string>
 
@@ -113,48 +112,6 @@ void pack_column_panels(int64_t rows, int64_t width, RowAt&& row_at, float* out)
     }
 }
 
-// bf16 bits of x, rounded to nearest even (finite x).
-uint32_t bf16_bits(float x) {
-    uint32_t u;
-    std::memcpy(&u, &x, sizeof u);
-    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-}
-
-uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
-
-// out[p][e][r] = (rows[p * 6 + r][2e], rows[p * 6 + r][2e + 1]) as bf16, zero past the last row
-// and the last component: the keys of the bf16 products.
-template <class RowAt>
-void pack_row_pair_panels(int64_t rows, int64_t depth, RowAt&& row_at, uint32_t* out) {
-    const int64_t pairs = (depth + 1) / 2;
-    for (int64_t p = 0; p < panels(rows); ++p, out += pairs * kRowTile)
-        for (int64_t r = 0; r < kRowTile; ++r) {
-            const int64_t row = p * kRowTile + r;
-            if (row + kPrefetchRows < rows) prefetch_row(row_at(row + kPrefetchRows), depth);
-            const float* src = row < rows ? row_at(row) : nullptr;
-            for (int64_t e = 0; e < pairs; ++e)
-                out[e * kRowTile + r] =
-                    src ? bf16_pair(src[2 * e], 2 * e + 1 < depth ? src[2 * e + 1] : 0.0f) : 0u;
-        }
-}
-
-// out[c / 6][u][c % 6] = (rows[2u][c], rows[2u + 1][c]) as bf16, zero past the last row and
-// component: the values of the bf16 products.
-template <class RowAt>
-void pack_column_pair_panels(int64_t rows, int64_t width, RowAt&& row_at, uint32_t* out) {
-    const int64_t pairs = (rows + 1) / 2;
-    for (int64_t u = 0; u < pairs; ++u) {
-        const float* a = row_at(2 * u);
-        const float* b = 2 * u + 1 < rows ? row_at(2 * u + 1) : nullptr;
-        if (2 * u + kPrefetchRows < rows) prefetch_row(row_at(2 * u + kPrefetchRows), width);
-        if (2 * u + 1 + kPrefetchRows < rows) prefetch_row(row_at(2 * u + 1 + kPrefetchRows), width);
-        for (int64_t c = 0; c < panels(width) * kRowTile; ++c) {
-            const uint32_t pair = c < width ? bf16_pair(a[c], b ? b[c] : 0.0f) : 0u;
-            out[(c / kRowTile) * pairs * kRowTile + u * kRowTile + c % kRowTile] = pair;
-        }
-    }
-}
-
 }  // namespace
 
 bool bf16_attention_supported() { return cpu_runs(KernelIsa::Avx512) && cpu_features().avx512_bf16; }
@@ -217,10 +174,10 @@ RelPosAttention::RelPosAttention(const RelPosAttentionParams& params) : params_(
 void RelPosAttention::set_keys_values(const float* const* k_rows, const float* const* v_rows) {
     const int64_t hd = params_.head_dim, tokens = params_.grid_h * params_.grid_w;
     if (params_.bf16_products) {  // one float's room per pair
-        pack_row_pair_panels(tokens, hd, [&](int64_t t) { return k_rows[t]; },
-                             reinterpret_cast<uint32_t*>(keys_.reserve(static_cast<size_t>(panels(tokens) * kRowTile * ((hd + 1) / 2)))));
-        pack_column_pair_panels(tokens, hd, [&](int64_t t) { return v_rows[t]; },
-                                reinterpret_cast<uint32_t*>(values_.reserve(static_cast<size_t>(panels(hd) * kRowTile * ((tokens + 1) / 2)))));
+        pack_keys_bf16(tokens, hd, k_rows,
+                       reinterpret_cast<uint32_t*>(keys_.reserve(static_cast<size_t>(panels(tokens) * kRowTile * ((hd + 1) / 2)))));
+        pack_values_bf16(tokens, hd, v_rows,
+                         reinterpret_cast<uint32_t*>(values_.reserve(static_cast<size_t>(panels(hd) * kRowTile * ((tokens + 1) / 2)))));
         return;
     }
     pack_row_panels(tokens, hd, [&](int64_t t) { return k_rows[t]; },

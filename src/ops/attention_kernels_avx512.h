@@ -1,17 +1,17 @@
 // AVX-512 (F, BW, DQ, VL) micro-kernels of the fused attention, for the AVX-512 sources
 // (fp32 products, and bf16 products), which include this after setting their compile target.
-// Sixteen queries fill one 512-bit register, so a tile is 12 rows (two packed panels) x 16
-// queries: 12 accumulators, the query vector and the broadcasts, which AVX-512 folds into the
-// FMAs as memory operands, out of 32 registers. The transpositions and the layout are the AVX2
-// kernels'. Internal linkage throughout (see attention_blocking_impl.h).
+// A tile is one packed panel (6 rows) x all the block's queries (up to 64: four 512-bit
+// registers), 24 accumulators: each step loads the queries' four vectors and broadcasts the
+// panel's six row operands, 10 loads for 24 FMAs. A 12-row x 16-query tile (one broadcast per
+// FMA) measured slower on Zen 4, where the broadcasts competed with the FMAs. The
+// transpositions and the layout are the AVX2 kernels'. Internal linkage throughout (see
+// attention_blocking_impl.h).
 #pragma once
 
 #include "ops/attention_kernels_avx2.h"
 
 namespace sam::ops::attention {
 namespace {
-
-constexpr int kTileRows = 2 * static_cast<int>(kRowTile);
 
 // 2^x for x <= 0, sixteen at a time: the arithmetic of approx::exp2_nonpositive.
 inline __m512 exp2_nonpositive(__m512 x) {
@@ -25,21 +25,40 @@ inline __m512 exp2_nonpositive(__m512 x) {
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
-// f(std::integral_constant<int, MR>, r0) over rows [0, rows) in groups of kTileRows, then one
-// smaller group.
+template <int N>
+using Int = std::integral_constant<int, N>;
+
+// f(Int<NV>{}) with NV = nqp / 16, the query vectors of a block (1 to 4).
 template <class F>
-void for_tile_rows(int64_t rows, F&& f) {
+void with_query_vectors(int64_t nqp, F&& f) {
+    static_assert(kQueryBlock == 4 * kLanes, "a tile holds at most four query vectors");
+    switch (nqp / kLanes) {
+        case 1: f(Int<1>{}); break;
+        case 2: f(Int<2>{}); break;
+        case 3: f(Int<3>{}); break;
+        default: f(Int<4>{}); break;
+    }
+}
+
+// f(Int<MR>{}, r0) for each panel of rows [0, rows): MR = 6 rows from r0, the last panel MR
+// = rows - r0 when fewer are left.
+template <class F>
+void for_panels(int64_t rows, F&& f) {
     int64_t r = 0;
-    for (; r + kTileRows <= rows; r += kTileRows) f(std::integral_constant<int, kTileRows>{}, r);
+    for (; r + kRowTile <= rows; r += kRowTile) f(Int<kRowTile>{}, r);
     switch (rows - r) {
-#define SAM_CASE(n) \
-    case n: f(std::integral_constant<int, n>{}, r); break;
-        SAM_CASE(11) SAM_CASE(10) SAM_CASE(9) SAM_CASE(8) SAM_CASE(7) SAM_CASE(6)
-        SAM_CASE(5) SAM_CASE(4) SAM_CASE(3) SAM_CASE(2) SAM_CASE(1)
-#undef SAM_CASE
+        case 5: f(Int<5>{}, r); break;
+        case 4: f(Int<4>{}, r); break;
+        case 3: f(Int<3>{}, r); break;
+        case 2: f(Int<2>{}, r); break;
+        case 1: f(Int<1>{}, r); break;
         default: break;
     }
 }
+
+// Accumulators of one tile: MR panel rows x NV query vectors.
+template <int MR, int NV>
+using Tile = __m512[MR][NV];
 
 struct Avx512Kernels {
     static void rows_to_columns(const float* const* rows, int64_t n, int64_t width, float* out, int64_t ldo) {
@@ -50,80 +69,103 @@ struct Avx512Kernels {
         Avx2Kernels::columns_to_rows(in, ldi, n, width, lane_scale, rows);
     }
 
-    // acc[r] += sum_d a(r)[d] x[d][0..15] for r < MR, a(r) being row r of the panels starting at
-    // `a`; rows r0 .. r0 + 11 span two panels, the second `panel_floats` floats on (keys and
-    // tables: depth * 6; values, whose panels run over all tokens: tokens * 6).
-    template <int MR>
-    [[gnu::always_inline]] static inline void accumulate(int64_t depth, int64_t panel_floats, const float* a,
-                                                         const float* x, int64_t ldx, __m512 (&acc)[MR]) {
-        const float* a1 = a + panel_floats;
-        for (int64_t d = 0; d < depth; ++d, a += kRowTile, a1 += kRowTile, x += ldx) {
-            const __m512 xd = _mm512_loadu_ps(x);
-#pragma GCC unroll 12
-            for (int r = 0; r < MR; ++r)
-                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(r < kRowTile ? a[r] : a1[r - kRowTile]), xd, acc[r]);
+    template <int MR, int NV>
+    [[gnu::always_inline]] static inline void zero(Tile<MR, NV>& acc) {
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+    }
+
+    // acc[r][v] += sum_d a[d][r] x[d][16 v .. 16 v + 15] for r < MR, v < NV: a is one panel
+    // ([depth][6]), x has rows ldx apart.
+    template <int MR, int NV>
+    [[gnu::always_inline]] static inline void accumulate(int64_t depth, const float* a, const float* x, int64_t ldx,
+                                                         Tile<MR, NV>& acc) {
+        for (int64_t d = 0; d < depth; ++d, a += kRowTile, x += ldx) {
+            __m512 xd[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) xd[v] = _mm512_loadu_ps(x + v * kLanes);
+#pragma GCC unroll 6
+            for (int r = 0; r < MR; ++r) {
+                const __m512 ar = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, xd[v], acc[r][v]);
+            }
         }
     }
 
-    template <int MR>
-    [[gnu::always_inline]] static inline void zero(__m512 (&acc)[MR]) {
-#pragma GCC unroll 12
-        for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
+    // rows[r] (r < MR, rows ld apart) = acc[r] over the NV query vectors.
+    template <int MR, int NV>
+    [[gnu::always_inline]] static inline void store(const Tile<MR, NV>& acc, float* rows, int64_t ld) {
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) _mm512_storeu_ps(rows + r * ld + v * kLanes, acc[r][v]);
     }
 
     static void products(const Block& b, int64_t rows, int64_t depth, const float* a, const float* x, float* out) {
-        for (int64_t i0 = 0; i0 < b.nqp; i0 += kLanes)
-            for_tile_rows(rows, [&](auto mr, int64_t r0) {
-                constexpr int MR = decltype(mr)::value;
-                __m512 acc[MR];
+        with_query_vectors(b.nqp, [&](auto nv) {
+            for_panels(rows, [&](auto mr, int64_t r0) {
+                Tile<decltype(mr)::value, decltype(nv)::value> acc;
                 zero(acc);
-                accumulate(depth, depth * kRowTile, a + r0 * depth, x + i0, b.ldq, acc);
-                float* o = out + r0 * b.ldq + i0;
-#pragma GCC unroll 12
-                for (int r = 0; r < MR; ++r) _mm512_storeu_ps(o + r * b.ldq, acc[r]);
+                accumulate(depth, a + r0 * depth, x, b.ldq, acc);
+                store(acc, out + r0 * b.ldq, b.ldq);
             });
+        });
     }
 
-    // The scores of MR keys from key j0 + r0 (a tile's rows, r0 within the block of keys from j0)
-    // for the 16 queries from i0, in acc: with
-    // the relative terms RH[kh] + RW[kw] of each key's grid position added when Relative, stored
-    // to the block's scores and folded into vmax. Shared by the fp32 and bf16 score kernels.
-    template <bool Relative, int MR>
+    // The scores of the MR keys from key j0 + r0 (a panel, r0 within the block of keys from j0),
+    // in acc: with the relative terms RH[kh] + RW[kw] of each key's grid position added when
+    // Relative, stored to the block's scores and folded into its maximum b.bmax. Shared by the
+    // fp32 and bf16 score kernels.
+    template <bool Relative, int MR, int NV>
     [[gnu::always_inline]] static inline void store_scores(const Packed& p, const Block& b, int64_t j0, int64_t r0,
-                                                           int64_t i0, __m512* acc, __m512& vmax) {
-        [[maybe_unused]] int64_t kh = 0, kw = 0;  // grid position of the tile's first key
+                                                           Tile<MR, NV>& acc) {
+        [[maybe_unused]] int64_t kh = 0, kw = 0;  // grid position of the panel's first key
         if constexpr (Relative) kh = (j0 + r0) / p.gw, kw = (j0 + r0) % p.gw;
-        float* s = b.s + r0 * b.ldq + i0;
-#pragma GCC unroll 12
+        float* s = b.s + r0 * b.ldq;
+#pragma GCC unroll 6
         for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) {
+                if constexpr (Relative)
+                    acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_add_ps(_mm512_loadu_ps(b.rh + kh * b.ldq + v * kLanes),
+                                                                       _mm512_loadu_ps(b.rw + kw * b.ldq + v * kLanes)));
+                _mm512_storeu_ps(s + r * b.ldq + v * kLanes, acc[r][v]);
+            }
             if constexpr (Relative) {
-                const __m512 bias = _mm512_add_ps(_mm512_loadu_ps(b.rh + kh * b.ldq + i0),
-                                                  _mm512_loadu_ps(b.rw + kw * b.ldq + i0));
-                acc[r] = _mm512_add_ps(acc[r], bias);
                 if (++kw == p.gw) {
                     kw = 0;
                     ++kh;
                 }
             }
-            _mm512_storeu_ps(s + r * b.ldq, acc[r]);
-            vmax = _mm512_max_ps(vmax, acc[r]);
         }
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            __m512 vmax = _mm512_loadu_ps(b.bmax + v * kLanes);
+#pragma GCC unroll 6
+            for (int r = 0; r < MR; ++r) vmax = _mm512_max_ps(vmax, acc[r][v]);
+            _mm512_storeu_ps(b.bmax + v * kLanes, vmax);
+        }
+    }
+
+    static void reset_block_max(const Block& b) {
+        std::fill(b.bmax, b.bmax + b.nqp, -std::numeric_limits<float>::infinity());
     }
 
     // Relative: with the relative terms RH[kh] + RW[kw] added.
     template <bool Relative>
     static void scores(const Packed& p, const Block& b, int64_t j0, int64_t nk) {
-        for (int64_t i0 = 0; i0 < b.nqp; i0 += kLanes) {
-            __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-            for_tile_rows(nk, [&](auto mr, int64_t r0) {
-                constexpr int MR = decltype(mr)::value;
-                __m512 acc[MR];
+        reset_block_max(b);
+        with_query_vectors(b.nqp, [&](auto nv) {
+            for_panels(nk, [&](auto mr, int64_t r0) {
+                Tile<decltype(mr)::value, decltype(nv)::value> acc;
                 zero(acc);
-                accumulate(p.hd, p.hd * kRowTile, p.keys + (j0 + r0) * p.hd, b.qs + i0, b.ldq, acc);
-                store_scores<Relative, MR>(p, b, j0, r0, i0, acc, vmax);
+                accumulate(p.hd, p.keys + (j0 + r0) * p.hd, b.qs, b.ldq, acc);
+                store_scores<Relative>(p, b, j0, r0, acc);
             });
-            _mm512_storeu_ps(b.bmax + i0, vmax);
-        }
+        });
     }
 
     // Four independent exponentials per step (four keys x 16 queries): one alone is a long
@@ -157,29 +199,30 @@ struct Avx512Kernels {
         }
     }
 
-    // O^T rows c0 .. c0 + MR - 1, queries i0 .. i0 + 15: O^T alpha + V_blk^T P^T. The value
-    // panels hold components in groups of 6, each [tokens][6]: the tile's second panel starts
-    // tokens * 6 floats after the first.
-    template <int MR>
-    static void value_tile(const Packed& p, const Block& b, int64_t j0, int64_t nk, int64_t c0, int64_t i0, bool first) {
-        __m512 acc[MR];
-        float* o = b.o + c0 * b.ldq + i0;
-        if (first) {
-            zero(acc);
-        } else {
-            const __m512 alpha = _mm512_loadu_ps(b.alpha + i0);
-#pragma GCC unroll 12
-            for (int r = 0; r < MR; ++r) acc[r] = _mm512_mul_ps(_mm512_loadu_ps(o + r * b.ldq), alpha);
+    // acc = the output rows O^T[c0 .. c0 + MR - 1] for the block's queries, times the rescale
+    // alpha of the previous key blocks (zero for the first).
+    template <int MR, int NV>
+    [[gnu::always_inline]] static inline void load_rescaled(const Block& b, int64_t c0, bool first, Tile<MR, NV>& acc) {
+        if (first) return zero(acc);
+        const float* o = b.o + c0 * b.ldq;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            const __m512 alpha = _mm512_loadu_ps(b.alpha + v * kLanes);
+#pragma GCC unroll 6
+            for (int r = 0; r < MR; ++r) acc[r][v] = _mm512_mul_ps(_mm512_loadu_ps(o + r * b.ldq + v * kLanes), alpha);
         }
-        const float* v = p.values + (c0 / kRowTile) * p.tokens * kRowTile + j0 * kRowTile;
-        accumulate(nk, p.tokens * kRowTile, v, b.s + i0, b.ldq, acc);
-#pragma GCC unroll 12
-        for (int r = 0; r < MR; ++r) _mm512_storeu_ps(o + r * b.ldq, acc[r]);
     }
 
+    // O^T = O^T alpha + V_blk^T P^T, a panel of 6 components at a time; the value panels
+    // hold components in groups of 6, each [tokens][6].
     static void weighted_values(const Packed& p, const Block& b, int64_t j0, int64_t nk, bool first) {
-        for_tile_rows(p.hd, [&](auto mr, int64_t c0) {
-            for (int64_t i0 = 0; i0 < b.nqp; i0 += kLanes) value_tile<decltype(mr)::value>(p, b, j0, nk, c0, i0, first);
+        with_query_vectors(b.nqp, [&](auto nv) {
+            for_panels(p.hd, [&](auto mr, int64_t c0) {
+                Tile<decltype(mr)::value, decltype(nv)::value> acc;
+                load_rescaled(b, c0, first, acc);
+                accumulate(nk, p.values + c0 * p.tokens + j0 * kRowTile, b.s, b.ldq, acc);
+                store(acc, b.o + c0 * b.ldq, b.ldq);
+            });
         });
     }
 };

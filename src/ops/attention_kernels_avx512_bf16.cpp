@@ -7,8 +7,8 @@
 //           the keys likewise (p.keys_bf16, panels of 6 keys, broadcast one pair at a time);
 //   values  O^T += V_blk^T P^T: P^T as pairs of keys (b.sp[u][i] = (p_i[2u], p_i[2u+1])), made by
 //           the softmax as it computes the probabilities, the values likewise (p.values_bf16).
-// A tile is 12 rows x 16 queries as in the fp32 AVX-512 kernels, with half the instructions per
-// product. Accumulation, the relative-position terms (small products kept in fp32), the scores'
+// A tile is a panel of 6 rows x the block's queries as in the fp32 AVX-512 kernels, with half
+// the instructions per product. Accumulation, the relative-position terms (small products kept in fp32), the scores'
 // bias and maximum and the online softmax are fp32: only the operands are rounded to bf16
 // (round to nearest even), a relative error of at most 2^-9 per operand.
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include <iterator>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include <immintrin.h>
 
@@ -32,6 +33,7 @@
 #if !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // see attention_kernels_avx512.cpp
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include "ops/attention_kernels_avx512.h"
 
@@ -48,17 +50,20 @@ inline __m512i bf16_pairs(__m512 a, __m512 b) {
 }
 
 struct Avx512Bf16Kernels : Avx512Kernels {
-    // acc[r] += sum_e a(r)[e] . x[e][0..15] (pairs), as Avx512Kernels::accumulate over pairs.
-    template <int MR>
-    [[gnu::always_inline]] static inline void accumulate_pairs(int64_t depth, int64_t panel_pairs, const uint32_t* a,
-                                                               const uint32_t* x, int64_t ldx, __m512 (&acc)[MR]) {
-        const uint32_t* a1 = a + panel_pairs;
-        for (int64_t e = 0; e < depth; ++e, a += kRowTile, a1 += kRowTile, x += ldx) {
-            const __m512bh xe = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x));
-#pragma GCC unroll 12
+    // acc[r][v] += sum_e a[e][r] . x[e][16 v .. 16 v + 15] over pairs, as
+    // Avx512Kernels::accumulate: a is one panel of pairs ([depth][6]).
+    template <int MR, int NV>
+    [[gnu::always_inline]] static inline void accumulate_pairs(int64_t depth, const uint32_t* a, const uint32_t* x,
+                                                               int64_t ldx, Tile<MR, NV>& acc) {
+        for (int64_t e = 0; e < depth; ++e, a += kRowTile, x += ldx) {
+            __m512bh xe[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) xe[v] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + v * kLanes));
+#pragma GCC unroll 6
             for (int r = 0; r < MR; ++r) {
-                const uint32_t pair = r < kRowTile ? a[r] : a1[r - kRowTile];
-                acc[r] = _mm512_dpbf16_ps(acc[r], reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair))), xe);
+                const __m512bh ar = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[r])));
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], ar, xe[v]);
             }
         }
     }
@@ -79,17 +84,15 @@ struct Avx512Bf16Kernels : Avx512Kernels {
     template <bool Relative>
     static void scores(const Packed& p, const Block& b, int64_t j0, int64_t nk) {
         const int64_t hp = (p.hd + 1) / 2;
-        for (int64_t i0 = 0; i0 < b.nqp; i0 += kLanes) {
-            __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-            for_tile_rows(nk, [&](auto mr, int64_t r0) {
-                constexpr int MR = decltype(mr)::value;
-                __m512 acc[MR];
+        reset_block_max(b);
+        with_query_vectors(b.nqp, [&](auto nv) {
+            for_panels(nk, [&](auto mr, int64_t r0) {
+                Tile<decltype(mr)::value, decltype(nv)::value> acc;
                 zero(acc);
-                accumulate_pairs(hp, hp * kRowTile, p.keys_bf16 + (j0 + r0) * hp, b.qp + i0, b.ldq, acc);
-                Avx512Kernels::store_scores<Relative, MR>(p, b, j0, r0, i0, acc, vmax);
+                accumulate_pairs(hp, p.keys_bf16 + (j0 + r0) * hp, b.qp, b.ldq, acc);
+                store_scores<Relative>(p, b, j0, r0, acc);
             });
-            _mm512_storeu_ps(b.bmax + i0, vmax);
-        }
+        });
     }
 
     // As Avx512Kernels::softmax_update, writing the probabilities as pairs of keys into b.sp
@@ -128,29 +131,17 @@ struct Avx512Bf16Kernels : Avx512Kernels {
         }
     }
 
-    // O^T rows c0 .. c0 + MR - 1, queries i0 .. i0 + 15: O^T alpha + V_blk^T P^T over pairs of
-    // keys; the tile's second value panel starts (tokens + 1) / 2 * 6 pairs after the first.
-    template <int MR>
-    static void value_tile(const Packed& p, const Block& b, int64_t j0, int64_t nk, int64_t c0, int64_t i0, bool first) {
-        __m512 acc[MR];
-        float* o = b.o + c0 * b.ldq + i0;
-        if (first) {
-            zero(acc);
-        } else {
-            const __m512 alpha = _mm512_loadu_ps(b.alpha + i0);
-#pragma GCC unroll 12
-            for (int r = 0; r < MR; ++r) acc[r] = _mm512_mul_ps(_mm512_loadu_ps(o + r * b.ldq), alpha);
-        }
-        const int64_t tp = (p.tokens + 1) / 2;  // j0 is even: key blocks hold whole pairs
-        const uint32_t* v = p.values_bf16 + (c0 / kRowTile) * tp * kRowTile + j0 / 2 * kRowTile;
-        accumulate_pairs((nk + 1) / 2, tp * kRowTile, v, b.sp + i0, b.ldq, acc);
-#pragma GCC unroll 12
-        for (int r = 0; r < MR; ++r) _mm512_storeu_ps(o + r * b.ldq, acc[r]);
-    }
-
+    // O^T = O^T alpha + V_blk^T P^T over pairs of keys, a panel of 6 components at a time; a
+    // value panel holds (tokens + 1) / 2 pairs of each of its components.
     static void weighted_values(const Packed& p, const Block& b, int64_t j0, int64_t nk, bool first) {
-        for_tile_rows(p.hd, [&](auto mr, int64_t c0) {
-            for (int64_t i0 = 0; i0 < b.nqp; i0 += kLanes) value_tile<decltype(mr)::value>(p, b, j0, nk, c0, i0, first);
+        const int64_t tp = (p.tokens + 1) / 2;  // j0 is even: key blocks hold whole pairs
+        with_query_vectors(b.nqp, [&](auto nv) {
+            for_panels(p.hd, [&](auto mr, int64_t c0) {
+                Tile<decltype(mr)::value, decltype(nv)::value> acc;
+                load_rescaled(b, c0, first, acc);
+                accumulate_pairs((nk + 1) / 2, p.values_bf16 + c0 * tp + j0 / 2 * kRowTile, b.sp, b.ldq, acc);
+                store(acc, b.o + c0 * b.ldq, b.ldq);
+            });
         });
     }
 };
@@ -176,7 +167,61 @@ template <class Op>
     return _mm512_add_ps(_mm512_add_ps(s0, s1), s2);
 }
 
+// The first n (<= 16) lanes.
+inline __mmask16 first_lanes(int64_t n) {
+    return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << std::max<int64_t>(n, 0)) - 1u);
+}
+
 }  // namespace
+
+// Each panel's six key rows are converted 32 components at a time into a row of pairs (a row's
+// consecutive bf16 are its pairs in order), then interleaved into [pair][6]. The scalar
+// rounding this replaced took 9% of the int8 encoder's attention.
+void pack_keys_bf16(int64_t tokens, int64_t hd, const float* const* k_rows, uint32_t* out) {
+    const int64_t hp = (hd + 1) / 2, ld = (hp + kLanes - 1) / kLanes * kLanes;  // pairs per converted row
+    std::vector<uint32_t> rows(static_cast<size_t>(kRowTile * ld));
+    for (int64_t p = 0; p < panels(tokens); ++p, out += hp * kRowTile) {
+        for (int64_t r = 0; r < kRowTile; ++r) {
+            const int64_t t = p * kRowTile + r;
+            uint32_t* dst = rows.data() + r * ld;
+            if (t >= tokens) {
+                std::fill(dst, dst + ld, 0u);
+                continue;
+            }
+            if (t + kPrefetchRows < tokens) prefetch_row(k_rows[t + kPrefetchRows], hd);
+            const float* src = k_rows[t];
+            for (int64_t e0 = 0; e0 < hp; e0 += kLanes) {
+                const int64_t c0 = 2 * e0, n = hd - c0;  // components left from c0
+                const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(n), src + c0);
+                const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(n - kLanes), src + c0 + kLanes);
+                _mm512_storeu_si512(dst + e0, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+            }
+        }
+        for (int64_t e = 0; e < hp; ++e)
+            for (int64_t r = 0; r < kRowTile; ++r) out[e * kRowTile + r] = rows[r * ld + e];
+    }
+}
+
+// Each pair of value rows (tokens 2u, 2u + 1) is converted 16 components at a time into pairs,
+// then split into the components' panels.
+void pack_values_bf16(int64_t tokens, int64_t hd, const float* const* v_rows, uint32_t* out) {
+    const int64_t tp = (tokens + 1) / 2, np = panels(hd);
+    std::vector<uint32_t> pairs(static_cast<size_t>(std::max(np * kRowTile, (hd + kLanes - 1) / kLanes * kLanes)), 0u);
+    for (int64_t u = 0; u < tp; ++u) {
+        const float* a = v_rows[2 * u];
+        const float* b = 2 * u + 1 < tokens ? v_rows[2 * u + 1] : nullptr;
+        for (int64_t t = 2 * u + kPrefetchRows; t < std::min(tokens, 2 * u + 2 + kPrefetchRows); ++t)
+            prefetch_row(v_rows[t], hd);
+        for (int64_t c0 = 0; c0 < hd; c0 += kLanes) {
+            const __mmask16 m = first_lanes(hd - c0);
+            const __m512 va = _mm512_maskz_loadu_ps(m, a + c0);
+            const __m512 vb = b ? _mm512_maskz_loadu_ps(m, b + c0) : _mm512_setzero_ps();
+            _mm512_mask_storeu_epi32(pairs.data() + c0, m, bf16_pairs(va, vb));  // zero past hd stays zero
+        }
+        for (int64_t q = 0; q < np; ++q)
+            std::copy_n(pairs.data() + q * kRowTile, kRowTile, out + (q * tp + u) * kRowTile);
+    }
+}
 
 double bf16_dot_speed_ratio() {
     const __m512i one = _mm512_set1_epi32(0x3f803f80), tiny = _mm512_set1_epi32(0x30003000);  // bf16 pairs (1, 1), (2^-31, 2^-31)

@@ -4,29 +4,42 @@
 #include <cstring>
 
 #include "ops/ops.h"
+#include "ops/vector_math.h"
 
 namespace sam::ops {
 
 // Loops smaller than this run on the calling thread: a parallel region costs microseconds.
 constexpr int64_t kParallelMin = 1 << 15;
 
-void layer_norm(float* x, int64_t rows, int64_t C, const float* gamma, const float* beta, float eps) {
+// Mean and variance in double, so that their sums lose nothing over a row; the reductions are
+// simd reductions (any order is exact enough in double), without which the compiler keeps
+// each sum a scalar chain: 24 normalisations of 4096 x 768 were 3.5% of the int8 encoder.
+SAM_VECTOR_CLONES
+void layer_norm(const float* x, float* y, int64_t rows, int64_t C, const float* gamma, const float* beta, float eps) {
 #pragma omp parallel for if (rows * C >= kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
-        float* v = x + r * C;
-        double mean = 0.0;
-        for (int64_t c = 0; c < C; ++c) mean += v[c];
-        mean /= static_cast<double>(C);
+        const float* v = x + r * C;
+        float* out = y + r * C;
+        double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t c = 0; c < C; ++c) sum += static_cast<double>(v[c]);
+        const double mean = sum / static_cast<double>(C);
         double var = 0.0;
+#pragma omp simd reduction(+ : var)
         for (int64_t c = 0; c < C; ++c) {
-            double d = v[c] - mean;
+            const double d = static_cast<double>(v[c]) - mean;
             var += d * d;
         }
         var /= static_cast<double>(C);
         const float m = static_cast<float>(mean);
         const float inv = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
-        for (int64_t c = 0; c < C; ++c) v[c] = (v[c] - m) * inv * gamma[c] + beta[c];
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) out[c] = (v[c] - m) * inv * gamma[c] + beta[c];
     }
+}
+
+void layer_norm(float* x, int64_t rows, int64_t C, const float* gamma, const float* beta, float eps) {
+    layer_norm(x, x, rows, C, gamma, beta, eps);
 }
 
 void gelu_inplace(float* x, int64_t n) {

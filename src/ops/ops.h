@@ -20,7 +20,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const fl
 // y (M, N) = x (M, K) W^T + b, with W (N, K) and b (N) or undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 
-// In place over the last dimension (size C) of a (rows, C) buffer.
+// Over the last dimension (size C) of a (rows, C) buffer: x into y (y may be x), or in place.
+void layer_norm(const float* x, float* y, int64_t rows, int64_t C, const float* gamma, const float* beta, float eps);
 void layer_norm(float* x, int64_t rows, int64_t C, const float* gamma, const float* beta, float eps);
 
 void gelu_inplace(float* x, int64_t n);  // exact (erf) GELU, as nn.GELU()
