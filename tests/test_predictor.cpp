@@ -8,8 +8,18 @@
 // of points_pos_neg by 0.018 while >99.9% of the pixels move by < 1e-3; computing the attention
 // dot products in double moves it by 0.03. Rounding order alone therefore cannot be held to
 // 1e-2 at every pixel: across kernel variants the worst case seen was point_with_mask_input
-// (logits up to 100) with 99.5% within 1e-2 and a max of 0.049; typically >= 99.97%, max < 0.04. The check is: >= 99% of low-res logits within 1e-2 and all within
-// kLowResMaxTol; the max error and the fraction are printed for each case.
+// (logits up to 100) with 99.5% within 1e-2 and a max of 0.049; typically >= 99.97%, max < 0.04.
+// The check is: >= 99% of low-res logits within 1e-2 and all within kLowResMaxTol; the max
+// error and the fraction are printed for each case.
+//
+// The reference itself, measured (scripts/sam_tiny_sensitivity.py: the official predictor on
+// this fixture, torch 2.15, 10 seeds of one-ulp noise on the embedding): its low-res logits
+// move by up to 0.075 (point_with_mask_input; 99.79% within 1e-2 at worst, points_pos_neg),
+// its sampled full-resolution logits by up to 7.9e-3 (point_with_mask_input); with no noise,
+// that torch build differs from the fixture's by up to 0.039 (low-res) and 5.6e-3 (sampled
+// full-res). Ours read 7.3e-3 on point_with_mask_input's sampled logits, within the reference's
+// own one-ulp movement, so the sampled logits keep the fixture's 1e-2; every other case reads
+// < 4e-3.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -75,6 +75,7 @@ class PackedLinear {
         std::mutex mutex;
         std::vector<int8_t> w_int8;  // (N, K), made on first int8 use
         std::vector<float> w_scale;  // (N)
+        std::vector<float> w_sum;    // (N): sum over k of w_int8[n][k], for the activations' zero point
         std::map<std::tuple<int64_t, int64_t, int64_t, int, int>, std::shared_ptr<Entry>> entries;
     };
     std::shared_ptr<Cache> cache_ = std::make_shared<Cache>();
