@@ -2,10 +2,11 @@
 // (fp32 products, and bf16 products), which include this after setting their compile target.
 // A tile is one packed panel (6 rows) x all the block's queries (up to 64: four 512-bit
 // registers), 24 accumulators: each step loads the queries' four vectors and broadcasts the
-// panel's six row operands, 10 loads for 24 FMAs. A 12-row x 16-query tile (one broadcast per
-// FMA) measured slower on Zen 4, where the broadcasts competed with the FMAs. The
-// transpositions and the layout are the AVX2 kernels'. Internal linkage throughout (see
-// attention_blocking_impl.h).
+// panel's six row operands, 10 loads for 24 FMAs. The 12-row x 16-query tile it replaced took
+// one broadcast per FMA; on Zen 4 this one measured ~10% faster on SAM 2's memory attention
+// (bench_sam2_attention, fp32, alternated: 85-94 against 67-86 GFLOP/s) and a few percent on
+// the SAM encoder's attention, within that VM's noise. The transpositions and the layout are
+// the AVX2 kernels'. Internal linkage throughout (see attention_blocking_impl.h).
 #pragma once
 
 #include "ops/attention_kernels_avx2.h"
