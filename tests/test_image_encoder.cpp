@@ -48,6 +48,29 @@ TEST(ImageEncoder, EmbeddingsMatchReferenceOnAllImages) {
     }
 }
 
+// Sam::encode keeps one set of activation buffers between images: an image encoded after
+// another gives bit for bit what it gives first, and the pool lends its spare to one encode at a
+// time (Concurrency.EncodersAndPredictorsOfTheirOwnMatchSerial runs encodes on four threads).
+TEST(ImageEncoder, ReusedBuffersGiveTheSameEmbedding) {
+    Sam sam = tiny_model();
+    const Tensor truck = preprocessed(sam, "truck");
+    const Tensor first = sam.encode(truck);
+    sam.encode(preprocessed(sam, "dog"));
+    EXPECT_EQ(test::max_abs_diff(sam.encode(truck), first), 0.0f);
+}
+
+TEST(ImageEncoder, BufferPoolLendsItsOneSpareToOneTakerAtATime) {
+    EncoderBufferPool pool;
+    std::unique_ptr<EncoderBuffers> a = pool.take(), b = pool.take();
+    EXPECT_NE(a.get(), b.get());  // the second taker gets a set of its own
+    const EncoderBuffers* kept = a.get();
+    pool.give_back(std::move(a));
+    pool.give_back(std::move(b));  // one spare is kept: this one is freed
+    std::unique_ptr<EncoderBuffers> c = pool.take(), d = pool.take();
+    EXPECT_EQ(c.get(), kept);
+    EXPECT_NE(d.get(), kept);
+}
+
 TEST(ImageEncoder, Fp16CheckpointStaysCloseToFp32) {
     LoadOptions o;
     o.config_path = test::data_path("config.json");

@@ -59,7 +59,9 @@ class Sam {
 
     // Preprocess (resize, normalise, pad) and encode: (1, out_chans, 64, 64).
     Tensor embed(const Image& image) const;
-    // Encode an already preprocessed (1, 3, img_size, img_size) input.
+    // Encode an already preprocessed (1, 3, img_size, img_size) input. The weights keep one set
+    // of the encoder's activation buffers from image to image (113 MB for vit_b, 189 MB for
+    // vit_h), so that the next image does not page-fault them in again.
     Tensor encode(const Tensor& input) const;
     ImageGeometry geometry(int orig_h, int orig_w) const;
 

@@ -96,8 +96,18 @@ Tensor neck(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, const T
 
 }  // namespace
 
+std::unique_ptr<EncoderBuffers> EncoderBufferPool::take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return spare_ ? std::move(spare_) : std::make_unique<EncoderBuffers>();
+}
+
+void EncoderBufferPool::give_back(std::unique_ptr<EncoderBuffers> buffers) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!spare_) spare_ = std::move(buffers);
+}
+
 Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderConfig& cfg, const Tensor& input,
-                             Precision precision, const ActivationObserver& observe) {
+                             Precision precision, const ActivationObserver& observe, EncoderBuffers* buffers) {
     const int64_t S = cfg.img_size, G = S / cfg.patch_size, C = cfg.embed_dim;
     if (input.shape() != Shape{1, 3, S, S})
         throw InputError("image encoder input", "shape " + shape_str(input.shape()) + ", expected " +
@@ -105,8 +115,12 @@ Tensor image_encoder_forward(const ImageEncoderWeights& w, const ImageEncoderCon
     Tensor x = patch_embed(w, cfg, input);  // (G*G, C)
     if (observe) observe("patch_embed", x.reshape({1, G, G, C}));
     const float eps = cfg.layer_norm_eps;
-    EncoderWorkspace ws;
-    Tensor h = Tensor::empty({G * G, C}), m = Tensor::empty({G * G, C * cfg.mlp_ratio});
+    EncoderBuffers fresh;
+    EncoderBuffers& buf = buffers ? *buffers : fresh;
+    if (buf.h.shape() != Shape{G * G, C}) buf.h = Tensor::empty({G * G, C});
+    if (buf.m.shape() != Shape{G * G, C * cfg.mlp_ratio}) buf.m = Tensor::empty({G * G, C * cfg.mlp_ratio});
+    EncoderWorkspace& ws = buf.attention;
+    Tensor &h = buf.h, &m = buf.m;
     for (size_t i = 0; i < w.blocks.size(); ++i) {
         const EncoderBlockWeights& b = w.blocks[i];
         // x = x + proj(attn(norm1(x)))

@@ -90,7 +90,12 @@ Sam Sam::with_execution(const ExecutionOptions& options) const {
 
 Tensor Sam::encode(const Tensor& input) const {
     ops::ThreadScope threads(execution_.threads);
-    return image_encoder_forward(model_->image_encoder, model_->config.encoder, input, execution_.precision);
+    EncoderBufferPool& pool = *model_->encoder_buffers;
+    std::unique_ptr<EncoderBuffers> buffers = pool.take();
+    Tensor embedding =
+        image_encoder_forward(model_->image_encoder, model_->config.encoder, input, execution_.precision, nullptr, buffers.get());
+    pool.give_back(std::move(buffers));
+    return embedding;
 }
 
 Tensor Sam::embed(const Image& image) const {

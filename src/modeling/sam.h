@@ -24,6 +24,8 @@ struct SamModel {
     ImageEncoderWeights image_encoder;
     PromptEncoderWeights prompt_encoder;
     MaskDecoderWeights mask_decoder;
+    // The encoder's activations kept between images (a unique_ptr: the model stays movable).
+    std::unique_ptr<EncoderBufferPool> encoder_buffers = std::make_unique<EncoderBufferPool>();
 };
 
 // The library's access to what a public sam::Sam holds.
