@@ -17,9 +17,10 @@
 // move by up to 0.075 (point_with_mask_input; 99.79% within 1e-2 at worst, points_pos_neg),
 // its sampled full-resolution logits by up to 7.9e-3 (point_with_mask_input); with no noise,
 // that torch build differs from the fixture's by up to 0.039 (low-res) and 5.6e-3 (sampled
-// full-res). Ours read 7.3e-3 on point_with_mask_input's sampled logits, within the reference's
-// own one-ulp movement, so the sampled logits keep the fixture's 1e-2; every other case reads
-// < 4e-3.
+// full-res). Ours read 7.3e-3 on point_with_mask_input's sampled logits with the AVX-512
+// kernels and 9.7e-3 with the AVX2 ones (under qemu -cpu Haswell): within what the reference
+// itself moves by (one ulp plus another build, up to 1.35e-2), so the sampled logits keep the
+// fixture's 1e-2, knowing this case sits near it; every other case reads < 4e-3.
 #include <gtest/gtest.h>
 
 #include <algorithm>
