@@ -15,35 +15,14 @@ Needs torch and segment-anything (pip install torch segment-anything).
 import argparse
 import json
 import pathlib
+import sys
 
 import numpy as np
 import torch
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from segment_anything.predictor import SamPredictor
 
-
-def build(fixture):
-    c = json.loads((fixture / "config.json").read_text())
-    grid = c["img_size"] // c["patch_size"]
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
-            depth=c["encoder_depth"], embed_dim=c["encoder_embed_dim"], img_size=c["img_size"],
-            mlp_ratio=c["mlp_ratio"], norm_layer=lambda d: torch.nn.LayerNorm(d, eps=c["layer_norm_eps_encoder"]),
-            num_heads=c["encoder_num_heads"], patch_size=c["patch_size"], qkv_bias=True, use_rel_pos=True,
-            global_attn_indexes=c["encoder_global_attn_indexes"], window_size=c["window_size"],
-            out_chans=c["prompt_embed_dim"]),
-        prompt_encoder=PromptEncoder(
-            embed_dim=c["prompt_embed_dim"], image_embedding_size=(grid, grid),
-            input_image_size=(c["img_size"], c["img_size"]), mask_in_chans=c["mask_in_chans"]),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=c["num_multimask_outputs"],
-            transformer=TwoWayTransformer(depth=c["decoder_depth"], embedding_dim=c["prompt_embed_dim"],
-                                          mlp_dim=c["decoder_mlp_dim"], num_heads=c["decoder_num_heads"]),
-            transformer_dim=c["prompt_embed_dim"], iou_head_depth=c["iou_head_depth"],
-            iou_head_hidden_dim=c["iou_head_hidden_dim"]),
-        pixel_mean=c["pixel_mean"], pixel_std=c["pixel_std"])
-    sam.load_state_dict(torch.load(fixture / "sam_tiny.pth", map_location="cpu"))
-    return sam.eval()
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "python"))
+from official_tiny import official_tiny_model  # noqa: E402
 
 
 def mask_input_from(fixture, case_name):
@@ -86,7 +65,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     a = ap.parse_args()
     manifest = json.loads((a.fixture / "manifest.json").read_text())
-    predictor = SamPredictor(build(a.fixture))
+    predictor = SamPredictor(official_tiny_model(a.fixture / "config.json", a.fixture / "sam_tiny.pth"))
     cases = [c for c in manifest["predict"] if not a.cases or c["name"] in a.cases and "boxes" not in c["prompt"]]
     for case in cases:
         if "boxes" in case["prompt"]:

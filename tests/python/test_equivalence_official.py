@@ -2,9 +2,6 @@
 test model: the same calls, every output compared. Runs when segment_anything and torch are
 importable, e.g. in a venv made as docs/PYTHON.md says; skipped otherwise."""
 
-import functools
-import json
-
 import numpy as np
 import pytest
 
@@ -14,43 +11,17 @@ from conftest import CHECKPOINT, CONFIG, image_of
 
 torch = pytest.importorskip("torch", reason="the official package needs torch (docs/PYTHON.md: equivalence test)")
 sa = pytest.importorskip("segment_anything", reason="segment_anything is not installed (docs/PYTHON.md)")
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
 import segment_anything.utils.amg as official_amg  # noqa: E402
+from official_tiny import official_tiny_model  # noqa: E402
 
 # Tolerances: the fixture's (tests/data README); the official outputs here are the fixture's
 # reference computed again.
 EMB_REL, IOU_TOL, LOW_TOL, LOW_FRACTION, LOW_MAX, MASK_IOU = 1e-4, 1e-3, 1e-2, 0.99, 0.1, 0.99
 
 
-def official_tiny_model():
-    """The official modules with the test model's sizes (tests/data/config.json), its weights loaded."""
-    c = json.loads(CONFIG.read_text())
-    emb = c["img_size"] // c["patch_size"]
-    model = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=c["img_size"], patch_size=c["patch_size"], embed_dim=c["encoder_embed_dim"],
-            depth=c["encoder_depth"], num_heads=c["encoder_num_heads"], mlp_ratio=c["mlp_ratio"],
-            out_chans=c["prompt_embed_dim"], qkv_bias=True,
-            norm_layer=functools.partial(torch.nn.LayerNorm, eps=c["layer_norm_eps_encoder"]),
-            use_rel_pos=True, window_size=c["window_size"], global_attn_indexes=c["encoder_global_attn_indexes"]),
-        prompt_encoder=PromptEncoder(
-            embed_dim=c["prompt_embed_dim"], image_embedding_size=(emb, emb),
-            input_image_size=(c["img_size"], c["img_size"]), mask_in_chans=c["mask_in_chans"]),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=c["num_multimask_outputs"],
-            transformer=TwoWayTransformer(depth=c["decoder_depth"], embedding_dim=c["prompt_embed_dim"],
-                                          mlp_dim=c["decoder_mlp_dim"], num_heads=c["decoder_num_heads"]),
-            transformer_dim=c["prompt_embed_dim"], iou_head_depth=c["iou_head_depth"],
-            iou_head_hidden_dim=c["iou_head_hidden_dim"]),
-        pixel_mean=c["pixel_mean"], pixel_std=c["pixel_std"],
-    )
-    model.load_state_dict(torch.load(str(CHECKPOINT), map_location="cpu"))
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def models():
-    return official_tiny_model(), sam_cpp.build_sam_from_config(CHECKPOINT, config=CONFIG)
+    return official_tiny_model(CONFIG, CHECKPOINT), sam_cpp.build_sam_from_config(CHECKPOINT, config=CONFIG)
 
 
 @pytest.fixture(scope="module")
