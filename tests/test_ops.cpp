@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "modeling/image_encoder.h"
+#include "ops/cpu.h"
 #include "ops/matmul.h"
 #include "ops/ops.h"
 #include "ops/vector_math.h"
@@ -42,6 +43,29 @@ TEST(Ops, PackedLinearMatchesNaiveOnOddShapes) {
                 }
         }
     }
+}
+
+// From ops::kConvertF32WeightsRows rows on, fp32 calls use weights converted into the library's
+// layout (on AVX-512; its AVX2 GEMM takes them in place): the same products as the in-place
+// weights of smaller calls, and one copy per layout however many row counts and epilogues use it.
+TEST(Ops, PackedLinearConvertedWeightsMatchInPlaceAndAreShared) {
+    std::mt19937 rng(2);
+    const int64_t M = 1024, K = 96, N = 80, chunk = 256;
+    Tensor x = random_tensor({2 * M, K}, rng), w = random_tensor({N, K}, rng), b = random_tensor({N}, rng);
+    ops::PackedLinear l(w, b);
+    for (auto e : {ops::Epilogue::None, ops::Epilogue::Gelu, ops::Epilogue::Residual}) {
+        for (int64_t rows : {M, 2 * M}) {
+            Tensor whole({rows, N}), parts({rows, N});
+            l.forward(x.data(), rows, whole.data(), e);
+            for (int64_t r0 = 0; r0 < rows; r0 += chunk)  // in place: fewer rows than the threshold
+                l.forward(x.data() + r0 * K, chunk, parts.data() + r0 * N, e);
+            for (int64_t i = 0; i < rows * N; ++i)
+                ASSERT_NEAR(whole[i], parts[i], 1e-5 * (1 + std::fabs(parts[i]))) << "rows " << rows << " at " << i;
+        }
+    }
+    // AVX-512 and later: one copy in the batch-reduce kernels' layout; AVX2: none, in place.
+    EXPECT_EQ(l.converted_weight_copies(), ops::gemm_library_isa().rfind("avx512", 0) == 0 ? 1u : 0u)
+        << ops::gemm_library_isa();
 }
 
 TEST(Ops, LayerNormAndGeluMatchReference) {

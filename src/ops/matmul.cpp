@@ -197,12 +197,32 @@ static memory thread_scratchpad(const memory::desc& md) {
 struct PackedLinear::Entry {
     dnnl::matmul prim;
     memory::desc src_md, dst_md, scratchpad_md;
-    memory weights;  // in the primitive's layout (fp32: the caller's weights in place)
+    memory weights;  // in the primitive's layout: the caller's fp32 weights in place, or a Converted copy
     memory bias;
     Precision precision = Precision::F32;
 };
 
+struct PackedLinear::Converted {
+    memory weights;
+};
+
+// fp32 calls with at least this many rows let the library choose its weights' layout (a
+// converted copy, made once); smaller ones use the caller's (N, K) weights in place. On AVX-512
+// the library's fp32 matmul otherwise copies weight panels into its own layout on every call:
+// on vit_b's encoder shapes (4096 rows, 2 threads, Zen 4) that copy was about 4% of the
+// encoder's time, and the converted layout ran each of the four linear layers 2-6% faster
+// (docs/BENCHMARKS.md). The price is a second fp32 copy of those layers' weights, +340 MB for
+// vit_b. The library's AVX2 GEMM ran the same with either layout (vit_b encoder, Zen 4 limited
+// to AVX2), so there no copy is made. Below this many rows (the decoder's tokens) the copy is
+// not worth the memory.
+constexpr int64_t kConvertF32WeightsRows = 1024;
+
 PackedLinear::PackedLinear(Tensor w, Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
+
+size_t PackedLinear::converted_weight_copies() const {
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    return cache_->converted.size();
+}
 
 void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int64_t lda, int64_t ldy,
                            Precision prec) const {
@@ -225,10 +245,10 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
             dnnl::engine& eng = cpu_engine();
             entry->dst_md = memory::desc({M, N}, dt::f32, memory::dims{ldy, 1});
             memory::desc src_md({M, K}, dt::f32, memory::dims{lda, 1});
-            // fp32: the (N, K) row-major weight is used in place as (K, N) column-major; the GEMM
-            // packs panels itself, and a packed copy would double the weights' memory for no
-            // measured gain. bf16 / int8: weights are converted once into the primitive's layout.
-            memory::desc w_md({K, N}, dt::f32, tag::ba);
+            // fp32: the (N, K) row-major weight is (K, N) column-major, used in place below
+            // kConvertF32WeightsRows rows. bf16 / int8: weights are converted once into the
+            // primitive's layout.
+            memory::desc w_md({K, N}, dt::f32, M >= kConvertF32WeightsRows ? tag::any : tag::ba);
             memory::desc b_md({1, N}, dt::f32, tag::ab);
             dnnl::primitive_attr attr;
             attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -247,9 +267,16 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
             attr.set_post_ops(po);
             // int8 always takes a bias argument: the zero-point-free form of the bias is per call.
             const bool with_bias = b_.defined() || prec == Precision::INT8;
-            dnnl::matmul::desc d = with_bias ? dnnl::matmul::desc(src_md, w_md, b_md, entry->dst_md)
-                                             : dnnl::matmul::desc(src_md, w_md, entry->dst_md);
-            dnnl::matmul::primitive_desc pd(d, attr, eng);
+            auto make_pd = [&](const memory::desc& weights_md) {
+                dnnl::matmul::desc d = with_bias ? dnnl::matmul::desc(src_md, weights_md, b_md, entry->dst_md)
+                                                 : dnnl::matmul::desc(src_md, weights_md, entry->dst_md);
+                return dnnl::matmul::primitive_desc(d, attr, eng);
+            };
+            dnnl::matmul::primitive_desc pd = make_pd(w_md);
+            // Only the batch-reduce kernels ("brg:...") copy weight panels per call; the others
+            // (the AVX2 GEMM) gained nothing from a converted copy, so they keep the weights in place.
+            if (prec == Precision::F32 && std::string(pd.impl_info_str()).rfind("brg", 0) != 0)
+                pd = make_pd(memory::desc({K, N}, dt::f32, tag::ba));
             entry->src_md = pd.src_desc();
             entry->scratchpad_md = pd.scratchpad_desc();
             entry->prim = dnnl::matmul(pd);
@@ -264,8 +291,17 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
             if (pd.weights_desc() == user_w.get_desc()) {
                 entry->weights = user_w;
             } else {
-                entry->weights = memory(pd.weights_desc(), eng);
-                dnnl::reorder(user_w, entry->weights).execute(s, user_w, entry->weights);
+                auto same_layout = [&](const std::shared_ptr<Converted>& c) {
+                    return c->weights.get_desc() == pd.weights_desc();
+                };
+                auto found = std::find_if(cache_->converted.begin(), cache_->converted.end(), same_layout);
+                if (found == cache_->converted.end()) {
+                    auto c = std::make_shared<Converted>();
+                    c->weights = memory(pd.weights_desc(), eng);
+                    dnnl::reorder(user_w, c->weights).execute(s, user_w, c->weights);
+                    found = cache_->converted.insert(cache_->converted.end(), std::move(c));
+                }
+                entry->weights = (*found)->weights;
             }
             if (b_.defined()) entry->bias = memory(b_md, eng, const_cast<float*>(b_.data()));
             s.wait();

@@ -67,8 +67,13 @@ class PackedLinear {
     void forward(const float* x, int64_t M, float* y, Epilogue e = Epilogue::None, int64_t lda = -1,
                  int64_t ldy = -1, Precision p = Precision::F32) const;
 
+    // How many converted copies of the weights this layer holds (one per layout a primitive
+    // asked for; fp32 in place makes none): for memory accounting and tests.
+    size_t converted_weight_copies() const;
+
   private:
     struct Entry;
+    struct Converted;
     void forward_int8(const Entry& entry, const float* x, int64_t M, float* y, int64_t lda) const;
     Tensor w_, b_;
     struct Cache {
@@ -77,6 +82,9 @@ class PackedLinear {
         std::vector<float> w_scale;  // (N)
         std::vector<float> w_sum;    // (N): sum over k of w_int8[n][k], for the activations' zero point
         std::map<std::tuple<int64_t, int64_t, int64_t, int, int>, std::shared_ptr<Entry>> entries;
+        // Weights converted into a primitive's layout, one copy per layout, shared by the
+        // entries (row counts, epilogues) whose primitives want that layout.
+        std::vector<std::shared_ptr<Converted>> converted;
     };
     std::shared_ptr<Cache> cache_ = std::make_shared<Cache>();
 };
