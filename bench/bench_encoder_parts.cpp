@@ -9,6 +9,7 @@
 // each part's share of one image, which needs every part timed the same way in one table.
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,13 @@ int main(int argc, char** argv) {
     auto best_seconds = [&](auto&& f) {
         return threads == 1 ? bench::best_cpu_seconds(3, f) : bench::best_wall_seconds(3, f);
     };
-    const SamConfig cfg = sam_config_for(argc > 1 ? argv[1] : "vit_b");
+    SamConfig cfg;
+    try {
+        cfg = sam_config_for(argc > 1 ? argv[1] : "vit_b");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\nusage: bench_encoder_parts [vit_b|vit_l|vit_h] [f32|int8] [threads]\n", e.what());
+        return 2;
+    }
     const std::string precision = argc > 2 ? argv[2] : "f32";
     if (precision != "f32" && precision != "int8") {
         std::fprintf(stderr, "precision must be f32 or int8, not %s\n", precision.c_str());

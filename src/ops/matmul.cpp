@@ -9,6 +9,7 @@
 #include <string>
 #include <tuple>
 
+#include "io/file_pages.h"
 #include "ops/cpu.h"
 #include "ops/vector_math.h"
 #include "sam/error.h"
@@ -217,6 +218,7 @@ struct PackedLinear::Converted {
 // not worth the memory.
 constexpr int64_t kConvertF32WeightsRows = 1024;
 
+
 PackedLinear::PackedLinear(Tensor w, Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
 
 size_t PackedLinear::converted_weight_copies() const {
@@ -299,6 +301,11 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Epilogue e, int6
                     auto c = std::make_shared<Converted>();
                     c->weights = memory(pd.weights_desc(), eng);
                     dnnl::reorder(user_w, c->weights).execute(s, user_w, c->weights);
+                    s.wait();
+                    // The fp32 weights now have a converted copy: the pages of theirs that are
+                    // a mapped checkpoint's go back to the page cache, so that the layer is not
+                    // resident twice (vit_b segment-everything peak RSS: 1.45 GiB with both).
+                    if (prec == Precision::F32) drop_file_pages(w_.data(), static_cast<size_t>(w_.numel()) * sizeof(float));
                     found = cache_->converted.insert(cache_->converted.end(), std::move(c));
                 }
                 entry->weights = (*found)->weights;
