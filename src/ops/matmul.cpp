@@ -210,14 +210,11 @@ struct PackedLinear::Converted {
 // fp32 calls with at least this many rows let the library choose its weights' layout (a
 // converted copy, made once); smaller ones use the caller's (N, K) weights in place. On AVX-512
 // the library's fp32 matmul otherwise copies weight panels into its own layout on every call:
-// on vit_b's encoder shapes (4096 rows, 2 threads, Zen 4) that copy was about 4% of the
-// encoder's time, and the converted layout ran each of the four linear layers 2-6% faster
-// (docs/BENCHMARKS.md). The price is a second fp32 copy of those layers' weights, +340 MB for
-// vit_b. The library's AVX2 GEMM ran the same with either layout (vit_b encoder, Zen 4 limited
-// to AVX2), so there no copy is made. Below this many rows (the decoder's tokens) the copy is
-// not worth the memory.
+// on vit_b's encoder (4096 rows, 2 threads, Zen 4) that copy was 4% of the time, and the
+// converted layout ran the four linear layers 1-6% faster (docs/BENCHMARKS.md). The library's
+// AVX2 GEMM ran the same with either layout, so there no copy is made. Below this many rows
+// (the decoder's tokens) the copy is not worth its memory.
 constexpr int64_t kConvertF32WeightsRows = 1024;
-
 
 PackedLinear::PackedLinear(Tensor w, Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
 
