@@ -339,7 +339,9 @@ void PackedLinear::forward_int8(const Entry& entry, const float* x, int64_t M, f
     // page-fault on every first touch.
     thread_local std::vector<uint8_t> q;
     thread_local std::vector<float> out_scale, bias;
-    q.resize(static_cast<size_t>(M * K));
+    // Grown only: the layers alternate between K = C and 4C inputs, and growing back after a
+    // shrink would zero-fill the difference (9 MB for vit_b's MLP) on every call.
+    if (q.size() < static_cast<size_t>(M * K)) q.resize(static_cast<size_t>(M * K));
     out_scale.resize(static_cast<size_t>(N));
     bias.resize(static_cast<size_t>(N));
     Quantised qa = quantise_u8(x, M, K, lda, q.data());
